@@ -1,0 +1,177 @@
+"""`fmops`: list tasks, run the lifecycle through Dagster, evaluate, predict, open the UI.
+
+Exit codes: 0 ok, 1 a gate failed, 2 usage, spec, data or state error (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fmops_pipelines import paths
+from fmops_pipelines.errors import FmopsError, StateError
+
+EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def print_summary(summary: dict, out=sys.stdout) -> None:
+    """The end-of-run table: baselines vs specialist on held-out test, throughput, labeling, gates."""
+    test, base, tp = summary["test"], summary["baselines"], summary["throughput"]
+    rows = [("best single prompt", base["best_prompt"]), ("majority vote", base["majority_vote"]),
+            ("label model", base["label_model"]), (f"specialist v{summary['model']['version']}", test)]
+    print(f"\n{summary['task']}: held-out test split, n={test['n']}", file=out)
+    print(f"  {'model':<24}{'accuracy':>10}{'macro-F1':>10}", file=out)
+    for name, m in rows:
+        print(f"  {name:<24}{_fmt(m['accuracy']):>10}{_fmt(m['macro_f1']):>10}", file=out)
+    speedup = tp["specialist_texts_per_s"] / max(tp["fm_texts_per_s"], 1e-9)
+    print(f"  throughput: FM {tp['fm_texts_per_s']:,.0f} texts/s, specialist {tp['specialist_texts_per_s']:,.0f} "
+          f"texts/s ({speedup:,.0f}x)", file=out)
+    lab = summary["labeling"]
+    print(f"  labeling: {lab['labelers']} labelers, {lab['fm_calls']} FM calls, {lab['fm_cache_hits']} cache hits", file=out)
+    for g in summary["gates"]:
+        print(f"  gate {g['name']:<24} {g['value']:>10} vs {g['threshold']:<8} {'passed' if g['passed'] else 'FAILED'}",
+              file=out)
+    alias = summary["model"].get("alias")
+    print(f"  model {summary['model']['name']} v{summary['model']['version']}"
+          f"{' is champion' if alias == 'champion' else ' not promoted' if not summary['passed'] else ''}", file=out)
+
+
+def _with_alias(summary: dict) -> dict:
+    """Fill model.alias from the registry as it is now."""
+    from fmops_pipelines.specialist.packaging import champion_version
+    from fmops_pipelines.tracking import MlflowTracking
+
+    MlflowTracking().configure()
+    champion = champion_version(summary["task"])
+    summary["model"]["alias"] = "champion" if champion == summary["model"]["version"] else None
+    return summary
+
+
+def cmd_tasks(args) -> int:
+    from fmops_pipelines.spec import discover_specs
+
+    specs = discover_specs()
+    if not specs:
+        print(f"no tasks under {paths.assets_dir()} (expected <task>/task.yaml)")
+    for name, spec in specs.items():
+        source = spec.dataset.registry or spec.dataset.path
+        print(f"{name:<16} {len(spec.labels)} labels ({', '.join(spec.label_names)}), dataset {source}: {spec.description}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from fmops_pipelines.defs.factory import lifecycle_job_name
+    from fmops_pipelines.launcher import run_job, stored
+    from fmops_pipelines.spec import get_spec
+
+    spec = get_spec(args.task)
+    outcome = run_job(spec, lifecycle_job_name(spec.name))
+    for error in outcome.errors:
+        print(f"error: {error}", file=sys.stderr)
+    for check in outcome.failed_checks:
+        print(f"error: {spec.name}: data check '{check}' failed; downstream assets were not updated", file=sys.stderr)
+    summary = stored(spec.name, "evaluation")
+    if outcome.exit_code != EXIT_ERROR and summary is not None:
+        print_summary(_with_alias(summary))
+    if outcome.failed_gates:
+        print(f"gates failed: {', '.join(outcome.failed_gates)}; champion left unchanged", file=sys.stderr)
+    print(f"run {outcome.run_id} finished in {outcome.seconds:.0f}s (see it with `fmops ui`)", file=sys.stderr)
+    return outcome.exit_code
+
+
+def cmd_evaluate(args) -> int:
+    from fmops_pipelines.defs.factory import evaluation_job_name
+    from fmops_pipelines.launcher import run_job, stored
+    from fmops_pipelines.spec import get_spec
+
+    spec = get_spec(args.task)
+    if stored(spec.name, "specialist") is None:
+        raise StateError(f"{spec.name}: no trained specialist yet; run `fmops run {spec.name}` first")
+    outcome = run_job(spec, evaluation_job_name(spec.name))
+    if outcome.errors:
+        for error in outcome.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    summary = _with_alias(stored(spec.name, "evaluation"))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+    return EXIT_OK if summary["passed"] else EXIT_GATE_FAILED
+
+
+def cmd_predict(args) -> int:
+    from fmops_pipelines.data.readers import read_texts
+    from fmops_pipelines.specialist.packaging import champion_version, load_specialist, predict_frame
+    from fmops_pipelines.spec import get_spec
+    from fmops_pipelines.storage import write_table
+    from fmops_pipelines.tracking import MlflowTracking
+
+    spec = get_spec(args.task)
+    inputs = read_texts(Path(args.input), args.text_column)
+    MlflowTracking().configure()
+    if champion_version(spec.name) is None:
+        raise StateError(f"{spec.name}: no champion model yet; run `fmops run {spec.name}` first")
+    model = load_specialist(spec.name, "champion")
+    preds = predict_frame(model, inputs[args.text_column].tolist())
+    out = inputs.join(preds.rename(columns=lambda c: f"predicted_{c}" if c in inputs.columns else c))
+    write_table(out, Path(args.output))
+    print(f"wrote {len(out)} predictions to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_ui(args) -> int:
+    from fmops_pipelines.launcher import prepare_environment
+
+    prepare_environment()
+    workspace = Path("workspace.yaml")
+    if not workspace.exists():  # a user's own project folder: point Dagster at the installed package
+        workspace = paths.fmops_home() / "workspace.yaml"
+        workspace.write_text("load_from:\n  - python_module: fmops_pipelines.definitions\n")
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
+    return subprocess.call(cmd, env={**os.environ})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fmops", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("tasks", help="list the task specs under assets/").set_defaults(fn=cmd_tasks)
+    p = sub.add_parser("run", help="materialize a task's whole lifecycle through Dagster")
+    p.add_argument("task")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("evaluate", help="evaluate the latest specialist on test and run the gates")
+    p.add_argument("task")
+    p.add_argument("--json", action="store_true", help="print the evaluation summary as JSON")
+    p.set_defaults(fn=cmd_evaluate)
+    p = sub.add_parser("predict", help="label a CSV / Parquet / JSONL file with the champion")
+    p.add_argument("task")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--text-column", default="text")
+    p.set_defaults(fn=cmd_predict)
+    p = sub.add_parser("ui", help="the Dagster web UI on this project's runs")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(fn=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except FmopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

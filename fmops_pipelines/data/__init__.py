@@ -1,0 +1,1 @@
+"""Datasets: registry (pinned URL + sha256), readers, splits. No Dagster here."""

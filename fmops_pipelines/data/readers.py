@@ -1,0 +1,138 @@
+"""Readers: every source becomes one DataFrame with columns id, text, label (+ metadata columns).
+
+Labels come out as the spec's label names; anything that cannot be mapped is a DataError naming the
+file, the column or the row, raised before any state is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from fmops_pipelines.data import registry
+from fmops_pipelines.errors import DataError
+from fmops_pipelines.spec import DatasetSpec, TaskSpec
+
+CORE_COLUMNS = ["id", "text", "label"]
+
+
+def _clean(text: str) -> str:
+    text = html.unescape(text.replace("\ufeff", ""))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def read_sms_spam(paths: list[Path]) -> pd.DataFrame:
+    (path,) = paths
+    df = pd.read_csv(path, sep="\t", header=None, names=["label", "text"], quoting=csv.QUOTE_NONE,
+                     dtype=str, encoding="utf-8", keep_default_na=False)
+    df["id"] = [f"sms-{i:05d}" for i in range(len(df))]
+    df["text"] = df["text"].map(_clean)
+    return df[CORE_COLUMNS]
+
+
+def read_youtube_spam(paths: list[Path]) -> pd.DataFrame:
+    frames = []
+    for path in paths:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        video = path.stem.split("-", 1)[-1]
+        # COMMENT_ID repeats inside some files, so the row position makes the id unique and stable.
+        df["id"] = [f"{video}-{i:04d}" for i in range(len(df))]
+        df["text"] = df["CONTENT"].map(_clean)
+        df["label"] = df["CLASS"].map({"1": "spam", "0": "ham"})
+        df["video"] = video
+        frames.append(df[[*CORE_COLUMNS, "video"]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_ag_news(paths: list[Path]) -> pd.DataFrame:
+    (path,) = paths
+    df = pd.read_csv(path, header=None, names=["label", "title", "description"], dtype=str, keep_default_na=False)
+
+    def unescape(s: str) -> str:  # AG News writes newlines as '\' and entities as '#36;'
+        return _clean(re.sub(r"#(\d+);", r"&#\1;", s.replace("\\", " ")))
+
+    df["text"] = df["title"].map(unescape) + ". " + df["description"].map(unescape)
+    df["id"] = [f"ag-{i:05d}" for i in range(len(df))]
+    return df[CORE_COLUMNS]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV / Parquet / JSONL file as strings where the format allows; errors name the file."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True, dtype=False)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from None
+    raise DataError(f"{path}: unsupported format '{suffix}' (use .csv, .parquet or .jsonl)")
+
+
+def read_texts(path: Path, text_column: str = "text") -> pd.DataFrame:
+    """An inference input: every column kept, the text column checked to exist and be non-empty."""
+    df = read_table(path)
+    if text_column not in df.columns:
+        raise DataError(f"{path}: missing column '{text_column}'; columns are {list(df.columns)}")
+    if df.empty:
+        raise DataError(f"{path}: no rows to predict")
+    df[text_column] = df[text_column].astype("string").fillna("")
+    return df.reset_index(drop=True)
+
+
+def read_local(ds: DatasetSpec, base: Path) -> pd.DataFrame:
+    """A user's dataset file; relative paths are relative to the task folder."""
+    path = Path(ds.path)  # type: ignore[arg-type]
+    path = path if path.is_absolute() else (base / path)
+    df = read_table(path)
+    for field, column in (("text_column", ds.text_column), ("label_column", ds.label_column),
+                          ("id_column", ds.id_column)):
+        if column is not None and column not in df.columns:
+            raise DataError(f"{path}: missing column '{column}' (dataset.{field}); columns are {list(df.columns)}")
+    out = pd.DataFrame({
+        "id": df[ds.id_column].astype(str) if ds.id_column else [f"row-{i:06d}" for i in range(len(df))],
+        "text": df[ds.text_column],
+        "label": df[ds.label_column] if ds.label_column else None,
+    })
+    extra = [c for c in df.columns if c not in {ds.text_column, ds.label_column, ds.id_column}]
+    return pd.concat([out, df[extra].reset_index(drop=True)], axis=1).rename(columns=str)
+
+
+def load_dataset(spec: TaskSpec, data_home: Path | None = None) -> pd.DataFrame:
+    """The task's dataset with labels mapped to the spec's label names and basic integrity enforced."""
+    ds = spec.dataset
+    if ds.registry:
+        entry = registry.REGISTRY.get(ds.registry)
+        if entry is None:
+            known = ", ".join(sorted(registry.REGISTRY))
+            raise DataError(f"{spec.root / 'task.yaml'}: dataset.registry: unknown dataset '{ds.registry}' (known: {known})")
+        df = globals()[entry.reader](registry.fetch(ds.registry, data_home))
+        source = ds.registry
+    else:
+        df = read_local(ds, spec.root)
+        source = str(ds.path)
+    if df.empty:
+        raise DataError(f"{source}: dataset is empty (0 rows)")
+    df["text"] = df["text"].astype("string")
+    blank = df["text"].isna() | (df["text"].str.strip() == "")
+    if blank.any():
+        raise DataError(f"{source}: row id={df.loc[blank, 'id'].iloc[0]}: empty text ({int(blank.sum())} such rows)")
+    if df["label"].notna().any():
+        df["label"] = df["label"].astype("string").map(lambda v: ds.label_map.get(v, v) if pd.notna(v) else v)
+        unknown = df["label"].notna() & ~df["label"].isin(spec.label_names)
+        if unknown.any():
+            row = df.loc[unknown].iloc[0]
+            raise DataError(f"{source}: row id={row['id']}: label '{row['label']}' is not one of {spec.label_names}"
+                            " (map it with dataset.label_map)")
+    dupes = df["id"].duplicated()
+    if dupes.any():
+        raise DataError(f"{source}: id '{df.loc[dupes, 'id'].iloc[0]}' appears more than once")
+    return df.reset_index(drop=True)

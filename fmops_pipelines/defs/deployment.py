@@ -1,0 +1,54 @@
+"""Deployment stage: promote a gated specialist to `champion`, then batch-predict with the champion."""
+
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from fmops_pipelines.data.readers import read_texts
+from fmops_pipelines.data.splits import part
+from fmops_pipelines.defs.common import asset_kwargs, ins
+from fmops_pipelines.errors import StateError
+from fmops_pipelines.spec import TaskSpec
+from fmops_pipelines.tracking import MlflowTracking
+
+
+def build(spec: TaskSpec) -> list:
+    @dg.asset(name="champion", ins=ins(spec, "evaluation"), **asset_kwargs(spec, "deployment", {"mlflow"},
+              "The registry's `champion` alias, moved only to a specialist whose gates all passed in this run."))
+    def champion(context: dg.AssetExecutionContext, mlflow: MlflowTracking, evaluation: dict) -> dg.Output:
+        from fmops_pipelines.specialist.packaging import set_champion
+
+        if not evaluation["passed"]:  # the blocking checks stop this step first; this guards direct calls
+            failed = [g["name"] for g in evaluation["gates"] if not g["passed"]]
+            raise StateError(f"{spec.name}: gates failed ({', '.join(failed)}); champion left unchanged")
+        mlflow.configure()
+        version = evaluation["model"]["version"]
+        previous = set_champion(spec.name, version)
+        value = {"name": evaluation["model"]["name"], "version": version, "alias": "champion", "previous": previous}
+        return dg.Output(value, metadata={"version": version, "previous": str(previous)})
+
+    @dg.asset(name="batch_predictions", ins=ins(spec, "splits"), deps=[champion], **asset_kwargs(spec, "deployment", {"torch", "pandas"},
+              "Labels and class probabilities from the champion for the inference input (default: the unlabeled pool)."))
+    def batch_predictions(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame) -> dg.Output:
+        from fmops_pipelines.specialist.packaging import load_specialist, predict_frame
+
+        mlflow.configure()
+        model = load_specialist(spec.name, "champion")
+        column = spec.inference.text_column
+        if spec.inference.input:
+            source = spec.inference.input
+            inputs = read_texts(Path(source) if Path(source).is_absolute() else spec.root / source, column)
+        else:
+            source, column, inputs = "unlabeled train split", "text", part(splits, "train")[["id", "text"]]
+        start = time.perf_counter()
+        preds = predict_frame(model, inputs[column].tolist(), spec.inference.batch_size)
+        rate = len(inputs) / max(time.perf_counter() - start, 1e-9)
+        out = pd.concat([inputs.reset_index(drop=True), preds], axis=1)
+        counts = {str(k): int(v) for k, v in out["label"].value_counts().items()}
+        return dg.Output(out, metadata={"rows": len(out), "source": source, "texts_per_s": round(rate, 1),
+                                        "label_counts": dg.MetadataValue.json(counts)})
+
+    return [champion, batch_predictions]

@@ -1,0 +1,22 @@
+"""The evaluation summary: the JSON contract that CI, the CLI and dashboards read (see DESIGN.md)."""
+
+from __future__ import annotations
+
+SUMMARY_KEYS = ("task", "model", "test", "baselines", "throughput", "labeling", "gates", "passed")
+
+
+def build_summary(task: str, model: dict, test: dict, baselines: dict, throughput: dict, labeling: dict,
+                  gates: list[dict]) -> dict:
+    """Assemble the summary; `passed` is true only when every gate passed."""
+    summary = {
+        "task": task,
+        "model": {"name": model["name"], "version": str(model["version"]), "alias": model.get("alias")},
+        "test": test,
+        "baselines": baselines,
+        "throughput": {k: round(float(throughput[k]), 1) for k in ("fm_texts_per_s", "specialist_texts_per_s")},
+        "labeling": {k: int(labeling[k]) for k in ("fm_calls", "fm_cache_hits", "labelers")},
+        "gates": gates,
+        "passed": all(g["passed"] for g in gates),
+    }
+    assert tuple(summary) == SUMMARY_KEYS
+    return summary

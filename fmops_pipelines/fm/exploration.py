@@ -1,0 +1,151 @@
+"""Prompt exploration: score every candidate prompt on dev, calibrate it, keep a diverse useful subset.
+
+Zero-shot similarity scores are biased towards whichever label prompt sits closest to "typical" text,
+so each prompt is contextually calibrated (Zhao et al., 2021): its mean score per label over the
+unlabeled pool is subtracted. A temperature fit on dev turns scores into probabilities, and an abstain
+threshold on dev lets a prompt vote only where it is confident: weak labelers that abstain are what
+label models are built for.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from fmops_pipelines.fm.base import FoundationModel, Prompt
+
+ABSTAIN = -1
+_TEMPERATURES = np.logspace(-3, 0.5, 36)
+_COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class CalibratedPrompt:
+    """A prompt plus what dev taught us about it: centering, temperature, abstain threshold."""
+
+    prompt: Prompt
+    center: tuple[float, ...]
+    temperature: float
+    threshold: float
+
+    def proba(self, scores: np.ndarray) -> np.ndarray:
+        return softmax((scores - np.asarray(self.center)) / self.temperature)
+
+    def votes(self, scores: np.ndarray) -> np.ndarray:
+        """Label index where confident, ABSTAIN elsewhere."""
+        p = self.proba(scores)
+        return np.where(p.max(axis=1) >= self.threshold, p.argmax(axis=1), ABSTAIN)
+
+    def to_record(self) -> dict:
+        return {"prompt_id": self.prompt.id, "template": self.prompt.template,
+                "verbalizers": list(self.prompt.verbalizers), "center": list(self.center),
+                "temperature": self.temperature, "threshold": self.threshold}
+
+    @classmethod
+    def from_record(cls, rec: dict) -> "CalibratedPrompt":
+        return cls(Prompt(rec["template"], tuple(rec["verbalizers"])), tuple(float(c) for c in rec["center"]),
+                   float(rec["temperature"]), float(rec["threshold"]))
+
+
+def candidate_prompts(templates: Sequence[str], verbalizers: Sequence[Sequence[str]]) -> list[Prompt]:
+    """Templates x verbalizer sets; the i-th set takes each label's i-th phrase (cycling short lists)."""
+    width = max(len(v) for v in verbalizers)
+    sets = [tuple(v[i % len(v)] for v in verbalizers) for i in range(width)]
+    return [Prompt(t, s) for t, s in itertools.product(templates, sets)]
+
+
+def _fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
+    def nll(t: float) -> float:
+        p = softmax(z / t)
+        return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+
+    return float(min(_TEMPERATURES, key=nll))
+
+
+def _pick_threshold(conf: np.ndarray, pred: np.ndarray, y: np.ndarray, min_coverage: float) -> float:
+    """The confidence cut that maximises macro-F1 on the dev rows it still covers (coverage >= min)."""
+    best = (-1.0, 0.0)
+    for cov in _COVERAGES:
+        if cov < min_coverage - 1e-9:
+            break
+        thr = 0.0 if cov >= 1.0 else float(np.quantile(conf, 1.0 - cov))
+        covered = conf >= thr
+        if covered.sum() == 0:
+            continue
+        f1 = f1_score(y[covered], pred[covered], average="macro", labels=np.unique(y), zero_division=0)
+        if f1 > best[0] + 1e-3:  # prefer more coverage unless precision really improves
+            best = (f1, thr)
+    return best[1]
+
+
+def calibrate(prompt: Prompt, pool_scores: np.ndarray, dev_scores: np.ndarray, y_dev: np.ndarray,
+              min_coverage: float) -> CalibratedPrompt:
+    center = pool_scores.mean(axis=0)
+    z = dev_scores - center
+    temperature = _fit_temperature(z, y_dev)
+    p = softmax(z / temperature)
+    threshold = _pick_threshold(p.max(axis=1), p.argmax(axis=1), y_dev, min_coverage)
+    return CalibratedPrompt(prompt, tuple(float(c) for c in center), temperature, threshold)
+
+
+def dev_report(cal: CalibratedPrompt, dev_scores: np.ndarray, y_dev: np.ndarray, label_names: list[str]) -> dict:
+    """How a calibrated prompt does on dev, without abstaining and at its abstain threshold."""
+    pred = cal.proba(dev_scores).argmax(axis=1)
+    votes = cal.votes(dev_scores)
+    covered = votes != ABSTAIN
+    row = {
+        "dev_accuracy": float((pred == y_dev).mean()),
+        "dev_macro_f1": float(f1_score(y_dev, pred, average="macro", labels=range(len(label_names)), zero_division=0)),
+        "coverage": float(covered.mean()),
+        "covered_accuracy": float((votes[covered] == y_dev[covered]).mean()) if covered.any() else 0.0,
+    }
+    for k, name in enumerate(label_names):
+        mask = y_dev == k
+        row[f"recall_{name}"] = float((pred[mask] == k).mean()) if mask.any() else float("nan")
+    return row
+
+
+def select_diverse(dev_preds: dict[str, np.ndarray], ranking: list[str], max_labelers: int,
+                   max_agreement: float = 0.97) -> list[str]:
+    """Greedy by dev score, skipping prompts that agree with an already chosen one almost everywhere."""
+    chosen: list[str] = []
+    for pid in ranking:
+        if all((dev_preds[pid] == dev_preds[c]).mean() < max_agreement for c in chosen):
+            chosen.append(pid)
+        if len(chosen) == max_labelers:
+            break
+    return chosen
+
+
+def explore_prompts(fm: FoundationModel, prompts: list[Prompt], pool_texts: Sequence[str],
+                    dev_texts: Sequence[str], y_dev: np.ndarray, label_names: list[str],
+                    max_labelers: int, min_coverage: float) -> pd.DataFrame:
+    """One row per candidate: its text, calibration, dev scores, and whether it became a labeler."""
+    rows, dev_preds = [], {}
+    for prompt in prompts:
+        cal = calibrate(prompt, fm.score(pool_texts, prompt), fm.score(dev_texts, prompt), y_dev, min_coverage)
+        dev_scores = fm.score(dev_texts, prompt)
+        dev_preds[prompt.id] = cal.proba(dev_scores).argmax(axis=1)
+        rows.append({**cal.to_record(), **dev_report(cal, dev_scores, y_dev, label_names)})
+    table = pd.DataFrame(rows).drop_duplicates("prompt_id").sort_values(
+        ["dev_macro_f1", "dev_accuracy"], ascending=False).reset_index(drop=True)
+    chosen = select_diverse(dev_preds, list(table["prompt_id"]), max_labelers)
+    table["selected"] = table["prompt_id"].isin(chosen)
+    table["rank"] = np.arange(1, len(table) + 1)
+    return table
+
+
+def calibrated_prompts(table: pd.DataFrame, selected_only: bool = True) -> list[CalibratedPrompt]:
+    rows = table[table["selected"]] if selected_only else table
+    return [CalibratedPrompt.from_record(r) for r in rows.to_dict("records")]

@@ -1,0 +1,55 @@
+"""Where fmops keeps things: one FMOPS_HOME for run state, one data home for downloaded datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fmops_home() -> Path:
+    """All run state (Dagster, MLflow, FM cache, asset storage); default ./.fmops."""
+    return Path(os.environ.get("FMOPS_HOME", ".fmops")).resolve()
+
+
+def data_home() -> Path:
+    """Downloaded datasets, shared across projects; default the user cache dir."""
+    configured = os.environ.get("FMOPS_DATA_HOME")
+    if configured:
+        return Path(configured).resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("fmops")) / "datasets"
+
+
+def assets_dir() -> Path:
+    """The user's task specs: ./assets, or FMOPS_ASSETS_DIR."""
+    return Path(os.environ.get("FMOPS_ASSETS_DIR", "assets")).resolve()
+
+
+def dagster_home() -> Path:
+    return fmops_home() / "dagster"
+
+
+def storage_dir() -> Path:
+    return fmops_home() / "storage"
+
+
+def fm_cache_path() -> Path:
+    return fmops_home() / "fm_cache.sqlite"
+
+
+def mlflow_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set (production server), else SQLite under FMOPS_HOME."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{fmops_home() / 'mlflow.db'}"
+
+
+def mlflow_artifact_root() -> str:
+    return (fmops_home() / "mlartifacts").as_uri()
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write via a temp file and rename, so a crash never leaves a half-written file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)

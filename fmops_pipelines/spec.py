@@ -1,0 +1,241 @@
+"""TaskSpec: the user's data program (assets/<task>/task.yaml), validated with pydantic.
+
+Every validation problem becomes one line naming the file, the field and the reason, so a user can fix
+the spec without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fmops_pipelines.errors import SpecError
+from fmops_pipelines.evaluation.gates import GATE_METRICS
+from fmops_pipelines.paths import assets_dir
+
+TASK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelSpec(_Strict):
+    """One class: its name, and the phrases (verbalizers) prompts use to describe it."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    verbalizers: list[str] = Field(min_length=1)
+
+
+class DatasetSpec(_Strict):
+    """Either a registry dataset (pinned URL + sha256) or a local CSV / Parquet / JSONL file."""
+
+    registry: str | None = None
+    path: str | None = None
+    text_column: str = "text"
+    label_column: str | None = "label"
+    id_column: str | None = None
+    label_map: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DatasetSpec":
+        if (self.registry is None) == (self.path is None):
+            raise ValueError("give exactly one of 'registry' or 'path'")
+        return self
+
+
+class SplitSpec(_Strict):
+    """Dev: the few gold rows for selection/calibration; test: held out; the rest is unlabeled train."""
+
+    dev_size: int = Field(default=200, ge=10, le=200)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    seed: int = 0
+    max_rows: int | None = Field(default=None, ge=50)
+
+
+class FMSpec(_Strict):
+    backend: Literal["embedding"] = "embedding"
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = Field(default=64, ge=1)
+
+
+class PromptSpec(_Strict):
+    """Candidate prompts are templates x verbalizers; the best diverse ones become labelers."""
+
+    templates: list[str] = Field(min_length=1)
+    max_labelers: int = Field(default=8, ge=1)
+    min_coverage: float = Field(default=0.3, gt=0.0, le=1.0)
+
+    @field_validator("templates")
+    @classmethod
+    def _has_label_slot(cls, templates: list[str]) -> list[str]:
+        for i, t in enumerate(templates):
+            if "{label}" not in t:
+                raise ValueError(f"template {i} has no '{{label}}' placeholder: {t!r}")
+        return templates
+
+
+class LabelModelSpec(_Strict):
+    kind: Literal["auto", "majority_vote", "snorkel"] = "auto"
+    epochs: int = Field(default=500, ge=1)
+
+
+class SpecialistSpec(_Strict):
+    """The distilled student: hashed word and character n-grams into a torch EmbeddingBag."""
+
+    architecture: Literal["ngram"] = "ngram"
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] | None = None
+    hash_bits: int = Field(default=20, ge=10, le=24)
+    embed_dim: int = Field(default=64, ge=2)
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=0.01, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    patience: int = Field(default=4, ge=1)
+    seed: int = 0
+
+
+class GateSpec(_Strict):
+    """A blocking check on the evaluation: metric >= min, or metric <= max."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    name: str | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in GATE_METRICS:
+            raise ValueError(f"unknown gate metric '{metric}' (known: {', '.join(GATE_METRICS)})")
+        return metric
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "GateSpec":
+        if (self.min is None) == (self.max is None):
+            raise ValueError("a gate needs exactly one of 'min' or 'max'")
+        return self
+
+    @property
+    def threshold(self) -> float:
+        return self.min if self.min is not None else self.max  # type: ignore[return-value]
+
+    def passes(self, value: float) -> bool:
+        return value >= self.min if self.min is not None else value <= self.max  # type: ignore[operator]
+
+    @property
+    def check_name(self) -> str:
+        return self.name or self.metric
+
+
+class InferenceSpec(_Strict):
+    """Batch predictions: the input file (default: the task's unlabeled pool) and batch size."""
+
+    input: str | None = None
+    text_column: str = "text"
+    batch_size: int = Field(default=4096, ge=1)
+
+
+class TaskSpec(_Strict):
+    name: str
+    description: str = ""
+    owners: list[str] = Field(default_factory=lambda: ["team:ml-platform"])
+    dataset: DatasetSpec
+    labels: list[LabelSpec] = Field(min_length=2)
+    splits: SplitSpec = SplitSpec()
+    fm: FMSpec = FMSpec()
+    prompts: PromptSpec
+    label_model: LabelModelSpec = LabelModelSpec()
+    specialist: SpecialistSpec = SpecialistSpec()
+    gates: list[GateSpec] = Field(default_factory=list)
+    inference: InferenceSpec = InferenceSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        if not TASK_NAME.match(name):
+            raise ValueError("must be lowercase letters, digits and '_' (it prefixes asset keys)")
+        return name
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: list[LabelSpec]) -> list[LabelSpec]:
+        names = [label.name for label in labels]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate label names: {dupes}")
+        return labels
+
+    @model_validator(mode="after")
+    def _unique_gate_names(self) -> "TaskSpec":
+        names = [g.check_name for g in self.gates]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate gate names {dupes}: give each a distinct 'name'")
+        return self
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    @property
+    def root(self) -> Path:
+        return assets_dir() / self.name
+
+    def fingerprint(self) -> str:
+        """Short content hash: the asset code_version, so Dagster shows when a spec changed."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {field}: {msg}{more}"
+
+
+def load_spec(path: Path) -> TaskSpec:
+    """Read and validate one task.yaml; raises SpecError with file, field and reason."""
+    if not path.is_file():
+        raise SpecError(f"{path}: task spec not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: (top level): expected a mapping of fields, got {type(raw).__name__}")
+    raw.setdefault("name", path.parent.name)
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(path, exc)) from None
+    if spec.name != path.parent.name:
+        raise SpecError(f"{path}: name: '{spec.name}' must match its folder '{path.parent.name}'")
+    return spec
+
+
+def discover_specs(root: Path | None = None) -> dict[str, TaskSpec]:
+    """Every assets/<task>/task.yaml, by task name."""
+    root = root or assets_dir()
+    return {p.parent.name: load_spec(p) for p in sorted(root.glob("*/task.yaml"))}
+
+
+def get_spec(task: str, root: Path | None = None) -> TaskSpec:
+    root = root or assets_dir()
+    path = root / task / "task.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.parent.name for p in root.glob("*/task.yaml"))) or "none"
+        raise SpecError(f"{path}: no such task '{task}' (known tasks: {known})")
+    return load_spec(path)

@@ -1,0 +1,196 @@
+"""The fast n-gram student: hashed word and character n-grams summed in a torch EmbeddingBag.
+
+Hashing (scikit-learn's HashingVectorizer) needs no vocabulary fit, so the model is one config plus one
+weight tensor, and featurising is cheap enough that inference runs orders of magnitude faster than
+the foundation model it learned from.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.metrics import f1_score
+from sklearn.preprocessing import normalize
+from torch import nn
+
+WEIGHTS_FILE = "weights.pt"
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class NgramConfig:
+    labels: list[str]
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] | None = None
+    hash_bits: int = 20
+    embed_dim: int = 64
+    dropout: float = 0.2
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 0.01
+    weight_decay: float = 0.0
+    patience: int = 4
+    seed: int = 0
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch curves and the epoch whose weights were kept (best dev macro-F1)."""
+
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_dev_macro_f1: float = 0.0
+    seconds: float = 0.0
+    samples_per_s: float = 0.0
+    device: str = "cpu"
+
+
+class Featurizer:
+    """Texts -> L2-normalised sparse counts over hashed word and char_wb n-grams (stateless)."""
+
+    def __init__(self, cfg: NgramConfig):
+        n = 2 ** cfg.hash_bits
+        self.vectorizers = [HashingVectorizer(n_features=n, ngram_range=tuple(cfg.word_ngrams), alternate_sign=False,
+                                              norm=None, lowercase=True)]
+        if cfg.char_ngrams:
+            self.vectorizers.append(HashingVectorizer(n_features=n, analyzer="char_wb", alternate_sign=False,
+                                                      ngram_range=tuple(cfg.char_ngrams), norm=None, lowercase=True))
+        self.n_features = n * len(self.vectorizers)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        X = sp.hstack([v.transform(texts) for v in self.vectorizers], format="csr")
+        X.data = np.log1p(X.data)  # sublinear term frequency
+        return normalize(X, norm="l2", copy=False)
+
+
+class NgramNet(nn.Module):
+    def __init__(self, n_features: int, embed_dim: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(n_features, embed_dim, mode="sum", sparse=True)  # sparse grads: only seen rows update
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(embed_dim, n_classes)
+        nn.init.normal_(self.bag.weight, std=0.05)
+
+    def forward(self, indices: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.bag(indices, offsets, per_sample_weights=weights)))
+
+
+def _bag_inputs(X: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (torch.from_numpy(X.indices.astype(np.int64)).to(device),
+            torch.from_numpy(X.indptr[:-1].astype(np.int64)).to(device),
+            torch.from_numpy(X.data.astype(np.float32)).to(device))
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class NgramSpecialist:
+    """Featurizer + network + label names: everything needed to predict, saved as two small files."""
+
+    def __init__(self, cfg: NgramConfig, net: NgramNet | None = None, device: torch.device | None = None):
+        self.cfg = cfg
+        self.featurizer = Featurizer(cfg)
+        self.device = device or pick_device()
+        self.net = (net or NgramNet(self.featurizer.n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout)).to(self.device)
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 4096) -> np.ndarray:
+        self.net.eval()
+        out = []
+        for start in range(0, len(texts), batch_size):
+            X = self.featurizer.transform(list(texts[start : start + batch_size]))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                logits = self.net(*_bag_inputs(X, self.device))
+            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.cfg.labels)), dtype=np.float32)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [self.cfg.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self.cfg), indent=2))
+        torch.save(self.net.state_dict(), directory / WEIGHTS_FILE)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path, device: torch.device | None = None) -> "NgramSpecialist":
+        raw = json.loads((Path(directory) / CONFIG_FILE).read_text())
+        cfg = NgramConfig(**{**raw, "word_ngrams": tuple(raw["word_ngrams"]),
+                             "char_ngrams": tuple(raw["char_ngrams"]) if raw["char_ngrams"] else None})
+        model = cls(cfg, device=device)
+        model.net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location=model.device))
+        return model
+
+
+def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,
+                dev_texts: Sequence[str], y_dev: np.ndarray, on_epoch=None) -> tuple[NgramSpecialist, TrainHistory]:
+    """Fit on probabilistic labels (soft cross-entropy); keep the epoch with the best dev macro-F1."""
+    torch.manual_seed(train_cfg.seed)
+    rng = np.random.default_rng(train_cfg.seed)
+    model = NgramSpecialist(cfg)
+    device = model.device
+    X = model.featurizer.transform(list(texts))
+    targets = torch.from_numpy(soft_labels.astype(np.float32))
+    # A dense optimiser would touch all 2**hash_bits embedding rows every step; SparseAdam touches the seen ones.
+    opts = [torch.optim.SparseAdam(list(model.net.bag.parameters()), lr=train_cfg.learning_rate),
+            torch.optim.AdamW(model.net.head.parameters(), lr=train_cfg.learning_rate,
+                              weight_decay=train_cfg.weight_decay)]
+    history = TrainHistory(device=str(device))
+    best_state, stale = None, 0
+    start = time.perf_counter()
+    for epoch in range(1, train_cfg.epochs + 1):
+        model.net.train()
+        order = rng.permutation(X.shape[0])
+        total = 0.0
+        for b in range(0, len(order), train_cfg.batch_size):
+            idx = order[b : b + train_cfg.batch_size]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model.net(*_bag_inputs(X[idx], device))
+            loss = -(targets[idx].to(device) * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+            for opt in opts:
+                opt.zero_grad()
+            loss.backward()
+            for opt in opts:
+                opt.step()
+            total += loss.item() * len(idx)
+        dev_pred = model.predict_proba(dev_texts).argmax(axis=1)
+        dev_f1 = float(f1_score(y_dev, dev_pred, average="macro", labels=range(len(cfg.labels)), zero_division=0))
+        row = {"epoch": epoch, "train_loss": total / max(len(order), 1), "dev_macro_f1": dev_f1,
+               "dev_accuracy": float((dev_pred == y_dev).mean())}
+        history.epochs.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if dev_f1 > history.best_dev_macro_f1 + 1e-4 or best_state is None:
+            history.best_epoch, history.best_dev_macro_f1 = epoch, dev_f1
+            best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+            stale = 0
+        else:
+            stale += 1
+            if stale >= train_cfg.patience:
+                break
+    history.seconds = time.perf_counter() - start
+    history.samples_per_s = X.shape[0] * len(history.epochs) / max(history.seconds, 1e-9)
+    model.net.load_state_dict(best_state)
+    return model, history
+
+
+def measure_throughput(model: NgramSpecialist, texts: Sequence[str], batch_size: int = 4096) -> float:
+    """Texts per second end to end (featurising included), after one warm-up batch."""
+    model.predict_proba(texts[: min(256, len(texts))], batch_size)
+    start = time.perf_counter()
+    model.predict_proba(texts, batch_size)
+    return len(texts) / (time.perf_counter() - start)

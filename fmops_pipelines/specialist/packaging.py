@@ -1,0 +1,86 @@
+"""The specialist as an MLflow pyfunc model: log, register, load by version or alias, predict.
+
+Imported only inside asset bodies and CLI commands (MLflow is a heavy import).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from fmops_pipelines.specialist.ngram import NgramSpecialist
+
+
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def model_name(task: str) -> str:
+    return f"{task}-specialist"
+
+
+def predict_frame(model: NgramSpecialist, texts: list[str], batch_size: int = 4096) -> pd.DataFrame:
+    probs = model.predict_proba(texts, batch_size)
+    labels = model.cfg.labels
+    out = pd.DataFrame({"label": [labels[i] for i in probs.argmax(axis=1)]})
+    for i, name in enumerate(labels):
+        out[f"p_{name}"] = probs[:, i]
+    return out
+
+
+def _pip_requirements() -> list[str]:
+    """Pinned explicitly so MLflow skips its slow requirement inference."""
+    torch_version = version("torch").split("+")[0]
+    return [f"torch=={torch_version}", f"scikit-learn=={version('scikit-learn')}", f"pandas=={version('pandas')}",
+            f"scipy=={version('scipy')}", f"mlflow=={version('mlflow')}"]
+
+
+def log_and_register(model: NgramSpecialist, task: str, example_texts: list[str], tags: dict[str, str]) -> dict:
+    """Log into the active MLflow run and register a new version; returns name, version and URIs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "specialist")
+        info = mlflow.pyfunc.log_model(
+            name="specialist",
+            python_model=str(PYFUNC_FILE),  # models-from-code: no pickled Python object in the registry
+            artifacts={"specialist": str(Path(tmp) / "specialist")},
+            input_example=pd.DataFrame({"text": example_texts[:3]}),
+            pip_requirements=_pip_requirements(),
+            registered_model_name=model_name(task),
+        )
+    version_ = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name(task), version_, key, value)
+    return {"name": model_name(task), "version": version_, "model_uri": info.model_uri,
+            "run_id": mlflow.active_run().info.run_id}
+
+
+def load_specialist(task: str, version_or_alias: str) -> NgramSpecialist:
+    """The registered specialist by version ('3') or alias ('champion'), as our own model object."""
+    sep = "@" if not version_or_alias.isdigit() else "/"
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name(task)}{sep}{version_or_alias}")
+    return pyfunc.unwrap_python_model().model
+
+
+def set_champion(task: str, version_: str) -> str | None:
+    """Point `champion` at this version; the version it replaces keeps a `previous` alias."""
+    client = mlflow.MlflowClient()
+    name = model_name(task)
+    try:
+        old = client.get_model_version_by_alias(name, "champion").version
+    except mlflow.exceptions.MlflowException:
+        old = None
+    if old is not None and str(old) != str(version_):
+        client.set_registered_model_alias(name, "previous", str(old))
+    client.set_registered_model_alias(name, "champion", str(version_))
+    return str(old) if old is not None else None
+
+
+def champion_version(task: str) -> str | None:
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(model_name(task), "champion").version)
+    except mlflow.exceptions.MlflowException:
+        return None

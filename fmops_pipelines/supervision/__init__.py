@@ -1,0 +1,1 @@
+"""Weak supervision: the label matrix from all labelers, and label models that combine their votes."""

@@ -1,0 +1,40 @@
+"""The weak label matrix L[n, m]: one row per example, one column per labeler, -1 = abstain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fmops_pipelines.fm.base import FoundationModel
+from fmops_pipelines.fm.exploration import ABSTAIN, CalibratedPrompt
+
+META_COLUMNS = ["id", "split"]
+
+
+def prompt_label_matrix(fm: FoundationModel, labelers: list[CalibratedPrompt], rows: pd.DataFrame) -> pd.DataFrame:
+    """Votes of every calibrated prompt on every row (all splits), as an int8 column per prompt id."""
+    texts = rows["text"].tolist()
+    out = rows[META_COLUMNS].reset_index(drop=True).copy()
+    for cal in labelers:
+        out[cal.prompt.id] = cal.votes(fm.score(texts, cal.prompt)).astype(np.int8)
+    return out
+
+
+def labeler_columns(matrix: pd.DataFrame) -> list[str]:
+    return [c for c in matrix.columns if c not in META_COLUMNS]
+
+
+def votes(matrix: pd.DataFrame, split: str | None = None) -> np.ndarray:
+    part = matrix if split is None else matrix[matrix["split"] == split]
+    return part[labeler_columns(matrix)].to_numpy(dtype=np.int64)
+
+
+def matrix_summary(L: np.ndarray) -> dict[str, float]:
+    """Coverage (rows with any vote), mean votes per row, and conflict rate (rows with disagreeing votes)."""
+    voted = L != ABSTAIN
+    covered = voted.any(axis=1)
+    conflict = np.array([len(set(row[row != ABSTAIN])) > 1 for row in L]) if len(L) else np.array([])
+    return {"rows": int(len(L)), "labelers": int(L.shape[1]) if L.ndim == 2 else 0,
+            "coverage": float(covered.mean()) if len(L) else 0.0,
+            "votes_per_row": float(voted.sum(axis=1).mean()) if len(L) else 0.0,
+            "conflict_rate": float(conflict.mean()) if len(L) else 0.0}

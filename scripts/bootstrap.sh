@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv and installs fmops with its dev tools; torch is installed first and pinned, so no
+# dependency can pull a multi-GB CUDA build. Re-running is a no-op unless pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+VENV="${FMOPS_VENV:-.venv}"
+TORCH_SPEC="${FMOPS_TORCH_SPEC:-torch==2.13.0}"
+stamp="$VENV/.fmops-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_SPEC"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  exit 0
+fi
+[[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
+"$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+echo "$want" > "$stamp"
