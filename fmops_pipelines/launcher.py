@@ -7,6 +7,7 @@ recorded in the same Dagster instance that `fmops ui` serves, so every CLI run s
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -67,7 +68,8 @@ def _root_error(error) -> tuple[str, str]:
     while getattr(error, "cause", None) is not None:
         error = error.cause
     message = error.message.strip().splitlines()[0] if error.message else error.cls_name
-    return error.cls_name or "", message.split(": ", 1)[1] if message.startswith(f"{error.cls_name}: ") else message
+    # "fmops_pipelines.errors.DataError: file: reason" -> "file: reason"
+    return error.cls_name or "", re.sub(rf"^[\w.]*\b{re.escape(error.cls_name or '')}: ", "", message)
 
 
 class _Progress:

@@ -4,10 +4,10 @@
 import dagster as dg
 import pandas as pd
 
-from fmops_pipelines.data.splits import label_indices, part
+from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.defs.common import asset_kwargs, ins, table_md
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.supervision.label_models import prob_columns
+from fmops_pipelines.supervision.label_models import prob_columns, shift_to_prior
 from fmops_pipelines.tracking import MlflowTracking
 
 
@@ -26,11 +26,14 @@ def build(spec: TaskSpec) -> list:
                                 weight_decay=s.weight_decay, patience=s.patience, seed=s.seed)
         rows = training_labels[training_labels["covered"]].merge(part(splits, "train")[["id", "text"]], on="id")
         dev = part(splits, "dev")
+        targets = rows[prob_columns(spec.label_names)].to_numpy()
+        if s.match_dev_prior:
+            targets = shift_to_prior(targets, class_balance(dev["label"], spec.label_names))
         with mlflow.run(context, spec.name):
             import mlflow as mlf
 
             mlf.log_params({**s.model_dump(), "train_rows": len(rows), "label_model": label_model.kind})
-            model, history = train_ngram(cfg, train_cfg, rows["text"].tolist(), rows[prob_columns(spec.label_names)].to_numpy(),
+            model, history = train_ngram(cfg, train_cfg, rows["text"].tolist(), targets,
                                          dev["text"].tolist(), label_indices(dev["label"], spec.label_names),
                                          on_epoch=lambda r: mlf.log_metrics({k: v for k, v in r.items() if k != "epoch"},
                                                                             step=r["epoch"]))

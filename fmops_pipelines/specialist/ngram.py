@@ -31,17 +31,17 @@ class NgramConfig:
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] | None = None
     hash_bits: int = 20
-    embed_dim: int = 64
+    embed_dim: int = 16
     dropout: float = 0.2
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 64
-    learning_rate: float = 0.01
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 0.001
     weight_decay: float = 0.0
-    patience: int = 4
+    patience: int = 5
     seed: int = 0
 
 

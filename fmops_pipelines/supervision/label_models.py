@@ -100,3 +100,13 @@ def training_labels(model: FittedLabelModel, matrix, label_names: list[str]):
 
 def prob_columns(label_names: list[str]) -> list[str]:
     return [f"p_{name}" for name in label_names]
+
+
+def shift_to_prior(probs: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Re-weight probabilistic labels so their mean class share matches `prior` (label-shift correction).
+
+    P'[i, c] is proportional to P[i, c] * prior[c] / share[c], where share is P's own mean per class.
+    """
+    share = np.clip(probs.mean(axis=0), 1e-6, None)
+    shifted = probs * (prior / share)[None, :]
+    return shifted / shifted.sum(axis=1, keepdims=True)

@@ -1,0 +1,79 @@
+"""Test environment: real data from ../shared/datasets, all state in a temp FMOPS_HOME, no network."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO.parent / "shared" / "datasets").resolve()
+
+os.environ.setdefault("FMOPS_DATA_HOME", str(SHARED_DATA))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fmops_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("fmops_home")
+    os.environ["FMOPS_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return home
+
+
+@pytest.fixture()
+def assets_dir(tmp_path, monkeypatch) -> Path:
+    """An empty assets/ folder for specs written by a test."""
+    root = tmp_path / "assets"
+    root.mkdir()
+    monkeypatch.setenv("FMOPS_ASSETS_DIR", str(root))
+    return root
+
+
+def write_task(root: Path, name: str, spec: dict) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "task.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def shipped_spec(name: str) -> dict:
+    return yaml.safe_load((REPO / "assets" / name / "task.yaml").read_text())
+
+
+def small_sms_spec(**overrides) -> dict:
+    """The shipped sms_spam spec on a stratified 700-row slice with a 60-row dev split."""
+    spec = shipped_spec("sms_spam")
+    spec["splits"] = {"dev_size": 60, "test_fraction": 0.25, "seed": 0, "max_rows": 700}
+    spec["prompts"]["templates"] = spec["prompts"]["templates"][:2]
+    spec["prompts"]["max_labelers"] = 4
+    spec["specialist"] = {"learning_rate": 0.01, "batch_size": 32}  # a few hundred rows: larger steps
+    spec.update(overrides)
+    return spec
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory):
+    """The packaged all-MiniLM-L6-v2 behind the embedding backend, with a throwaway cache."""
+    from fmops_pipelines.fm.cache import FMCache
+    from fmops_pipelines.fm.embedding import EmbeddingFM
+
+    return EmbeddingFM(cache=FMCache(tmp_path_factory.mktemp("fm") / "cache.sqlite"))
+
+
+@pytest.fixture()
+def copy_of_dataset(tmp_path) -> callable:
+    """Copy one registry file into a private data home (so a test can corrupt it)."""
+
+    def _copy(relpath: str) -> Path:
+        dest = tmp_path / "data_home" / relpath
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHARED_DATA / relpath, dest)
+        return tmp_path / "data_home"
+
+    return _copy

@@ -1,0 +1,62 @@
+import pytest
+
+from fmops_pipelines.errors import SpecError
+from fmops_pipelines.spec import discover_specs, get_spec, load_spec
+from tests.conftest import REPO, shipped_spec, write_task
+
+
+def test_shipped_specs_load():
+    specs = discover_specs(REPO / "assets")
+    assert {"sms_spam", "youtube_spam", "ag_news"} <= set(specs)
+    assert specs["ag_news"].label_names == ["World", "Sports", "Business", "Sci/Tech"]
+    assert all(spec.gates for spec in specs.values())
+
+
+def _error(path) -> str:
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_invalid_yaml_names_file_and_line(assets_dir):
+    path = assets_dir / "broken" / "task.yaml"
+    path.parent.mkdir()
+    path.write_text("labels: [ham, spam\nprompts: {")
+    message = _error(path)
+    assert str(path) in message and "invalid YAML" in message and "line" in message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "reason"),
+    [
+        (lambda s: s["splits"].update(dev_size=500), "splits.dev_size", "less than or equal to 200"),
+        (lambda s: s["prompts"].update(templates=["no slot here"]), "prompts.templates", "placeholder"),
+        (lambda s: s["gates"].append({"metric": "vibes", "min": 1}), "gates.3.metric", "unknown gate metric"),
+        (lambda s: s["gates"].append({"metric": "test_accuracy"}), "gates.3", "exactly one of 'min' or 'max'"),
+        (lambda s: s["labels"].append(dict(s["labels"][0])), "labels", "duplicate label names"),
+        (lambda s: s.pop("dataset"), "dataset", "Field required"),
+        (lambda s: s["dataset"].update(path="x.csv"), "dataset", "exactly one of 'registry' or 'path'"),
+        (lambda s: s.update(colour="red"), "colour", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_field_is_named(assets_dir, mutate, field, reason):
+    spec = shipped_spec("sms_spam")
+    mutate(spec)
+    message = _error(write_task(assets_dir, "sms_spam", spec))
+    assert f"task.yaml: {field}: " in message
+    assert reason in message
+
+
+def test_unknown_task_lists_known_ones(assets_dir):
+    write_task(assets_dir, "sms_spam", shipped_spec("sms_spam"))
+    with pytest.raises(SpecError, match="no such task 'nope' .*known tasks: sms_spam"):
+        get_spec("nope")
+
+
+def test_fingerprint_changes_with_content(assets_dir):
+    spec = shipped_spec("sms_spam")
+    first = load_spec(write_task(assets_dir, "sms_spam", spec)).fingerprint()
+    spec["prompts"]["max_labelers"] = 3
+    assert load_spec(write_task(assets_dir, "sms_spam", spec)).fingerprint() != first

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import f1_score
+
+from fmops_pipelines.data.readers import load_dataset
+from fmops_pipelines.data.splits import label_indices, make_splits, part
+from fmops_pipelines.spec import load_spec
+from fmops_pipelines.specialist.ngram import NgramConfig, NgramSpecialist, TrainConfig, measure_throughput, train_ngram
+from tests.conftest import small_sms_spec, write_task
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A student trained on soft labels derived from gold train labels, smoothed (labels the test never sees)."""
+    spec = load_spec(write_task(tmp_path_factory.mktemp("assets"), "sms_spam", small_sms_spec()))
+    df = load_dataset(spec)
+    splits = make_splits(df, spec.splits)
+    train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
+    y = label_indices(train["gold"], spec.label_names)
+    soft = np.full((len(y), 2), 0.1)
+    soft[np.arange(len(y)), y] = 0.9
+    dev = part(splits, "dev")
+    model, history = train_ngram(NgramConfig(labels=spec.label_names), TrainConfig(epochs=8, patience=8, learning_rate=0.01, batch_size=32),
+                                 train["text"].tolist(), soft, dev["text"].tolist(),
+                                 label_indices(dev["label"], spec.label_names))
+    return model, history, part(splits, "test"), spec
+
+
+def test_training_learns_and_keeps_the_best_dev_epoch(trained):
+    model, history, test, spec = trained
+    assert 1 <= history.best_epoch <= len(history.epochs) <= 8
+    assert history.best_dev_macro_f1 == max(e["dev_macro_f1"] for e in history.epochs)
+    assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
+    pred = model.predict_proba(test["text"].tolist()).argmax(axis=1)
+    y_test = label_indices(test["label"], spec.label_names)
+    assert (pred == y_test).mean() > 0.93  # always-ham would score 0.87
+    assert f1_score(y_test, pred) > 0.7
+    assert history.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_probabilities_and_labels(trained):
+    model, _, test, spec = trained
+    probs = model.predict_proba(test["text"].tolist()[:50], batch_size=7)
+    assert probs.shape == (50, 2) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert set(model.predict(test["text"].tolist()[:50])) <= set(spec.label_names)
+    assert measure_throughput(model, test["text"].tolist()) > 0
+
+
+def test_save_and_load_round_trip(trained, tmp_path):
+    model, _, test, _ = trained
+    texts = test["text"].tolist()[:20]
+    loaded = NgramSpecialist.load(model.save(tmp_path / "m"), device=torch.device("cpu"))
+    assert loaded.cfg == model.cfg
+    assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-6)

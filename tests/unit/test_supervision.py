@@ -1,0 +1,66 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from fmops_pipelines.supervision.label_matrix import matrix_summary, votes
+from fmops_pipelines.supervision.label_models import (
+    choose_label_model, fit_label_model, majority_vote_proba, shift_to_prior, training_labels)
+
+PRIOR = np.array([0.5, 0.5])
+
+
+def test_majority_vote_with_abstains_and_ties():
+    L = np.array([[0, 0, 1], [1, -1, -1], [-1, -1, -1], [0, 1, -1]])
+    probs = majority_vote_proba(L, 2, np.array([0.8, 0.2]))
+    assert np.allclose(probs, [[2 / 3, 1 / 3], [0, 1], [0.8, 0.2], [0.5, 0.5]])
+
+
+def _noisy_matrix(n=2000, accuracies=(0.9, 0.75, 0.6), coverage=0.7, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    cols = []
+    for acc in accuracies:
+        vote = np.where(rng.random(n) < acc, y, 1 - y)
+        cols.append(np.where(rng.random(n) < coverage, vote, -1))
+    return np.stack(cols, axis=1), y
+
+
+def test_snorkel_label_model_learns_which_labeler_to_trust():
+    L, y = _noisy_matrix()
+    model = fit_label_model("snorkel", L, 2, PRIOR, epochs=300)
+    probs = model.predict_proba(L)
+    assert np.allclose(probs.sum(axis=1), 1)
+    weights = model.labeler_weights()
+    assert weights[0] > weights[2]
+    covered = (L != -1).any(axis=1)
+    mv = majority_vote_proba(L, 2, PRIOR).argmax(axis=1)
+    assert (probs.argmax(axis=1) == y)[covered].mean() >= (mv == y)[covered].mean()
+
+
+def test_choose_label_model_reports_every_kind_on_dev():
+    L, y = _noisy_matrix(seed=1)
+    model, scores = choose_label_model("auto", L[:1500], L[1500:], y[1500:], 2, PRIOR)
+    assert set(scores) == {"majority_vote", "snorkel"}
+    assert scores[model.kind] == max(scores.values())
+    with pytest.raises(ValueError, match="unknown label model kind"):
+        fit_label_model("oracle", L, 2, PRIOR)
+
+
+def test_training_labels_cover_train_rows_only():
+    L, _ = _noisy_matrix(n=10)
+    matrix = pd.DataFrame({"id": [f"r{i}" for i in range(10)], "split": ["train"] * 8 + ["dev", "test"]})
+    for j in range(L.shape[1]):
+        matrix[f"p{j}"] = L[:, j]
+    out = training_labels(fit_label_model("majority_vote", votes(matrix), 2, PRIOR), matrix, ["ham", "spam"])
+    assert list(out.columns) == ["id", "covered", "p_ham", "p_spam"] and len(out) == 8
+    assert np.allclose(out[["p_ham", "p_spam"]].sum(axis=1), 1)
+    assert out["covered"].tolist() == (L[:8] != -1).any(axis=1).tolist()
+    assert matrix_summary(votes(matrix, "train"))["rows"] == 8
+
+
+def test_shift_to_prior_matches_the_target_share():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.1, 0.9]])
+    shifted = shift_to_prior(probs, np.array([0.8, 0.2]))
+    assert np.allclose(shifted.sum(axis=1), 1)
+    assert shifted[:, 0].mean() > probs[:, 0].mean()
+    assert (shifted.argmax(axis=1) == np.array([0, 0, 0, 1])).all()
