@@ -87,6 +87,8 @@ class _Progress:
         if event is None:
             return
         step = (event.step_key or "").replace("__", "/")
+        if step.endswith("_dataset_expectations"):  # the check's own step: "<task>/dataset_dataset_expectations"
+            step = step.replace("_dataset_expectations", ":expectations")
         kind = event.event_type
         if kind == DagsterEventType.STEP_START:
             self.started[step] = entry.timestamp

@@ -14,9 +14,14 @@ from fmops_pipelines.tracking import MlflowTracking
 def build(spec: TaskSpec) -> list:
     @dg.asset(name="dataset", **asset_kwargs(spec, "data", {"pandas"},
               "Raw labelled text from the task's dataset source, labels mapped to the spec's names."))
-    def dataset(context: dg.AssetExecutionContext) -> dg.Output:
+    def dataset(context: dg.AssetExecutionContext, mlflow: MlflowTracking) -> dg.Output:
         df = load_dataset(spec)
         counts = df["label"].value_counts(dropna=False)
+        with mlflow.run(context, spec.name):
+            import mlflow as mlf
+
+            mlf.log_params({"source": spec.dataset.registry or spec.dataset.path, "rows": len(df)})
+            mlf.log_dict({str(k): int(v) for k, v in counts.items()}, "label_counts.json")
         return dg.Output(df, metadata={
             "rows": len(df), "source": spec.dataset.registry or str(spec.dataset.path),
             "label_counts": dg.MetadataValue.json({str(k): int(v) for k, v in counts.items()}),

@@ -24,19 +24,25 @@ def build(spec: TaskSpec) -> list:
         if not evaluation["passed"]:  # the blocking checks stop this step first; this guards direct calls
             failed = [g["name"] for g in evaluation["gates"] if not g["passed"]]
             raise StateError(f"{spec.name}: gates failed ({', '.join(failed)}); champion left unchanged")
-        mlflow.configure()
-        version = evaluation["model"]["version"]
-        previous = set_champion(spec.name, version)
-        value = {"name": evaluation["model"]["name"], "version": version, "alias": "champion", "previous": previous}
+        with mlflow.run(context, spec.name):
+            import mlflow as mlf
+
+            version = evaluation["model"]["version"]
+            previous = set_champion(spec.name, version)
+            value = {"name": evaluation["model"]["name"], "version": version, "alias": "champion", "previous": previous}
+            mlf.log_params(value)
         return dg.Output(value, metadata={"version": version, "previous": str(previous)})
 
     @dg.asset(name="batch_predictions", ins=ins(spec, "splits"), deps=[champion], **asset_kwargs(spec, "deployment", {"torch", "pandas"},
               "Labels and class probabilities from the champion for the inference input (default: the unlabeled pool)."))
     def batch_predictions(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame) -> dg.Output:
-        from fmops_pipelines.specialist.packaging import load_specialist, predict_frame
+        from fmops_pipelines.specialist.packaging import champion_version, load_specialist, predict_frame
 
         mlflow.configure()
-        model = load_specialist(spec.name, "champion")
+        version = champion_version(spec.name)
+        if version is None:
+            raise StateError(f"{spec.name}: no champion model yet; materialize {spec.name}/champion first")
+        model = load_specialist(spec.name, version)
         column = spec.inference.text_column
         if spec.inference.input:
             source = spec.inference.input
@@ -48,7 +54,12 @@ def build(spec: TaskSpec) -> list:
         rate = len(inputs) / max(time.perf_counter() - start, 1e-9)
         out = pd.concat([inputs.reset_index(drop=True), preds], axis=1)
         counts = {str(k): int(v) for k, v in out["label"].value_counts().items()}
+        with mlflow.run(context, spec.name):
+            import mlflow as mlf
+
+            mlf.log_params({"source": source, "model_version": version, "rows": len(out)})
+            mlf.log_metrics({"texts_per_s": rate, **{f"predicted_{k}": v for k, v in counts.items()}})
         return dg.Output(out, metadata={"rows": len(out), "source": source, "texts_per_s": round(rate, 1),
-                                        "label_counts": dg.MetadataValue.json(counts)})
+                                        "model_version": version, "label_counts": dg.MetadataValue.json(counts)})
 
     return [champion, batch_predictions]

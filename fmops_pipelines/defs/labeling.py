@@ -56,11 +56,16 @@ def build(spec: TaskSpec) -> list:
 
     @dg.asset(name="training_labels", ins=ins(spec, "weak_label_matrix", "label_model"), **asset_kwargs(spec, "labeling", {"pandas"},
               "P[n, k]: probabilistic labels for the unlabeled train rows, from the label model."))
-    def training_labels_asset(context: dg.AssetExecutionContext, weak_label_matrix: pd.DataFrame,
-                              label_model: FittedLabelModel) -> dg.Output:
+    def training_labels_asset(context: dg.AssetExecutionContext, mlflow: MlflowTracking,
+                              weak_label_matrix: pd.DataFrame, label_model: FittedLabelModel) -> dg.Output:
         out = training_labels(label_model, weak_label_matrix, spec.label_names)
         covered = out[out["covered"]]
         expected = {name: round(float(covered[f"p_{name}"].mean()), 4) for name in spec.label_names}
+        with mlflow.run(context, spec.name):
+            import mlflow as mlf
+
+            mlf.log_metrics({"rows": len(out), "covered_rows": len(covered), "coverage": float(out["covered"].mean()),
+                             **{f"expected_share_{name}": v for name, v in expected.items()}})
         return dg.Output(out, metadata={"rows": len(out), "covered_rows": len(covered),
                                         "coverage": float(out["covered"].mean()),
                                         "expected_class_share": dg.MetadataValue.json(expected)})

@@ -134,8 +134,8 @@ def explore_prompts(fm: FoundationModel, prompts: list[Prompt], pool_texts: Sequ
     """One row per candidate: its text, calibration, dev scores, and whether it became a labeler."""
     rows, dev_preds = [], {}
     for prompt in prompts:
-        cal = calibrate(prompt, fm.score(pool_texts, prompt), fm.score(dev_texts, prompt), y_dev, min_coverage)
         dev_scores = fm.score(dev_texts, prompt)
+        cal = calibrate(prompt, fm.score(pool_texts, prompt), dev_scores, y_dev, min_coverage)
         dev_preds[prompt.id] = cal.proba(dev_scores).argmax(axis=1)
         rows.append({**cal.to_record(), **dev_report(cal, dev_scores, y_dev, label_names)})
     table = pd.DataFrame(rows).drop_duplicates("prompt_id").sort_values(
