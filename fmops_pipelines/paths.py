@@ -38,9 +38,14 @@ def fm_cache_path() -> Path:
     return fmops_home() / "fm_cache.sqlite"
 
 
+# Read once at import: MLflow itself exports MLFLOW_TRACKING_URI into os.environ once a model is logged,
+# which must not pin a process to the first FMOPS_HOME it used.
+_USER_MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def mlflow_tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI when set (production server), else SQLite under FMOPS_HOME."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{fmops_home() / 'mlflow.db'}"
+    """MLFLOW_TRACKING_URI when the user set it (production server), else SQLite under FMOPS_HOME."""
+    return _USER_MLFLOW_TRACKING_URI or f"sqlite:///{fmops_home() / 'mlflow.db'}"
 
 
 def mlflow_artifact_root() -> str:
