@@ -17,7 +17,7 @@ from typing import TextIO
 from fmops_pipelines import paths, storage
 from fmops_pipelines.spec import TaskSpec
 
-USER_ERRORS = ("DataError", "SpecError", "StateError", "Failure")
+USER_ERRORS = ("DataError", "SpecError", "StateError", "LabelingFunctionError", "Failure")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import re
 from pathlib import Path
 
@@ -85,6 +86,32 @@ def read_texts(path: Path, text_column: str = "text") -> pd.DataFrame:
     if df.empty:
         raise DataError(f"{path}: no rows to predict")
     df[text_column] = df[text_column].astype("string").fillna("")
+    return df.reset_index(drop=True)
+
+
+def read_wrench(paths: list[Path]) -> pd.DataFrame:
+    """WRENCH JSON splits -> id, text, label (its label names), split, weak_labels (the LF votes).
+
+    Train rows keep WRENCH's gold label column here only because its benchmarks report on it; fmops'
+    own splits never pass train labels on. Where the registry pins labeled_ids.json (youtube), the train
+    rows it lists are duplicates appended to train.json and are dropped, giving WRENCH's official sizes.
+    """
+    by_name = {p.name: p for p in paths}
+    names = json.loads(by_name["label.json"].read_text())
+    frames = []
+    for split, file in (("train", "train.json"), ("dev", "valid.json"), ("test", "test.json")):
+        raw = json.loads(by_name[file].read_text())
+        frames.append(pd.DataFrame({
+            "id": [f"{split}-{k}" for k in raw],
+            "text": [_clean(v["data"]["text"]) for v in raw.values()],
+            "label": [names[str(v["label"])].lower() for v in raw.values()],
+            "split": split,
+            "weak_labels": [v["weak_labels"] for v in raw.values()],
+        }))
+    df = pd.concat(frames, ignore_index=True)
+    if "labeled_ids.json" in by_name:
+        appended = {f"train-{i}" for i in json.loads(by_name["labeled_ids.json"].read_text())["labeled_ids"]}
+        df = df[~df["id"].isin(appended)]
     return df.reset_index(drop=True)
 
 

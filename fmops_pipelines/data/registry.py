@@ -47,7 +47,32 @@ _YT_FILES = {
     "Youtube05-Shakira.csv": "1d8ab47b71e8037c51183b2fc62f0591a48a4b54f3a4f5d9d3043113b274e98e",
 }
 
+_WRENCH = ("JerrryNie/DyGen", "41902c324779157a272548a008a6e487f6d81acc")
+_WRENCH_FILES = {
+    # youtube's labeled_ids.json lists 100 rows appended to train.json that duplicate train rows
+    "youtube": {"label.json": "6837af4230238ed5c9d5d32ce309083b24491fe5d085f0b779298e7c67eeb74a",
+                "labeled_ids.json": "b338be1717f640901a6826d2e1cb0ab6b53d71d200ef8a9429de31a219c65c12",
+                "train.json": "8c487acf4e3e16b340e28f3633d5613f83c4db2d3b287e4341c86ff8f2192705",
+                "valid.json": "01d28d71c48e34bdde0566a9eead1d9694baa4eae176cea6d979bb59c4516df3",
+                "test.json": "ef04412aee047657e41d7ad1411f11d05fce13b642bf1bec8897d138343ee12d"},
+    "sms": {"label.json": "5ba8069344eaf5578717910018232889bb77d6dad78b7fe7d002aeb089bc7efb",
+            "train.json": "9d77f52d2af078dbcecffad72c6b22cb6f8fe89c68db0ad99e811be06ec46800",
+            "valid.json": "977a3b91bdbdb12186b44ee422a51eac85de343b8159e4973b16cf4b3d245d32",
+            "test.json": "7a3fad03b9ad609e91a276e92b3bc31fbb8a48eacbc1bf42853cd440a4f6c080"},
+}
+
+
+def _wrench(name: str) -> RegistryDataset:
+    """WRENCH's own splits with its labeling functions' votes (weak_labels), for label-model benchmarks."""
+    files = tuple(_pinned(*_WRENCH, f"datasets/{name}/{f}", f"wrench_{name}/{f}", sha)
+                  for f, sha in _WRENCH_FILES[name].items())
+    return RegistryDataset(f"wrench_{name}", files, reader="read_wrench",
+                           citation="WRENCH (Zhang et al., NeurIPS 2021 Datasets and Benchmarks)")
+
+
 REGISTRY: dict[str, RegistryDataset] = {
+    "wrench_youtube": _wrench("youtube"),
+    "wrench_sms": _wrench("sms"),
     "sms_spam_uci": RegistryDataset(
         "sms_spam_uci",
         (

@@ -1,30 +1,40 @@
-"""Labeling stage: the weak label matrix, the label model fit on its train votes, probabilistic labels."""
+"""Labeling stage: the weak label matrix (prompts + labeling functions), the label model, probabilistic labels."""
 
+import base64
+import io
 
 import dagster as dg
 import pandas as pd
 
 from fmops_pipelines.data.splits import class_balance, label_indices, part
-from fmops_pipelines.defs.common import asset_kwargs, ins, table_md
+from fmops_pipelines.defs.common import asset_kwargs, ins, key, table_md
 from fmops_pipelines.defs.resources import FMCacheResource
 from fmops_pipelines.fm.embedding import build_fm
 from fmops_pipelines.fm.exploration import calibrated_prompts
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.supervision.label_matrix import labeler_columns, matrix_summary, prompt_label_matrix, votes
-from fmops_pipelines.supervision.label_models import FittedLabelModel, choose_label_model, training_labels
+from fmops_pipelines.supervision.label_matrix import build_label_matrix, labeler_columns, matrix_summary, votes
+from fmops_pipelines.supervision.label_models import (
+    FittedLabelModel, choose_label_model, prob_columns, training_labels)
+from fmops_pipelines.supervision.lfs import task_lfs
 from fmops_pipelines.tracking import MlflowTracking
+
+
+def _gx_result(success: bool, rows: list[dict]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=success, metadata={"expectations": table_md(pd.DataFrame(rows), 100)})
 
 
 def build(spec: TaskSpec) -> list:
     k = len(spec.label_names)
 
-    @dg.asset(name="weak_label_matrix", ins=ins(spec, "splits", "prompt_scores"), **asset_kwargs(spec, "labeling", {"torch", "pandas"},
-              "L[n, m]: each selected prompt's vote on every row (-1 = abstain), all splits."))
+    @dg.asset(name="weak_label_matrix", ins=ins(spec, "splits", "prompt_scores"),
+              **asset_kwargs(spec, "labeling", {"torch", "pandas"},
+                             "L[n, m]: votes of the selected prompts and the labeling functions on every row (-1 = abstain)."))
     def weak_label_matrix(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm_cache: FMCacheResource,
                           splits: pd.DataFrame, prompt_scores: pd.DataFrame) -> dg.Output:
         fm = build_fm(spec.fm.backend, spec.fm.model, fm_cache.open(), spec.fm.batch_size)
-        matrix = prompt_label_matrix(fm, calibrated_prompts(prompt_scores), splits)
-        stats = {**matrix_summary(votes(matrix, "train")), **fm.stats.as_dict()}
+        lfs = task_lfs(spec)
+        matrix = build_label_matrix(fm, calibrated_prompts(prompt_scores), lfs, splits, spec.label_names)
+        stats = {**matrix_summary(votes(matrix, "train")), **fm.stats.as_dict(), "labeling_functions": len(lfs)}
         with mlflow.run(context, spec.name):
             import mlflow as mlf
 
@@ -32,30 +42,48 @@ def build(spec: TaskSpec) -> list:
             mlf.log_dict({"labelers": labeler_columns(matrix)}, "labelers.json")
         return dg.Output(matrix, metadata=stats)
 
-    @dg.asset(name="label_model", ins=ins(spec, "splits", "weak_label_matrix"), **asset_kwargs(spec, "labeling", {"snorkel"},
-              "Combines the labelers' votes without gold labels; the kind is chosen on dev macro-F1."))
+    @dg.asset_check(asset=key(spec, "weak_label_matrix"), name="label_matrix_expectations", blocking=True,
+                    description="GX: votes are -1 or a label index; train coverage >= label_model.min_coverage.")
+    def label_matrix_expectations(weak_label_matrix: pd.DataFrame) -> dg.AssetCheckResult:
+        from fmops_pipelines.validation import validate_label_matrix
+
+        return _gx_result(*validate_label_matrix(weak_label_matrix, labeler_columns(weak_label_matrix), k,
+                                                 spec.label_model.min_coverage))
+
+    @dg.asset(name="label_model", ins=ins(spec, "splits", "weak_label_matrix"),
+              **asset_kwargs(spec, "labeling", {"snorkel"},
+                             "Combines the labelers' votes without gold labels; kind chosen and calibrated on dev."))
     def label_model(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame,
                     weak_label_matrix: pd.DataFrame) -> dg.Output:
+        from PIL import Image
+
+        from fmops_pipelines.supervision.analysis import coverage_accuracy_plot, labeler_summary
+
         dev = part(splits, "dev")
-        dev_matrix = weak_label_matrix.set_index("id").loc[dev["id"]].reset_index()
-        model, dev_scores = choose_label_model(
-            spec.label_model.kind, votes(weak_label_matrix, "train"), votes(dev_matrix),
-            label_indices(dev["label"], spec.label_names), k, class_balance(dev["label"], spec.label_names),
-            spec.label_model.epochs, spec.splits.seed)
-        weights = model.labeler_weights()
-        table = pd.DataFrame({"labeler": labeler_columns(weak_label_matrix),
-                              "weight": weights if weights is not None else 1.0})
+        L_dev, y_dev = votes(weak_label_matrix.set_index("id").loc[dev["id"]].reset_index()), label_indices(
+            dev["label"], spec.label_names)
+        L_train = votes(weak_label_matrix, "train")
+        model, dev_scores = choose_label_model(spec.label_model.kind, L_train, L_dev, y_dev, k,
+                                               class_balance(dev["label"], spec.label_names),
+                                               spec.label_model.epochs, spec.splits.seed)
+        summary = labeler_summary(L_train, L_dev, y_dev, labeler_columns(weak_label_matrix), spec.label_names,
+                                  model.labeler_weights())
+        plot = coverage_accuracy_plot(summary)
         with mlflow.run(context, spec.name):
             import mlflow as mlf
 
-            mlf.log_params({"requested": spec.label_model.kind, "chosen": model.kind, "epochs": spec.label_model.epochs})
+            mlf.log_params({"requested": spec.label_model.kind, "chosen": model.kind, "temperature": model.temperature})
             mlf.log_metrics({f"dev_macro_f1_{kd}": v for kd, v in dev_scores.items()})
-            mlf.log_table(table, "labeler_weights.json")
-        return dg.Output(model, metadata={"kind": model.kind, "dev_macro_f1": dg.MetadataValue.json(dev_scores),
-                                          "weights": table_md(table)})
+            mlf.log_table(summary, "lf_analysis.json")
+            mlf.log_image(Image.open(io.BytesIO(plot)), "lf_coverage_accuracy.png")
+        image = dg.MetadataValue.md(f"![labelers](data:image/png;base64,{base64.b64encode(plot).decode()})")
+        return dg.Output(model, metadata={"kind": model.kind, "temperature": model.temperature,
+                                          "dev_macro_f1": dg.MetadataValue.json(dev_scores),
+                                          "lf_analysis": table_md(summary, 100), "coverage_vs_accuracy": image})
 
-    @dg.asset(name="training_labels", ins=ins(spec, "weak_label_matrix", "label_model"), **asset_kwargs(spec, "labeling", {"pandas"},
-              "P[n, k]: probabilistic labels for the unlabeled train rows, from the label model."))
+    @dg.asset(name="training_labels", ins=ins(spec, "weak_label_matrix", "label_model"),
+              **asset_kwargs(spec, "labeling", {"pandas"},
+                             "P[n, k]: probabilistic labels for the unlabeled train rows, from the label model."))
     def training_labels_asset(context: dg.AssetExecutionContext, mlflow: MlflowTracking,
                               weak_label_matrix: pd.DataFrame, label_model: FittedLabelModel) -> dg.Output:
         out = training_labels(label_model, weak_label_matrix, spec.label_names)
@@ -70,4 +98,11 @@ def build(spec: TaskSpec) -> list:
                                         "coverage": float(out["covered"].mean()),
                                         "expected_class_share": dg.MetadataValue.json(expected)})
 
-    return [weak_label_matrix, label_model, training_labels_asset]
+    @dg.asset_check(asset=key(spec, "training_labels"), name="training_label_expectations", blocking=True,
+                    description="GX: every probability in [0, 1] and every row sums to 1.")
+    def training_label_expectations(training_labels: pd.DataFrame) -> dg.AssetCheckResult:
+        from fmops_pipelines.validation import validate_training_labels
+
+        return _gx_result(*validate_training_labels(training_labels, prob_columns(spec.label_names)))
+
+    return [weak_label_matrix, label_matrix_expectations, label_model, training_labels_asset, training_label_expectations]

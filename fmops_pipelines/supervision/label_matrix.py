@@ -20,6 +20,17 @@ def prompt_label_matrix(fm: FoundationModel, labelers: list[CalibratedPrompt], r
     return out
 
 
+def build_label_matrix(fm: FoundationModel, prompts: list[CalibratedPrompt], lfs: list, rows: pd.DataFrame,
+                       label_names: list[str]) -> pd.DataFrame:
+    """All sources in one matrix: prompt labelers (p_<hash>) then labeling functions (lf_<name>)."""
+    from fmops_pipelines.supervision.lfs import apply_lfs
+
+    matrix = prompt_label_matrix(fm, prompts, rows)
+    if lfs:
+        matrix = pd.concat([matrix, apply_lfs(lfs, rows.reset_index(drop=True), label_names)], axis=1)
+    return matrix
+
+
 def labeler_columns(matrix: pd.DataFrame) -> list[str]:
     return [c for c in matrix.columns if c not in META_COLUMNS]
 

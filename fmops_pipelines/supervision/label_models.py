@@ -1,7 +1,8 @@
 """Label models: turn noisy, abstaining votes into probabilistic labels P[n, k] without gold labels.
 
-Majority vote is the baseline; Snorkel's LabelModel learns each labeler's accuracy from agreements.
-Which one to use is decided on the gold dev split, never on test.
+Majority vote is the baseline; Snorkel's LabelModel learns each labeler's accuracy from agreements;
+Dawid-Skene learns a full confusion matrix per labeler by EM. Which one to use is decided on the gold
+dev split (never test), and its probabilities are temperature-calibrated on dev.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sklearn.metrics import f1_score
 
 from fmops_pipelines.fm.exploration import ABSTAIN
 
-KINDS = ("majority_vote", "snorkel")
+KINDS = ("majority_vote", "snorkel", "dawid_skene")
 
 
 @dataclass
@@ -23,21 +24,31 @@ class FittedLabelModel:
     kind: str
     cardinality: int
     class_balance: np.ndarray
-    model: object | None = None  # snorkel LabelModel when kind == "snorkel"
+    model: object | None = None  # snorkel LabelModel, or Dawid-Skene confusion matrices [m, k, k]
+    temperature: float = 1.0
 
-    def predict_proba(self, L: np.ndarray) -> np.ndarray:
+    def raw_proba(self, L: np.ndarray) -> np.ndarray:
         if self.kind == "majority_vote":
             return majority_vote_proba(L, self.cardinality, self.class_balance)
+        if self.kind == "dawid_skene":
+            return dawid_skene_posterior(L, self.model, self.class_balance)  # type: ignore[arg-type]
         probs = self.model.predict_proba(L)  # type: ignore[union-attr]
-        uncovered = (L == ABSTAIN).all(axis=1)
-        probs[uncovered] = self.class_balance
+        probs[(L == ABSTAIN).all(axis=1)] = self.class_balance
         return probs / probs.sum(axis=1, keepdims=True)
 
+    def predict_proba(self, L: np.ndarray) -> np.ndarray:
+        """Calibrated P[n, k]: raw probabilities sharpened or softened by the dev-fitted temperature."""
+        return apply_temperature(self.raw_proba(L), self.temperature)
+
     def labeler_weights(self) -> np.ndarray | None:
-        """Snorkel's estimated accuracy per labeler (None for majority vote: all weigh the same)."""
-        if self.kind != "snorkel":
-            return None
-        return np.asarray(self.model.get_weights())  # type: ignore[union-attr]
+        """Estimated accuracy per labeler (None for majority vote: every vote weighs the same)."""
+        if self.kind == "snorkel":
+            return np.asarray(self.model.get_weights())  # type: ignore[union-attr]
+        if self.kind == "dawid_skene":
+            confusion = np.asarray(self.model)[:, :, : self.cardinality]
+            correct = np.einsum("jcc->jc", confusion) * self.class_balance
+            return correct.sum(axis=1) / (confusion * self.class_balance[None, :, None]).sum(axis=(1, 2))
+        return None
 
 
 def majority_vote_proba(L: np.ndarray, k: int, class_balance: np.ndarray) -> np.ndarray:
@@ -47,10 +58,62 @@ def majority_vote_proba(L: np.ndarray, k: int, class_balance: np.ndarray) -> np.
     return np.where(total > 0, counts / np.maximum(total, 1), class_balance[None, :])
 
 
+def _responses(L: np.ndarray, k: int) -> np.ndarray:
+    """Votes with abstain as its own response k: a one-class labeler's signal is *when* it abstains."""
+    return np.where(L == ABSTAIN, k, L)
+
+
+def dawid_skene_posterior(L: np.ndarray, confusion: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """P(true class | responses) under per-labeler confusion[j, true, response] and the class prior."""
+    R = _responses(L, confusion.shape[1])
+    z = np.log(prior)[None, :] + sum(np.log(confusion[j][:, R[:, j]].T) for j in range(R.shape[1]))
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def fit_dawid_skene(L: np.ndarray, k: int, prior: np.ndarray, iterations: int = 100, smoothing: float = 1.0,
+                    tol: float = 1e-6) -> np.ndarray:
+    """EM for per-labeler confusion matrices confusion[j, true, response], abstain being response k
+    (Dawid & Skene, 1979). Starts from majority-vote posteriors; the prior stays at the dev class balance.
+    """
+    R = _responses(L, k)
+    T = majority_vote_proba(L, k, prior)
+    confusion = np.full((L.shape[1], k, k + 1), 1.0 / (k + 1))
+    for _ in range(iterations):
+        for j in range(L.shape[1]):
+            counts = np.full((k, k + 1), smoothing)
+            for v in range(k + 1):
+                counts[:, v] += T[R[:, j] == v].sum(axis=0)
+            confusion[j] = counts / counts.sum(axis=1, keepdims=True)
+        new_T = dawid_skene_posterior(L, confusion, prior)
+        if np.abs(new_T - T).max() < tol:
+            break
+        T = new_T
+    return confusion
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    z = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising dev negative log-likelihood (Guo et al., 2017), on a log grid."""
+    def nll(t: float) -> float:
+        return float(-np.log(apply_temperature(probs, t)[np.arange(len(y)), y] + 1e-12).mean())
+
+    return float(min(np.logspace(-1, 1.5, 41), key=nll))
+
+
 def fit_label_model(kind: str, L_train: np.ndarray, k: int, class_balance: np.ndarray, epochs: int = 500,
                     seed: int = 0) -> FittedLabelModel:
     if kind == "majority_vote":
         return FittedLabelModel(kind, k, class_balance)
+    if kind == "dawid_skene":
+        return FittedLabelModel(kind, k, class_balance, fit_dawid_skene(L_train, k, class_balance))
     if kind == "snorkel":
         from snorkel.labeling.model import LabelModel
 
@@ -72,12 +135,15 @@ def macro_f1(y: np.ndarray, probs: np.ndarray, k: int) -> float:
 def choose_label_model(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, k: int,
                        class_balance: np.ndarray, epochs: int = 500, seed: int = 0
                        ) -> tuple[FittedLabelModel, dict[str, float]]:
-    """Fit the requested kind, or with 'auto' every kind, and keep the best dev macro-F1."""
+    """Fit the requested kind, or with 'auto' every kind; keep the best dev macro-F1, then calibrate it on dev."""
     kinds = KINDS if kind == "auto" else (kind,)
     fitted = {kd: fit_label_model(kd, L_train, k, class_balance, epochs, seed) for kd in kinds}
     dev_scores = {kd: macro_f1(y_dev, m.predict_proba(L_dev), k) for kd, m in fitted.items()}
-    best = max(kinds, key=lambda kd: (dev_scores[kd], kd == "majority_vote"))  # ties: the simpler model
-    return fitted[best], dev_scores
+    best = fitted[max(kinds, key=lambda kd: (dev_scores[kd], -KINDS.index(kd)))]  # ties: the simpler model
+    covered = (L_dev != ABSTAIN).any(axis=1)
+    if covered.sum() >= 10:
+        best.temperature = fit_temperature(best.raw_proba(L_dev[covered]), y_dev[covered])
+    return best, dev_scores
 
 
 def training_labels(model: FittedLabelModel, matrix, label_names: list[str]):

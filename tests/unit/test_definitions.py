@@ -24,7 +24,8 @@ def test_every_task_has_the_whole_lifecycle_with_conventions():
         upstream = {k.path[-1] for k in graph.get(dg.AssetKey([task, "evaluation"])).parent_keys}
         assert upstream == {"splits", "prompt_scores", "weak_label_matrix", "label_model", "specialist"}
         check_names = {k.name for k in graph.asset_check_keys if k.asset_key.path[0] == task}
-        assert check_names == {"dataset_expectations", *(g.check_name for g in spec.gates)}
+        assert check_names == {"dataset_expectations", "label_matrix_expectations", "training_label_expectations",
+                               *(g.check_name for g in spec.gates)}
         for job in ("lifecycle", "evaluation", "batch_inference"):
             defs.resolve_job_def(f"{task}_{job}")
 

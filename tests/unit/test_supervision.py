@@ -4,7 +4,8 @@ import pytest
 
 from fmops_pipelines.supervision.label_matrix import matrix_summary, votes
 from fmops_pipelines.supervision.label_models import (
-    choose_label_model, fit_label_model, majority_vote_proba, shift_to_prior, training_labels)
+    apply_temperature, choose_label_model, fit_label_model, fit_temperature, majority_vote_proba, shift_to_prior,
+    training_labels)
 
 PRIOR = np.array([0.5, 0.5])
 
@@ -40,7 +41,7 @@ def test_snorkel_label_model_learns_which_labeler_to_trust():
 def test_choose_label_model_reports_every_kind_on_dev():
     L, y = _noisy_matrix(seed=1)
     model, scores = choose_label_model("auto", L[:1500], L[1500:], y[1500:], 2, PRIOR)
-    assert set(scores) == {"majority_vote", "snorkel"}
+    assert set(scores) == {"majority_vote", "snorkel", "dawid_skene"}
     assert scores[model.kind] == max(scores.values())
     with pytest.raises(ValueError, match="unknown label model kind"):
         fit_label_model("oracle", L, 2, PRIOR)
@@ -64,3 +65,32 @@ def test_shift_to_prior_matches_the_target_share():
     assert np.allclose(shifted.sum(axis=1), 1)
     assert shifted[:, 0].mean() > probs[:, 0].mean()
     assert (shifted.argmax(axis=1) == np.array([0, 0, 0, 1])).all()
+
+
+def test_dawid_skene_learns_one_class_labelers_from_when_they_abstain():
+    """Unipolar rules (each votes one class or abstains), as in WRENCH: DS must beat a coin and MV ties."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 3000)
+    fires = lambda target, p_hit, p_false: np.where(  # noqa: E731
+        (y == target) & (rng.random(3000) < p_hit) | (y != target) & (rng.random(3000) < p_false), target, -1)
+    L = np.stack([fires(1, 0.6, 0.05), fires(1, 0.4, 0.1), fires(0, 0.5, 0.05), fires(0, 0.3, 0.2)], axis=1)
+    model = fit_label_model("dawid_skene", L, 2, PRIOR)
+    probs = model.predict_proba(L)
+    assert np.allclose(probs.sum(axis=1), 1)
+    covered = (L != -1).any(axis=1)
+    assert (probs.argmax(axis=1) == y)[covered].mean() > 0.8
+    weights = model.labeler_weights()
+    assert weights[0] > weights[1] and weights[2] > weights[3]
+
+
+def test_temperature_calibration_reduces_overconfidence():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500)
+    correct = rng.random(500) < 0.7  # 70 % right but claiming 99 %
+    pred = np.where(correct, y, 1 - y)
+    probs = np.where(np.eye(2)[pred] == 1, 0.99, 0.01)
+    t = fit_temperature(probs, y)
+    assert t > 1
+    calibrated = apply_temperature(probs, t)
+    assert abs(calibrated.max(axis=1).mean() - 0.7) < 0.05
+    assert (calibrated.argmax(axis=1) == probs.argmax(axis=1)).all()

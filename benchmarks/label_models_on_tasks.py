@@ -1,0 +1,56 @@
+"""Label models on each task's own weak label matrix (FM prompts, plus rules where the spec has them).
+
+Needs `fmops run TASK` first (reads the stored splits and weak_label_matrix). Usage:
+    FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/label_models_on_tasks.py sms_spam youtube_spam ag_news
+Prints held-out test macro-F1 for majority vote, each label model and the one chosen on dev; for a
+task with labeling functions, once on the prompt columns alone and once on prompts + rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fmops_pipelines.data.splits import class_balance, label_indices, part
+from fmops_pipelines.launcher import stored
+from fmops_pipelines.spec import get_spec
+from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, votes
+from fmops_pipelines.supervision.label_models import KINDS, choose_label_model, fit_label_model, macro_f1
+
+
+def scores(matrix, splits, label_names, epochs: int, seed: int) -> dict[str, float]:
+    k = len(label_names)
+    dev, test = part(splits, "dev"), part(splits, "test")
+    by_id = matrix.set_index("id")
+    L_train = votes(matrix, "train")
+    L_dev, L_test = (votes(by_id.loc[p["id"]].reset_index()) for p in (dev, test))
+    y_dev, y_test = label_indices(dev["label"], label_names), label_indices(test["label"], label_names)
+    balance = class_balance(dev["label"], label_names)
+    out = {kind: macro_f1(y_test, fit_label_model(kind, L_train, k, balance, epochs, seed).predict_proba(L_test), k)
+           for kind in KINDS}
+    chosen, _ = choose_label_model("auto", L_train, L_dev, y_dev, k, balance, epochs, seed)
+    out[f"chosen ({chosen.kind})"] = macro_f1(y_test, chosen.predict_proba(L_test), k)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tasks", nargs="+")
+    args = parser.parse_args()
+    for task in args.tasks:
+        spec = get_spec(task)
+        splits, matrix = stored(task, "splits"), stored(task, "weak_label_matrix")
+        if matrix is None:
+            raise SystemExit(f"{task}: no weak_label_matrix yet; run `fmops run {task}` first")
+        cols = labeler_columns(matrix)
+        variants = {"prompts": [c for c in cols if not c.startswith("lf_")]}
+        if any(c.startswith("lf_") for c in cols):
+            variants["prompts + rules"] = cols
+        for variant, keep in variants.items():
+            result = scores(matrix[META_COLUMNS + keep], splits, spec.label_names, spec.label_model.epochs,
+                            spec.splits.seed)
+            row = "  ".join(f"{kind} {value:.3f}" for kind, value in result.items())
+            print(f"{task:<14}{variant:<17}{len(keep):>3} labelers  test macro-F1: {row}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
