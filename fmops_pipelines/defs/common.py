@@ -25,6 +25,17 @@ def table_md(df: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
     return dg.MetadataValue.md(df.head(max_rows).to_markdown(index=False, floatfmt=".3f"))
 
 
+def table_value(df: pd.DataFrame) -> dg.MetadataValue:
+    """A DataFrame as a typed Dagster table (sortable in the UI); NaN becomes empty."""
+    kinds = {"i": "int", "u": "int", "f": "float", "b": "bool"}
+    schema = dg.TableSchema(columns=[dg.TableColumn(str(c), kinds.get(df[c].dtype.kind, "string")) for c in df.columns])
+    records = [dg.TableRecord({str(k): (None if isinstance(v, float) and v != v else
+                                        v.item() if hasattr(v, "item") else v if isinstance(v, (int, float, bool))
+                                        else str(v)) for k, v in row.items()})
+               for row in df.to_dict("records")]
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
 def latest_metadata(context: dg.AssetExecutionContext, asset_key: dg.AssetKey) -> dict:
     """Metadata of the latest materialization of an upstream asset (e.g. its FM call counts)."""
     event = context.instance.get_latest_materialization_event(asset_key)

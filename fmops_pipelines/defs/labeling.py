@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from fmops_pipelines.data.splits import class_balance, label_indices, part
-from fmops_pipelines.defs.common import asset_kwargs, ins, key, table_md
+from fmops_pipelines.defs.common import asset_kwargs, ins, key, table_md, table_value
 from fmops_pipelines.defs.resources import FMCacheResource
 from fmops_pipelines.fm.embedding import build_fm
 from fmops_pipelines.fm.exploration import calibrated_prompts
@@ -79,7 +79,7 @@ def build(spec: TaskSpec) -> list:
         image = dg.MetadataValue.md(f"![labelers](data:image/png;base64,{base64.b64encode(plot).decode()})")
         return dg.Output(model, metadata={"kind": model.kind, "temperature": model.temperature,
                                           "dev_macro_f1": dg.MetadataValue.json(dev_scores),
-                                          "lf_analysis": table_md(summary, 100), "coverage_vs_accuracy": image})
+                                          "lf_analysis": table_value(summary), "coverage_vs_accuracy": image})
 
     @dg.asset(name="training_labels", ins=ins(spec, "weak_label_matrix", "label_model"),
               **asset_kwargs(spec, "labeling", {"pandas"},

@@ -63,7 +63,8 @@ def test_gates_were_evaluated_and_the_champion_alias_set(project):
     checks = DagsterInstance.get().all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
     verdicts = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
                 for e in checks}
-    assert verdicts == {"dataset_expectations": True, "test_macro_f1": True, "lift_over_best_prompt": True,
+    assert verdicts == {"dataset_expectations": True, "label_matrix_expectations": True,
+                        "training_label_expectations": True, "test_macro_f1": True, "lift_over_best_prompt": True,
                         "speedup_over_fm": True}
     summary = stored("sms_spam", "evaluation")
     assert summary["passed"] and summary["test"]["n"] == (stored("sms_spam", "splits")["split"] == "test").sum()
