@@ -1,4 +1,4 @@
-"""`fmops`: list tasks, run the lifecycle through Dagster, evaluate, predict, open the UI.
+"""`fmops`: list tasks, run the lifecycle through Dagster, evaluate, promote or roll back, predict, open the UI.
 
 Exit codes: 0 ok, 1 a gate failed, 2 usage, spec, data or state error (one line, no traceback).
 """
@@ -128,6 +128,49 @@ def cmd_predict(args) -> int:
     return EXIT_OK
 
 
+def _record_champion(task: str, version: str, previous: str | None, reason: str) -> None:
+    """Keep the stored champion value and the Dagster UI in step with an alias moved outside a run."""
+    import dagster as dg
+
+    from fmops_pipelines import storage
+    from fmops_pipelines.launcher import prepare_environment
+    from fmops_pipelines.specialist.packaging import model_name
+
+    prepare_environment()
+    value = {"name": model_name(task), "version": version, "alias": "champion", "previous": previous}
+    storage.write_value(paths.storage_dir() / task / "champion", value)
+    dg.DagsterInstance.get().report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=[task, "champion"], description=reason,
+        metadata={"version": version, "previous": str(previous), "via": reason}))
+
+
+def cmd_promote(args) -> int:
+    from fmops_pipelines.spec import get_spec
+    from fmops_pipelines.specialist.packaging import promote
+    from fmops_pipelines.tracking import MlflowTracking
+
+    spec = get_spec(args.task)
+    MlflowTracking().configure()
+    previous = promote(spec.name, args.version)
+    _record_champion(spec.name, args.version, previous, "fmops promote")
+    print(f"{spec.name}: champion is now v{args.version} (previous: v{previous})" if previous
+          else f"{spec.name}: champion is now v{args.version}")
+    return EXIT_OK
+
+
+def cmd_rollback(args) -> int:
+    from fmops_pipelines.spec import get_spec
+    from fmops_pipelines.specialist.packaging import rollback
+    from fmops_pipelines.tracking import MlflowTracking
+
+    spec = get_spec(args.task)
+    MlflowTracking().configure()
+    restored, demoted = rollback(spec.name)
+    _record_champion(spec.name, restored, demoted, "fmops rollback")
+    print(f"{spec.name}: rolled back, champion is v{restored} again (v{demoted} is now 'previous')")
+    return EXIT_OK
+
+
 def cmd_ui(args) -> int:
     from fmops_pipelines.launcher import prepare_environment
 
@@ -157,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True)
     p.add_argument("--text-column", default="text")
     p.set_defaults(fn=cmd_predict)
+    p = sub.add_parser("promote", help="make a registered specialist version the champion")
+    p.add_argument("task")
+    p.add_argument("version")
+    p.set_defaults(fn=cmd_promote)
+    p = sub.add_parser("rollback", help="give the champion alias back to the previous version")
+    p.add_argument("task")
+    p.set_defaults(fn=cmd_rollback)
     p = sub.add_parser("ui", help="the Dagster web UI on this project's runs")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

@@ -127,6 +127,23 @@ class SpecialistSpec(_Strict):
     match_dev_prior: bool = False
 
 
+class SliceSpec(_Strict):
+    """A way to cut the test split: text-length buckets (character bounds) or a metadata column's values."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    length_buckets: list[int] | None = Field(default=None, min_length=1)
+    column: str | None = None
+    min_rows: int = Field(default=20, ge=1)  # smaller buckets are reported but not gated
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "SliceSpec":
+        if (self.length_buckets is None) == (self.column is None):
+            raise ValueError("give exactly one of 'length_buckets' or 'column'")
+        if self.length_buckets is not None and self.length_buckets != sorted(set(self.length_buckets)):
+            raise ValueError("length_buckets must be strictly increasing character counts")
+        return self
+
+
 class GateSpec(_Strict):
     """A blocking check on the evaluation: metric >= min, or metric <= max."""
 
@@ -134,6 +151,7 @@ class GateSpec(_Strict):
     min: float | None = None
     max: float | None = None
     name: str | None = None
+    slice: str | None = None  # for slice_macro_f1: the declared slice whose worst bucket is gated
 
     @field_validator("metric")
     @classmethod
@@ -146,6 +164,8 @@ class GateSpec(_Strict):
     def _one_bound(self) -> "GateSpec":
         if (self.min is None) == (self.max is None):
             raise ValueError("a gate needs exactly one of 'min' or 'max'")
+        if (self.metric == "slice_macro_f1") != (self.slice is not None):
+            raise ValueError("'slice' goes with metric slice_macro_f1, and that metric needs it")
         return self
 
     @property
@@ -157,7 +177,7 @@ class GateSpec(_Strict):
 
     @property
     def check_name(self) -> str:
-        return self.name or self.metric
+        return self.name or (f"{self.metric}_{self.slice}" if self.slice else self.metric)
 
 
 class InferenceSpec(_Strict):
@@ -180,6 +200,7 @@ class TaskSpec(_Strict):
     labeling_functions: list[LabelingFunctionSpec] = Field(default_factory=list)
     label_model: LabelModelSpec = LabelModelSpec()
     specialist: SpecialistSpec = SpecialistSpec()
+    slices: list[SliceSpec] = Field(default_factory=list)
     gates: list[GateSpec] = Field(default_factory=list)
     inference: InferenceSpec = InferenceSpec()
     _folder: Path | None = PrivateAttr(default=None)
@@ -205,6 +226,14 @@ class TaskSpec(_Strict):
         for i, lf in enumerate(self.labeling_functions):
             if lf.label not in self.label_names:
                 raise ValueError(f"labeling_functions.{i}.label '{lf.label}' is not one of {self.label_names}")
+        return self
+
+    @model_validator(mode="after")
+    def _gate_slices_declared(self) -> "TaskSpec":
+        declared = {s.name for s in self.slices}
+        for i, gate in enumerate(self.gates):
+            if gate.slice is not None and gate.slice not in declared:
+                raise ValueError(f"gates.{i}.slice '{gate.slice}' is not a declared slice ({sorted(declared)})")
         return self
 
     @model_validator(mode="after")

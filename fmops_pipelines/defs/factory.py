@@ -48,4 +48,8 @@ def build_definitions(specs: dict[str, TaskSpec]) -> dg.Definitions:
         assets += a
         jobs += j
         schedules += s
+    if specs:  # CI and the UI re-evaluate every task's latest specialist in one run
+        jobs.append(dg.define_asset_job(
+            "evaluation_job", selection=dg.AssetSelection.assets(*[[name, "evaluation"] for name in specs]),
+            description="Re-evaluate every task's latest specialist on its held-out test split and run the gates"))
     return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, resources=default_resources())

@@ -57,17 +57,15 @@ def build(spec: TaskSpec) -> list:
                     weak_label_matrix: pd.DataFrame) -> dg.Output:
         from PIL import Image
 
-        from fmops_pipelines.supervision.analysis import coverage_accuracy_plot, labeler_summary
+        from fmops_pipelines.supervision.analysis import coverage_accuracy_plot, summarize_labelers
 
         dev = part(splits, "dev")
-        L_dev, y_dev = votes(weak_label_matrix.set_index("id").loc[dev["id"]].reset_index()), label_indices(
-            dev["label"], spec.label_names)
-        L_train = votes(weak_label_matrix, "train")
-        model, dev_scores = choose_label_model(spec.label_model.kind, L_train, L_dev, y_dev, k,
+        L_dev = votes(weak_label_matrix.set_index("id").loc[dev["id"]].reset_index())
+        model, dev_scores = choose_label_model(spec.label_model.kind, votes(weak_label_matrix, "train"), L_dev,
+                                               label_indices(dev["label"], spec.label_names), k,
                                                class_balance(dev["label"], spec.label_names),
                                                spec.label_model.epochs, spec.splits.seed)
-        summary = labeler_summary(L_train, L_dev, y_dev, labeler_columns(weak_label_matrix), spec.label_names,
-                                  model.labeler_weights())
+        summary = summarize_labelers(weak_label_matrix, splits, model, spec.label_names)
         plot = coverage_accuracy_plot(summary)
         with mlflow.run(context, spec.name):
             import mlflow as mlf

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
+from sklearn.metrics import confusion_matrix
 
 from fmops_pipelines.data.splits import class_balance, label_indices, part
+from fmops_pipelines.evaluation.calibration import expected_calibration_error, reliability_bins
 from fmops_pipelines.evaluation.metrics import headline, report
+from fmops_pipelines.evaluation.slices import slice_metrics
 from fmops_pipelines.fm.base import FoundationModel
-from fmops_pipelines.fm.exploration import calibrated_prompts
+from fmops_pipelines.fm.exploration import ABSTAIN, calibrated_prompts
 from fmops_pipelines.specialist.ngram import NgramSpecialist, measure_throughput
 from fmops_pipelines.supervision.label_matrix import labeler_columns, votes
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba
@@ -23,7 +28,7 @@ def baselines(fm: FoundationModel, prompt_scores: pd.DataFrame, matrix: pd.DataF
     k = len(label_names)
     best = calibrated_prompts(prompt_scores.head(1), selected_only=False)[0]
     best_pred = best.proba(fm.score(test["text"].tolist(), best.prompt)).argmax(axis=1)
-    L_test = votes(matrix.set_index("id").loc[test["id"]].reset_index())
+    L_test = _rows(matrix, test["id"])
     mv = majority_vote_proba(L_test, k, class_balance(dev_labels, label_names)).argmax(axis=1)
     return {"best_prompt": headline(y_test, best_pred, k),
             "majority_vote": headline(y_test, mv, k),
@@ -38,14 +43,42 @@ def throughput(fm: FoundationModel, model: NgramSpecialist, texts: list[str]) ->
             "specialist_texts_per_s": measure_throughput(model, (texts * reps)[:THROUGHPUT_SPECIALIST_TEXTS])}
 
 
+def _rows(matrix: pd.DataFrame, ids: pd.Series) -> np.ndarray:
+    return votes(matrix.set_index("id").loc[ids].reset_index())
+
+
 def evaluate(model: NgramSpecialist, fm: FoundationModel, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
-             matrix: pd.DataFrame, label_model: FittedLabelModel, label_names: list[str]) -> dict:
-    """Everything in the summary that is measured: test report, baselines, throughput, labeler count."""
-    test = part(splits, "test")
-    y_test = label_indices(test["label"], label_names)
-    pred = model.predict_proba(test["text"].tolist()).argmax(axis=1)
+             matrix: pd.DataFrame, label_model: FittedLabelModel, label_names: list[str], slices: Sequence = (),
+             champion: tuple[str, NgramSpecialist] | None = None) -> dict:
+    """Everything gates and reports need, measured on held-out test (label quality on dev).
+
+    Returns the summary blocks (test, baselines, throughput) plus `details`: confusion matrix,
+    calibration, per-slice metrics, label coverage and dev accuracy, and the current champion's
+    macro-F1 on the same test rows (for the no-regression gate).
+    """
+    test, dev = part(splits, "test"), part(splits, "dev")
+    y_test, y_dev = label_indices(test["label"], label_names), label_indices(dev["label"], label_names)
+    texts = test["text"].tolist()
+    probs = model.predict_proba(texts)
+    pred = probs.argmax(axis=1)
+    k = len(label_names)
+    champion_f1 = None
+    if champion is not None:
+        champion_f1 = headline(y_test, champion[1].predict_proba(texts).argmax(axis=1), k)["macro_f1"]
+    L_train = votes(matrix, "train")
+    details = {
+        "labels": label_names,
+        "confusion": confusion_matrix(y_test, pred, labels=range(k)).tolist(),
+        "ece": round(expected_calibration_error(probs, y_test), 4),
+        "reliability": reliability_bins(probs, y_test),
+        "slices": [b for sl in slices for b in slice_metrics(test, y_test, pred, sl, k)],
+        "label_coverage": round(float((L_train != ABSTAIN).any(axis=1).mean()) if len(L_train) else 0.0, 4),
+        "label_model_dev_accuracy": round(float(
+            (label_model.predict_proba(_rows(matrix, dev["id"])).argmax(axis=1) == y_dev).mean()), 4),
+        "champion": {"version": champion[0] if champion else None, "macro_f1": champion_f1},
+    }
     return {"test": report(y_test, pred, label_names),
-            "baselines": baselines(fm, prompt_scores, matrix, label_model, test, y_test,
-                                   part(splits, "dev")["label"], label_names),
-            "throughput": throughput(fm, model, test["text"].tolist()),
-            "labelers": len(labeler_columns(matrix))}
+            "baselines": baselines(fm, prompt_scores, matrix, label_model, test, y_test, dev["label"], label_names),
+            "throughput": throughput(fm, model, texts),
+            "labelers": len(labeler_columns(matrix)),
+            "details": details}

@@ -33,6 +33,7 @@ class NgramConfig:
     hash_bits: int = 20
     embed_dim: int = 16
     dropout: float = 0.2
+    temperature: float = 1.0  # fitted on dev after training: soft-label students come out underconfident
 
 
 @dataclass
@@ -107,15 +108,20 @@ class NgramSpecialist:
         self.net = (net or NgramNet(self.featurizer.n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout)).to(self.device)
 
     @torch.inference_mode()
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 4096) -> np.ndarray:
+    def logits(self, texts: Sequence[str], batch_size: int = 4096) -> np.ndarray:
         self.net.eval()
         out = []
         for start in range(0, len(texts), batch_size):
             X = self.featurizer.transform(list(texts[start : start + batch_size]))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                logits = self.net(*_bag_inputs(X, self.device))
-            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+                out.append(self.net(*_bag_inputs(X, self.device)).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.cfg.labels)), dtype=np.float32)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 4096) -> np.ndarray:
+        z = self.logits(texts, batch_size) / self.cfg.temperature
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.cfg.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
@@ -185,7 +191,18 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
     history.seconds = time.perf_counter() - start
     history.samples_per_s = X.shape[0] * len(history.epochs) / max(history.seconds, 1e-9)
     model.net.load_state_dict(best_state)
+    model.cfg.temperature = fit_temperature(model.logits(dev_texts), y_dev)
     return model, history
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature scaling (Guo et al., 2017): the T minimising dev NLL of softmax(logits / T)."""
+    def nll(t: float) -> float:
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
+
+    return float(min(np.logspace(-2, 1, 61), key=nll))
 
 
 def measure_throughput(model: NgramSpecialist, texts: Sequence[str], batch_size: int = 4096) -> float:

@@ -79,8 +79,34 @@ def set_champion(task: str, version_: str) -> str | None:
     return str(old) if old is not None else None
 
 
-def champion_version(task: str) -> str | None:
+def alias_version(task: str, alias: str) -> str | None:
     try:
-        return str(mlflow.MlflowClient().get_model_version_by_alias(model_name(task), "champion").version)
+        return str(mlflow.MlflowClient().get_model_version_by_alias(model_name(task), alias).version)
     except mlflow.exceptions.MlflowException:
         return None
+
+
+def champion_version(task: str) -> str | None:
+    return alias_version(task, "champion")
+
+
+def promote(task: str, version_: str) -> str | None:
+    """Explicitly make a registered version the champion; returns the version it replaced."""
+    from fmops_pipelines.errors import StateError
+
+    try:
+        mlflow.MlflowClient().get_model_version(model_name(task), str(version_))
+    except mlflow.exceptions.MlflowException:
+        raise StateError(f"{model_name(task)}: no registered version '{version_}'") from None
+    return set_champion(task, str(version_))
+
+
+def rollback(task: str) -> tuple[str, str]:
+    """Give `champion` back to the `previous` version; returns (restored, demoted). Running it again undoes it."""
+    from fmops_pipelines.errors import StateError
+
+    previous, current = alias_version(task, "previous"), champion_version(task)
+    if previous is None or current is None:
+        raise StateError(f"{model_name(task)}: no previous champion to roll back to")
+    set_champion(task, previous)
+    return previous, current

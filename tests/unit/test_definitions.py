@@ -28,6 +28,8 @@ def test_every_task_has_the_whole_lifecycle_with_conventions():
                                *(g.check_name for g in spec.gates)}
         for job in ("lifecycle", "evaluation", "batch_inference"):
             defs.resolve_job_def(f"{task}_{job}")
+    evaluation_job = defs.resolve_job_def("evaluation_job")
+    assert {k.path[0] for k in evaluation_job.asset_layer.selected_asset_keys} == set(specs)
 
 
 def test_gate_checks_are_blocking():

@@ -33,8 +33,8 @@ def test_invalid_yaml_names_file_and_line(assets_dir):
     [
         (lambda s: s["splits"].update(dev_size=500), "splits.dev_size", "less than or equal to 200"),
         (lambda s: s["prompts"].update(templates=["no slot here"]), "prompts.templates", "placeholder"),
-        (lambda s: s["gates"].append({"metric": "vibes", "min": 1}), "gates.3.metric", "unknown gate metric"),
-        (lambda s: s["gates"].append({"metric": "test_accuracy"}), "gates.3", "exactly one of 'min' or 'max'"),
+        (lambda s: s["gates"].append({"metric": "vibes", "min": 1}), "gates.{n}.metric", "unknown gate metric"),
+        (lambda s: s["gates"].append({"metric": "test_accuracy"}), "gates.{n}", "exactly one of 'min' or 'max'"),
         (lambda s: s["labels"].append(dict(s["labels"][0])), "labels", "duplicate label names"),
         (lambda s: s.pop("dataset"), "dataset", "Field required"),
         (lambda s: s["dataset"].update(path="x.csv"), "dataset", "exactly one of 'registry' or 'path'"),
@@ -43,6 +43,7 @@ def test_invalid_yaml_names_file_and_line(assets_dir):
 )
 def test_bad_field_is_named(assets_dir, mutate, field, reason):
     spec = shipped_spec("sms_spam")
+    field = field.format(n=len(spec["gates"]))  # appended gates land at this index
     mutate(spec)
     message = _error(write_task(assets_dir, "sms_spam", spec))
     assert f"task.yaml: {field}: " in message

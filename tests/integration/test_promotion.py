@@ -1,0 +1,65 @@
+"""Gates decide promotion: a specialist trained on shuffled labels fails them and is not promoted; a good
+one is promoted with the old champion kept as `previous`; `fmops rollback` and `fmops promote` move it back.
+"""
+
+import numpy as np
+import pytest
+
+from fmops_pipelines.cli import main
+from fmops_pipelines.launcher import stored
+from fmops_pipelines.specialist.packaging import alias_version, champion_version
+from tests.conftest import small_sms_spec, write_task
+
+pytestmark = pytest.mark.integration
+TASK = "sms_gated"
+GATES = [{"metric": "test_macro_f1", "min": 0.6}, {"metric": "regression_vs_champion", "min": -0.02},
+         {"metric": "lift_over_best_prompt", "min": -1.0}]
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    monkeypatch.setenv("FMOPS_ASSETS_DIR", str(tmp_path / "assets"))
+    write_task(tmp_path / "assets", TASK, small_sms_spec(gates=GATES, slices=[{"name": "length",
+                                                                               "length_buckets": [40]}]))
+
+
+def _shuffled_training_labels(monkeypatch):
+    """Weaken the specialist: its probabilistic labels are permuted across rows before training."""
+    import fmops_pipelines.defs.labeling as labeling
+
+    real = labeling.training_labels
+
+    def shuffled(model, matrix, label_names):
+        out = real(model, matrix, label_names)
+        cols = [f"p_{name}" for name in label_names]
+        out[cols] = out[cols].to_numpy()[np.random.default_rng(0).permutation(len(out))]
+        return out
+
+    monkeypatch.setattr(labeling, "training_labels", shuffled)
+
+
+def test_gates_decide_promotion_and_rollback_restores(project, monkeypatch, capsys):
+    assert main(["run", TASK]) == 0
+    first = stored(TASK, "evaluation")
+    assert first["passed"] and champion_version(TASK) == first["model"]["version"] == "1"
+
+    with monkeypatch.context() as patch:
+        _shuffled_training_labels(patch)
+        assert main(["run", TASK]) == 1
+    weak = stored(TASK, "evaluation")
+    assert weak["model"]["version"] == "2" and not weak["passed"]
+    failed = {g["name"] for g in weak["gates"] if not g["passed"]}
+    assert {"test_macro_f1", "regression_vs_champion"} <= failed
+    assert champion_version(TASK) == "1" and alias_version(TASK, "previous") is None
+    assert "gates failed" in capsys.readouterr().err
+
+    assert main(["run", TASK]) == 0
+    assert champion_version(TASK) == "3" and alias_version(TASK, "previous") == "1"
+    assert stored(TASK, "evaluation")["gates"][1]["value"] == pytest.approx(0.0, abs=0.05)  # vs champion v1
+
+    assert main(["rollback", TASK]) == 0
+    assert champion_version(TASK) == "1" and alias_version(TASK, "previous") == "3"
+    assert stored(TASK, "champion")["version"] == "1"
+    assert main(["promote", TASK, "3"]) == 0 and champion_version(TASK) == "3"
+    assert main(["promote", TASK, "99"]) == 2
+    assert "no registered version '99'" in capsys.readouterr().err
