@@ -52,6 +52,8 @@ def test_gates_decide_promotion_and_rollback_restores(project, monkeypatch, caps
     assert {"test_macro_f1", "regression_vs_champion"} <= failed
     assert champion_version(TASK) == "1" and alias_version(TASK, "previous") is None
     assert "gates failed" in capsys.readouterr().err
+    assert main(["evaluate", TASK, "--json"]) == 1  # what CI runs on a pull request
+    assert '"passed": false' in capsys.readouterr().out
 
     assert main(["run", TASK]) == 0
     assert champion_version(TASK) == "3" and alias_version(TASK, "previous") == "1"
