@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def bench(task: str, fm_texts: int, specialist_texts: int) -> dict:
     from fmops_pipelines.data.readers import load_dataset
     from fmops_pipelines.data.splits import make_splits, part
-    from fmops_pipelines.fm.embedding import build_fm
+    from fmops_pipelines.fm.embedding import fm_from_spec
     from fmops_pipelines.launcher import quiet_libraries, stored
     from fmops_pipelines.spec import get_spec
     from fmops_pipelines.specialist.ngram import measure_throughput
@@ -31,7 +31,7 @@ def bench(task: str, fm_texts: int, specialist_texts: int) -> dict:
     if version is None:
         raise SystemExit(f"{task}: no champion yet; run `fmops run {task}` first")
     texts = part(make_splits(load_dataset(spec), spec.splits), "test")["text"].tolist()
-    fm = build_fm(spec.fm.backend, spec.fm.model, cache=None, batch_size=spec.fm.batch_size)
+    fm = fm_from_spec(spec.fm, cache=None)
     fm_rate = fm.measure_throughput(texts[:fm_texts])
     model = load_specialist(task, "champion")
     reps = -(-specialist_texts // len(texts))

@@ -60,25 +60,34 @@ class SplitSpec(_Strict):
 
 
 class FMSpec(_Strict):
-    backend: Literal["embedding"] = "embedding"
+    """The foundation model. embedding: a sentence-transformers folder (default the packaged MiniLM);
+    hf-generative: a local causal or seq2seq LM folder; openai: a model name on an OpenAI-compatible server."""
+
+    backend: Literal["embedding", "hf-generative", "openai"] = "embedding"
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = Field(default=64, ge=1)
+    base_url: str | None = None  # openai: e.g. http://localhost:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key; the key itself never goes in a spec
+    max_concurrency: int = Field(default=8, ge=1)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "FMSpec":
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs base_url")
+        return self
 
 
 class PromptSpec(_Strict):
-    """Candidate prompts are templates x verbalizers; the best diverse ones become labelers."""
+    """Candidate prompts are templates x verbalizers (plus, for generative backends, AMA-style question
+    reformulations); the best diverse ones become labelers. Templates need `{label}` for the embedding
+    backend and `{text}` for generative ones."""
 
     templates: list[str] = Field(min_length=1)
     max_labelers: int = Field(default=8, ge=1)
     min_coverage: float = Field(default=0.3, gt=0.0, le=1.0)
-
-    @field_validator("templates")
-    @classmethod
-    def _has_label_slot(cls, templates: list[str]) -> list[str]:
-        for i, t in enumerate(templates):
-            if "{label}" not in t:
-                raise ValueError(f"template {i} has no '{{label}}' placeholder: {t!r}")
-        return templates
+    reformulations: bool = True  # generative backends only
 
 
 class LabelingFunctionSpec(_Strict):
@@ -220,6 +229,15 @@ class TaskSpec(_Strict):
         if dupes:
             raise ValueError(f"duplicate label names: {dupes}")
         return labels
+
+    @model_validator(mode="after")
+    def _templates_fit_backend(self) -> "TaskSpec":
+        slot = "{label}" if self.fm.backend == "embedding" else "{text}"
+        for i, template in enumerate(self.prompts.templates):
+            if slot not in template:
+                raise ValueError(f"prompts.templates.{i} has no '{slot}' placeholder, which the "
+                                 f"{self.fm.backend} backend needs: {template!r}")
+        return self
 
     @model_validator(mode="after")
     def _lf_labels_declared(self) -> "TaskSpec":

@@ -46,7 +46,7 @@ def build(spec: TaskSpec) -> list:
         from fmops_pipelines.evaluation.gates import evaluate_gates
         from fmops_pipelines.evaluation.report import render_report, report_plots
         from fmops_pipelines.evaluation.summary import build_summary
-        from fmops_pipelines.fm.embedding import build_fm
+        from fmops_pipelines.fm.embedding import fm_from_spec
         from fmops_pipelines.paths import atomic_write_bytes
         from fmops_pipelines.specialist.packaging import champion_version, load_specialist
         from fmops_pipelines.supervision.analysis import summarize_labelers
@@ -55,7 +55,7 @@ def build(spec: TaskSpec) -> list:
         model, version = load_specialist(spec.name, specialist["version"]), specialist["version"]
         current = champion_version(spec.name)
         champion = (current, load_specialist(spec.name, current)) if current not in (None, version) else None
-        fm = build_fm(spec.fm.backend, spec.fm.model, fm_cache.open(), spec.fm.batch_size)
+        fm = fm_from_spec(spec.fm, fm_cache.open())
         measured = evaluate(model, fm, splits, prompt_scores, weak_label_matrix, label_model, spec.label_names,
                             spec.slices, champion)
         measured["labeling"] = _labeling_stats(context, spec, measured["labelers"])

@@ -7,8 +7,8 @@ import pandas as pd
 from fmops_pipelines.data.splits import label_indices, part
 from fmops_pipelines.defs.common import asset_kwargs, ins, table_md
 from fmops_pipelines.defs.resources import FMCacheResource
-from fmops_pipelines.fm.embedding import build_fm
-from fmops_pipelines.fm.exploration import candidate_prompts, explore_prompts
+from fmops_pipelines.fm.embedding import fm_from_spec
+from fmops_pipelines.fm.exploration import candidates_for, explore_prompts
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.tracking import MlflowTracking
 
@@ -17,13 +17,13 @@ POOL_SIZE = 2000  # unlabeled rows used for contextual calibration
 
 def build(spec: TaskSpec) -> list:
     @dg.asset(name="prompt_scores", ins=ins(spec, "splits"), **asset_kwargs(spec, "exploration", {"torch", "sentence_transformers"},
-              "Each candidate prompt (templates x verbalizers) calibrated and scored on dev; top diverse ones selected."))
+              "Each candidate prompt (templates x verbalizers, + AMA rewrites for generative FMs) scored on dev; top diverse kept."))
     def prompt_scores(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm_cache: FMCacheResource,
                       splits: pd.DataFrame) -> dg.Output:
-        fm = build_fm(spec.fm.backend, spec.fm.model, fm_cache.open(), spec.fm.batch_size)
+        fm = fm_from_spec(spec.fm, fm_cache.open())
         dev, train = part(splits, "dev"), part(splits, "train")
         pool = train["text"].sample(min(POOL_SIZE, len(train)), random_state=spec.splits.seed).tolist()
-        candidates = candidate_prompts(spec.prompts.templates, [label.verbalizers for label in spec.labels])
+        candidates = candidates_for(spec)
         table = explore_prompts(fm, candidates, pool, dev["text"].tolist(), label_indices(dev["label"], spec.label_names),
                                 spec.label_names, spec.prompts.max_labelers, spec.prompts.min_coverage)
         with mlflow.run(context, spec.name):

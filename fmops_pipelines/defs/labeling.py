@@ -9,7 +9,7 @@ import pandas as pd
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.defs.common import asset_kwargs, ins, key, table_md, table_value
 from fmops_pipelines.defs.resources import FMCacheResource
-from fmops_pipelines.fm.embedding import build_fm
+from fmops_pipelines.fm.embedding import fm_from_spec
 from fmops_pipelines.fm.exploration import calibrated_prompts
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.supervision.label_matrix import build_label_matrix, labeler_columns, matrix_summary, votes
@@ -31,7 +31,7 @@ def build(spec: TaskSpec) -> list:
                              "L[n, m]: votes of the selected prompts and the labeling functions on every row (-1 = abstain)."))
     def weak_label_matrix(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm_cache: FMCacheResource,
                           splits: pd.DataFrame, prompt_scores: pd.DataFrame) -> dg.Output:
-        fm = build_fm(spec.fm.backend, spec.fm.model, fm_cache.open(), spec.fm.batch_size)
+        fm = fm_from_spec(spec.fm, fm_cache.open())
         lfs = task_lfs(spec)
         matrix = build_label_matrix(fm, calibrated_prompts(prompt_scores), lfs, splits, spec.label_names)
         stats = {**matrix_summary(votes(matrix, "train")), **fm.stats.as_dict(), "labeling_functions": len(lfs)}

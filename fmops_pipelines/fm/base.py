@@ -12,9 +12,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Prompt:
-    """A labeler's prompt: a template with a `{label}` slot, filled with one verbalizer per label.
+    """A labeler's prompt and one verbalizer per label.
 
-    Its identity is its content hash, so an edited prompt is a new labeler with a new id.
+    Embedding backend: the template has a `{label}` slot; each filled-in template is a label prompt the
+    text is compared with. Generative backends: the template has a `{text}` slot and the verbalizers
+    are the answers whose likelihood is scored. Its identity is its content hash, so an edited prompt
+    is a new labeler with a new id.
     """
 
     template: str
@@ -26,7 +29,10 @@ class Prompt:
         return "p_" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:10]
 
     def label_texts(self) -> list[str]:
-        return [self.template.format(label=v) for v in self.verbalizers]
+        return [self.template.replace("{label}", v) for v in self.verbalizers]
+
+    def render(self, text: str) -> str:
+        return self.template.replace("{text}", text)
 
 
 @dataclass

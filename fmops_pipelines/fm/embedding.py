@@ -110,7 +110,23 @@ class EmbeddingFM:
         return len(texts) / (time.perf_counter() - start)
 
 
-def build_fm(backend: str, model: str, cache: FMCache | None, batch_size: int = 64) -> EmbeddingFM:
+def build_fm(backend: str, model: str, cache: FMCache | None, batch_size: int = 64, fm_spec=None):
+    """The backend a spec asks for; fm_spec (an FMSpec) carries the openai endpoint settings."""
     if backend == "embedding":
         return EmbeddingFM(model, cache=cache, batch_size=batch_size)
+    if backend == "hf-generative":
+        from fmops_pipelines.fm.generative import GenerativeFM
+
+        return GenerativeFM(model, cache=cache, batch_size=batch_size)
+    if backend == "openai":
+        from fmops_pipelines.fm.openai_compat import OpenAICompatibleFM
+
+        if fm_spec is None or not fm_spec.base_url:
+            raise SpecError("fm.base_url: backend 'openai' needs the endpoint's base_url")
+        return OpenAICompatibleFM(model, fm_spec.base_url, fm_spec.api_key_env, cache, fm_spec.max_concurrency,
+                                  fm_spec.timeout_s, fm_spec.max_retries)
     raise SpecError(f"fm.backend: unknown backend '{backend}'")
+
+
+def fm_from_spec(fm_spec, cache: FMCache | None):
+    return build_fm(fm_spec.backend, fm_spec.model, cache, fm_spec.batch_size, fm_spec)

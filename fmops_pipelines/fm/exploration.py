@@ -40,12 +40,17 @@ class CalibratedPrompt:
     threshold: float
 
     def proba(self, scores: np.ndarray) -> np.ndarray:
-        return softmax((scores - np.asarray(self.center)) / self.temperature)
+        """Calibrated probabilities; a row the FM could not answer (NaN) is uniform."""
+        unanswered = np.isnan(scores).any(axis=1)
+        p = softmax(np.nan_to_num((scores - np.asarray(self.center)) / self.temperature))
+        p[unanswered] = 1.0 / scores.shape[1]
+        return p
 
     def votes(self, scores: np.ndarray) -> np.ndarray:
-        """Label index where confident, ABSTAIN elsewhere."""
+        """Label index where confident, ABSTAIN elsewhere (and wherever the FM gave no answer)."""
         p = self.proba(scores)
-        return np.where(p.max(axis=1) >= self.threshold, p.argmax(axis=1), ABSTAIN)
+        confident = (p.max(axis=1) >= self.threshold) & ~np.isnan(scores).any(axis=1)
+        return np.where(confident, p.argmax(axis=1), ABSTAIN)
 
     def to_record(self) -> dict:
         return {"prompt_id": self.prompt.id, "template": self.prompt.template,
@@ -58,11 +63,46 @@ class CalibratedPrompt:
                    float(rec["temperature"]), float(rec["threshold"]))
 
 
-def candidate_prompts(templates: Sequence[str], verbalizers: Sequence[Sequence[str]]) -> list[Prompt]:
-    """Templates x verbalizer sets; the i-th set takes each label's i-th phrase (cycling short lists)."""
+def verbalizer_sets(verbalizers: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    """The i-th set takes each label's i-th phrase (cycling lists that are shorter)."""
     width = max(len(v) for v in verbalizers)
-    sets = [tuple(v[i % len(v)] for v in verbalizers) for i in range(width)]
-    return [Prompt(t, s) for t, s in itertools.product(templates, sets)]
+    return [tuple(v[i % len(v)] for v in verbalizers) for i in range(width)]
+
+
+def candidate_prompts(templates: Sequence[str], verbalizers: Sequence[Sequence[str]]) -> list[Prompt]:
+    """Templates x verbalizer sets (embedding backend: the phrases fill the template's {label} slot)."""
+    return [Prompt(t, s) for t, s in itertools.product(templates, verbalizer_sets(verbalizers))]
+
+
+def ama_reformulations(verbalizer_set: Sequence[str]) -> list[str]:
+    """Ask-Me-Anything-style rewrites of the task as open questions (Arora et al., 2022), one per frame."""
+    options = [v.strip() for v in verbalizer_set]
+    either = ", ".join(options[:-1]) + " or " + options[-1]
+    return [f"Text: {{text}}\nQuestion: Which describes the text best: {' / '.join(options)}?\nAnswer:",
+            f"{{text}}\n\nQuestion: Is the text above {either}?\nAnswer: It is",
+            f"Read the text and say what it is.\nText: {{text}}\nIt is"]
+
+
+def generative_candidates(templates: Sequence[str], verbalizers: Sequence[Sequence[str]],
+                          reformulations: bool = True) -> list[Prompt]:
+    """Generative backends: templates x verbalizer sets, plus AMA question reformulations of each set.
+
+    Verbalizers get a leading space: after "Answer:" the next token of natural text starts with one.
+    """
+    out = []
+    for vset in verbalizer_sets(verbalizers):
+        answers = tuple(" " + v.strip() for v in vset)
+        frames = list(templates) + (ama_reformulations(vset) if reformulations else [])
+        out += [Prompt(t, answers) for t in frames]
+    return out
+
+
+def candidates_for(spec) -> list[Prompt]:
+    """The spec's candidate prompts for its backend."""
+    verbalizers = [label.verbalizers for label in spec.labels]
+    if spec.fm.backend == "embedding":
+        return candidate_prompts(spec.prompts.templates, verbalizers)
+    return generative_candidates(spec.prompts.templates, verbalizers, spec.prompts.reformulations)
 
 
 def _fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
@@ -91,17 +131,22 @@ def _pick_threshold(conf: np.ndarray, pred: np.ndarray, y: np.ndarray, min_cover
 
 def calibrate(prompt: Prompt, pool_scores: np.ndarray, dev_scores: np.ndarray, y_dev: np.ndarray,
               min_coverage: float) -> CalibratedPrompt:
-    center = pool_scores.mean(axis=0)
-    z = dev_scores - center
-    temperature = _fit_temperature(z, y_dev)
+    """Centre on the unlabeled pool, fit temperature and abstain threshold on dev (unanswered rows skipped)."""
+    answered_pool = ~np.isnan(pool_scores).any(axis=1)
+    center = pool_scores[answered_pool].mean(axis=0) if answered_pool.any() else np.zeros(pool_scores.shape[1])
+    answered = ~np.isnan(dev_scores).any(axis=1)
+    if not answered.any():
+        return CalibratedPrompt(prompt, tuple(float(c) for c in center), 1.0, 1.1)  # never votes
+    z, y = dev_scores[answered] - center, y_dev[answered]
+    temperature = _fit_temperature(z, y)
     p = softmax(z / temperature)
-    threshold = _pick_threshold(p.max(axis=1), p.argmax(axis=1), y_dev, min_coverage)
+    threshold = _pick_threshold(p.max(axis=1), p.argmax(axis=1), y, min_coverage * answered.mean())
     return CalibratedPrompt(prompt, tuple(float(c) for c in center), temperature, threshold)
 
 
 def dev_report(cal: CalibratedPrompt, dev_scores: np.ndarray, y_dev: np.ndarray, label_names: list[str]) -> dict:
     """How a calibrated prompt does on dev, without abstaining and at its abstain threshold."""
-    pred = cal.proba(dev_scores).argmax(axis=1)
+    pred = np.where(np.isnan(dev_scores).any(axis=1), ABSTAIN, cal.proba(dev_scores).argmax(axis=1))
     votes = cal.votes(dev_scores)
     covered = votes != ABSTAIN
     row = {

@@ -136,7 +136,12 @@ def choose_label_model(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev:
                        class_balance: np.ndarray, epochs: int = 500, seed: int = 0
                        ) -> tuple[FittedLabelModel, dict[str, float]]:
     """Fit the requested kind, or with 'auto' every kind; keep the best dev macro-F1, then calibrate it on dev."""
-    kinds = KINDS if kind == "auto" else (kind,)
+    if L_train.shape[1] < 3 and kind == "snorkel":
+        from fmops_pipelines.errors import SpecError
+
+        raise SpecError(f"label_model.kind: snorkel needs at least 3 labelers, this matrix has {L_train.shape[1]}")
+    # Snorkel's LabelModel is undefined below 3 labelers; 'auto' then chooses among the others.
+    kinds = tuple(kd for kd in KINDS if kd != "snorkel" or L_train.shape[1] >= 3) if kind == "auto" else (kind,)
     fitted = {kd: fit_label_model(kd, L_train, k, class_balance, epochs, seed) for kd in kinds}
     dev_scores = {kd: macro_f1(y_dev, m.predict_proba(L_dev), k) for kd, m in fitted.items()}
     best = fitted[max(kinds, key=lambda kd: (dev_scores[kd], -KINDS.index(kd)))]  # ties: the simpler model

@@ -94,3 +94,13 @@ def test_temperature_calibration_reduces_overconfidence():
     calibrated = apply_temperature(probs, t)
     assert abs(calibrated.max(axis=1).mean() - 0.7) < 0.05
     assert (calibrated.argmax(axis=1) == probs.argmax(axis=1)).all()
+
+
+def test_fewer_than_three_labelers_skip_snorkel_or_say_why():
+    from fmops_pipelines.errors import SpecError
+
+    L, y = _noisy_matrix(accuracies=(0.9, 0.7))
+    model, scores = choose_label_model("auto", L[:1500], L[1500:], y[1500:], 2, PRIOR)
+    assert "snorkel" not in scores and model.kind in ("majority_vote", "dawid_skene")
+    with pytest.raises(SpecError, match="snorkel needs at least 3 labelers, this matrix has 2"):
+        choose_label_model("snorkel", L[:1500], L[1500:], y[1500:], 2, PRIOR)
