@@ -280,6 +280,8 @@ def _format_validation_error(path: Path, err: ValidationError) -> str:
     first = err.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
+    if not first["loc"] and re.match(r"^[a-z_]+(\.[\w]+)+ ", msg):  # cross-field checks name their own field
+        field, msg = msg.split(" ", 1)
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{path}: {field}: {msg}{more}"
 

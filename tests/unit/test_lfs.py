@@ -60,7 +60,7 @@ def test_bad_rules_are_spec_errors(tmp_path):
     with pytest.raises(SpecError, match=r"labeling_functions.6: invalid regex"):
         load_spec(write_task(tmp_path, "youtube_spam", spec))
     spec["labeling_functions"][-1] = {"name": "bad", "label": "eggs", "keywords": ["x"]}
-    with pytest.raises(SpecError, match=r"labeling_functions.6.label 'eggs' is not one of"):
+    with pytest.raises(SpecError, match=r"task.yaml: labeling_functions.6.label: 'eggs' is not one of"):
         load_spec(write_task(tmp_path, "youtube_spam", spec))
     path = write_task(tmp_path, "youtube_spam", shipped_spec("youtube_spam"))
     (path.parent / "broken.py").write_text("import not_a_module\n")
