@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 from sklearn.metrics import f1_score
 
-from fmops_pipelines.data import registry, readers
+from fmops_pipelines.data import readers, registry
 from fmops_pipelines.data.splits import class_balance, label_indices
 from fmops_pipelines.supervision.label_models import KINDS, choose_label_model, fit_label_model
 

@@ -110,8 +110,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from fmops_pipelines.data.readers import read_texts
-    from fmops_pipelines.specialist.packaging import champion_version, load_specialist, predict_frame
     from fmops_pipelines.spec import get_spec
+    from fmops_pipelines.specialist.packaging import champion_version, load_specialist, predict_frame
     from fmops_pipelines.storage import write_table
     from fmops_pipelines.tracking import MlflowTracking
 

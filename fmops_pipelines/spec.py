@@ -44,7 +44,7 @@ class DatasetSpec(_Strict):
     label_map: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DatasetSpec":
+    def _one_source(self) -> DatasetSpec:
         if (self.registry is None) == (self.path is None):
             raise ValueError("give exactly one of 'registry' or 'path'")
         return self
@@ -73,7 +73,7 @@ class FMSpec(_Strict):
     max_retries: int = Field(default=4, ge=0)
 
     @model_validator(mode="after")
-    def _endpoint(self) -> "FMSpec":
+    def _endpoint(self) -> FMSpec:
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs base_url")
         return self
@@ -99,7 +99,7 @@ class LabelingFunctionSpec(_Strict):
     regex: str | None = None
 
     @model_validator(mode="after")
-    def _one_rule(self) -> "LabelingFunctionSpec":
+    def _one_rule(self) -> LabelingFunctionSpec:
         if (self.keywords is None) == (self.regex is None):
             raise ValueError("give exactly one of 'keywords' or 'regex'")
         if self.regex is not None:
@@ -145,7 +145,7 @@ class SliceSpec(_Strict):
     min_rows: int = Field(default=20, ge=1)  # smaller buckets are reported but not gated
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "SliceSpec":
+    def _one_kind(self) -> SliceSpec:
         if (self.length_buckets is None) == (self.column is None):
             raise ValueError("give exactly one of 'length_buckets' or 'column'")
         if self.length_buckets is not None and self.length_buckets != sorted(set(self.length_buckets)):
@@ -170,7 +170,7 @@ class GateSpec(_Strict):
         return metric
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "GateSpec":
+    def _one_bound(self) -> GateSpec:
         if (self.min is None) == (self.max is None):
             raise ValueError("a gate needs exactly one of 'min' or 'max'")
         if (self.metric == "slice_macro_f1") != (self.slice is not None):
@@ -231,7 +231,7 @@ class TaskSpec(_Strict):
         return labels
 
     @model_validator(mode="after")
-    def _templates_fit_backend(self) -> "TaskSpec":
+    def _templates_fit_backend(self) -> TaskSpec:
         slot = "{label}" if self.fm.backend == "embedding" else "{text}"
         for i, template in enumerate(self.prompts.templates):
             if slot not in template:
@@ -240,14 +240,14 @@ class TaskSpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _lf_labels_declared(self) -> "TaskSpec":
+    def _lf_labels_declared(self) -> TaskSpec:
         for i, lf in enumerate(self.labeling_functions):
             if lf.label not in self.label_names:
                 raise ValueError(f"labeling_functions.{i}.label '{lf.label}' is not one of {self.label_names}")
         return self
 
     @model_validator(mode="after")
-    def _gate_slices_declared(self) -> "TaskSpec":
+    def _gate_slices_declared(self) -> TaskSpec:
         declared = {s.name for s in self.slices}
         for i, gate in enumerate(self.gates):
             if gate.slice is not None and gate.slice not in declared:
@@ -255,7 +255,7 @@ class TaskSpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _unique_gate_names(self) -> "TaskSpec":
+    def _unique_gate_names(self) -> TaskSpec:
         names = [g.check_name for g in self.gates]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -50,7 +50,7 @@ def read_value(stem: Path) -> Any:
                 return np.load(path, allow_pickle=False)
             if suffix == ".json":
                 return json.loads(path.read_text())
-            return pickle.loads(path.read_bytes())  # noqa: S301 (our own storage)
+            return pickle.loads(path.read_bytes())
     raise FileNotFoundError(stem)
 
 

@@ -8,8 +8,8 @@ MLFLOW_TRACKING_URI and nothing else changes.
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import dagster as dg
 

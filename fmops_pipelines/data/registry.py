@@ -110,7 +110,7 @@ def sha256_of(path: Path) -> str:
 
 def _download(pinned: PinnedFile, dest: Path, timeout: float = 60.0) -> None:
     try:
-        with urllib.request.urlopen(pinned.url, timeout=timeout) as resp:  # noqa: S310 (pinned https URL)
+        with urllib.request.urlopen(pinned.url, timeout=timeout) as resp:
             payload = resp.read()
     except OSError as exc:
         raise DataError(f"{dest}: not in the data home and download of {pinned.url} failed: {exc}") from None

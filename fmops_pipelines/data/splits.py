@@ -53,7 +53,7 @@ def split_summary(splits: pd.DataFrame) -> dict[str, dict[str, int]]:
     summary: dict[str, dict[str, int]] = {}
     for name in SPLITS:
         part = splits[splits["split"] == name]
-        counts = {"rows": int(len(part))}
+        counts = {"rows": len(part)}
         counts.update({str(k): int(v) for k, v in part["label"].value_counts().items()})
         summary[name] = counts
     return summary

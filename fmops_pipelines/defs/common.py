@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import dagster as dg
 import pandas as pd
 
@@ -29,7 +31,7 @@ def table_value(df: pd.DataFrame) -> dg.MetadataValue:
     """A DataFrame as a typed Dagster table (sortable in the UI); NaN becomes empty."""
     kinds = {"i": "int", "u": "int", "f": "float", "b": "bool"}
     schema = dg.TableSchema(columns=[dg.TableColumn(str(c), kinds.get(df[c].dtype.kind, "string")) for c in df.columns])
-    records = [dg.TableRecord({str(k): (None if isinstance(v, float) and v != v else
+    records = [dg.TableRecord({str(k): (None if isinstance(v, float) and math.isnan(v) else
                                         v.item() if hasattr(v, "item") else v if isinstance(v, (int, float, bool))
                                         else str(v)) for k, v in row.items()})
                for row in df.to_dict("records")]

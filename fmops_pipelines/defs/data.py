@@ -6,7 +6,7 @@ import pandas as pd
 
 from fmops_pipelines.data.readers import load_dataset
 from fmops_pipelines.data.splits import make_splits, split_summary
-from fmops_pipelines.defs.common import asset_kwargs, ins, key, table_md
+from fmops_pipelines.defs.common import asset_kwargs, ins, table_md
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.tracking import MlflowTracking
 

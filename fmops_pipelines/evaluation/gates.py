@@ -6,7 +6,9 @@ baselines, throughput, labeling) plus `details` (calibration, slices, label qual
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fmops_pipelines.spec import GateSpec
@@ -22,7 +24,7 @@ def _regression(m: dict, gate) -> float:
     return 0.0 if champion["macro_f1"] is None else m["test"]["macro_f1"] - champion["macro_f1"]
 
 
-GATE_METRICS: dict[str, Callable[[dict, "GateSpec"], float]] = {
+GATE_METRICS: dict[str, Callable[[dict, GateSpec], float]] = {
     # label quality
     "label_coverage": lambda m, g: m["details"]["label_coverage"],
     "label_model_dev_accuracy": lambda m, g: m["details"]["label_model_dev_accuracy"],
@@ -43,11 +45,11 @@ GATE_METRICS: dict[str, Callable[[dict, "GateSpec"], float]] = {
 }
 
 
-def evaluate_gates(gates: "list[GateSpec]", measured: dict) -> list[dict]:
+def evaluate_gates(gates: list[GateSpec], measured: dict) -> list[dict]:
     """One verdict per gate, in spec order: name, value, threshold, passed (a NaN value fails)."""
     verdicts = []
     for gate in gates:
         value = round(float(GATE_METRICS[gate.metric](measured, gate)), 4)
         verdicts.append({"name": gate.check_name, "value": value, "threshold": gate.threshold,
-                         "passed": bool(value == value and gate.passes(value))})
+                         "passed": bool(not math.isnan(value) and gate.passes(value))})
     return verdicts

@@ -18,4 +18,4 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> di
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=range(len(label_names)), zero_division=0)
     per_class = {name: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
                         "f1": round(float(f[i]), 4)} for i, name in enumerate(label_names)}
-    return {"n": int(len(y_true)), **headline(y_true, y_pred, len(label_names)), "per_class": per_class}
+    return {"n": len(y_true), **headline(y_true, y_pred, len(label_names)), "per_class": per_class}

@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from fmops_pipelines.errors import SpecError
 from fmops_pipelines.fm.base import FMStats, Prompt
-from fmops_pipelines.fm.cache import FMCache, cache_key
+from fmops_pipelines.fm.cache import FMCache, cache_key, cached_compute
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
 
@@ -81,23 +81,10 @@ class EmbeddingFM:
         """L2-normalised embeddings, from the cache where possible; counts calls and hits."""
         texts = list(texts)
         keys = [cache_key(self.backend, self.model_id, self.revision, t) for t in texts]
-        found = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
-        missing = sorted({k: t for k, t in zip(keys, texts) if k not in found}.items())
-        self.stats.cache_hits += sum(1 for k in keys if k in found)
-        if missing:
-            start = time.perf_counter()
-            vecs = self._encode_uncached([t for _, t in missing])
-            self.stats.seconds += time.perf_counter() - start
-            self.stats.calls += len(missing)
-            new = {k: v for (k, _), v in zip(missing, vecs)}
-            if self.cache is not None:
-                self.cache.put_many(new)
-            found.update(new)
-            # duplicates of a text that was just encoded are served from that one call
-            self.stats.cache_hits += sum(1 for k in keys if k in new) - len(missing)
+        vectors = cached_compute(self.cache, keys, texts, self._encode_uncached, self.stats)
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
-        return np.stack([found[k] for k in keys])
+        return np.stack(vectors)
 
     def score(self, texts: Sequence[str], prompt: Prompt) -> np.ndarray:
         return self.embed(texts) @ self.embed(prompt.label_texts()).T

@@ -10,8 +10,8 @@ label models are built for.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,7 @@ class CalibratedPrompt:
                 "temperature": self.temperature, "threshold": self.threshold}
 
     @classmethod
-    def from_record(cls, rec: dict) -> "CalibratedPrompt":
+    def from_record(cls, rec: dict) -> CalibratedPrompt:
         return cls(Prompt(rec["template"], tuple(rec["verbalizers"])), tuple(float(c) for c in rec["center"]),
                    float(rec["temperature"]), float(rec["threshold"]))
 
@@ -80,7 +80,7 @@ def ama_reformulations(verbalizer_set: Sequence[str]) -> list[str]:
     either = ", ".join(options[:-1]) + " or " + options[-1]
     return [f"Text: {{text}}\nQuestion: Which describes the text best: {' / '.join(options)}?\nAnswer:",
             f"{{text}}\n\nQuestion: Is the text above {either}?\nAnswer: It is",
-            f"Read the text and say what it is.\nText: {{text}}\nIt is"]
+            "Read the text and say what it is.\nText: {text}\nIt is"]
 
 
 def generative_candidates(templates: Sequence[str], verbalizers: Sequence[Sequence[str]],

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from fmops_pipelines.errors import SpecError
 from fmops_pipelines.fm.base import FMStats, Prompt
-from fmops_pipelines.fm.cache import FMCache, cache_key
+from fmops_pipelines.fm.cache import FMCache, cache_key, cached_compute
 from fmops_pipelines.fm.embedding import model_revision
 
 
@@ -154,19 +154,9 @@ class GenerativeFM:
         rendered = [prompt.render(t) for t in texts]
         params = {"verbalizers": list(prompt.verbalizers)}
         keys = [cache_key(self.backend, self.model_id, self.revision, r, params) for r in rendered]
-        found = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
-        missing = sorted({k: r for k, r in zip(keys, rendered) if k not in found}.items())
-        self.stats.cache_hits += len(keys) - len(missing)
-        if missing:
-            start = time.perf_counter()
-            vecs = self._score_uncached([r for _, r in missing], prompt.verbalizers, self.batch_size, bucket=True)
-            self.stats.seconds += time.perf_counter() - start
-            self.stats.calls += len(missing)
-            new = {k: v for (k, _), v in zip(missing, vecs)}
-            if self.cache is not None:
-                self.cache.put_many(new)
-            found.update(new)
-        return np.stack([found[k] for k in keys]) if keys else np.zeros((0, len(prompt.verbalizers)), np.float32)
+        vectors = cached_compute(self.cache, keys, rendered, lambda todo: self._score_uncached(
+            todo, prompt.verbalizers, self.batch_size, bucket=True), self.stats)
+        return np.stack(vectors) if keys else np.zeros((0, len(prompt.verbalizers)), np.float32)
 
     def measure_throughput(self, texts: Sequence[str], prompt: Prompt | None = None, batch_size: int | None = None,
                            bucket: bool = True, share_prompt: bool = True) -> float:

@@ -15,14 +15,14 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 
 from fmops_pipelines.errors import FmopsError
 from fmops_pipelines.fm.base import FMStats, Prompt
-from fmops_pipelines.fm.cache import FMCache, cache_key
+from fmops_pipelines.fm.cache import FMCache, cache_key, cached_compute
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -87,7 +87,7 @@ class OpenAICompatibleFM:
         for attempt in range(self.max_retries + 1):
             request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310 (user's endpoint)
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
                     return json.loads(resp.read())
             except urllib.error.HTTPError as exc:
                 if exc.code == 400 and payload.get("logprobs"):
@@ -114,24 +114,15 @@ class OpenAICompatibleFM:
     def score(self, texts: Sequence[str], prompt: Prompt) -> np.ndarray:
         params = {"verbalizers": list(prompt.verbalizers), "temperature": self.temperature}
         keys = [cache_key(self.backend, self.model_id, self.revision, _instruction(prompt, t), params) for t in texts]
-        found = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
-        missing = {k: t for k, t in zip(keys, texts) if k not in found}
-        self.stats.cache_hits += len(keys) - len(missing)
-        if missing:
-            start = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-                answers = list(pool.map(lambda t: self._ask(prompt, t), missing.values()))
-            self.stats.seconds += time.perf_counter() - start
-            self.stats.calls += len(missing)
-            new = dict(zip(missing, answers))
-            if self.cache is not None:  # abstains are cached too: the same question gets the same answer
-                self.cache.put_many(new)
-            found.update(new)
-        return np.stack([found[k] for k in keys]) if keys else np.zeros((0, len(prompt.verbalizers)), np.float32)
+        vectors = cached_compute(self.cache, keys, list(texts), lambda todo: self._ask_all(prompt, todo), self.stats)
+        return np.stack(vectors) if keys else np.zeros((0, len(prompt.verbalizers)), np.float32)
+
+    def _ask_all(self, prompt: Prompt, texts: list[str]) -> list[np.ndarray]:
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            return list(pool.map(lambda t: self._ask(prompt, t), texts))
 
     def measure_throughput(self, texts: Sequence[str], prompt: Prompt | None = None) -> float:
         prompt = prompt or Prompt("{text}", ("yes", "no"))
         start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            list(pool.map(lambda t: self._ask(prompt, t), texts))
+        self._ask_all(prompt, list(texts))
         return len(texts) / (time.perf_counter() - start)

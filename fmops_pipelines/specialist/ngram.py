@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -133,7 +133,7 @@ class NgramSpecialist:
         return directory
 
     @classmethod
-    def load(cls, directory: Path, device: torch.device | None = None) -> "NgramSpecialist":
+    def load(cls, directory: Path, device: torch.device | None = None) -> NgramSpecialist:
         raw = json.loads((Path(directory) / CONFIG_FILE).read_text())
         cfg = NgramConfig(**{**raw, "word_ngrams": tuple(raw["word_ngrams"]),
                              "char_ngrams": tuple(raw["char_ngrams"]) if raw["char_ngrams"] else None})

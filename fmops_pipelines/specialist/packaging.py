@@ -14,7 +14,6 @@ import pandas as pd
 
 from fmops_pipelines.specialist.ngram import NgramSpecialist
 
-
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 
 

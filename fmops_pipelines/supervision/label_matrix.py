@@ -45,7 +45,7 @@ def matrix_summary(L: np.ndarray) -> dict[str, float]:
     voted = L != ABSTAIN
     covered = voted.any(axis=1)
     conflict = np.array([len(set(row[row != ABSTAIN])) > 1 for row in L]) if len(L) else np.array([])
-    return {"rows": int(len(L)), "labelers": int(L.shape[1]) if L.ndim == 2 else 0,
+    return {"rows": len(L), "labelers": int(L.shape[1]) if L.ndim == 2 else 0,
             "coverage": float(covered.mean()) if len(L) else 0.0,
             "votes_per_row": float(voted.sum(axis=1).mean()) if len(L) else 0.0,
             "conflict_rate": float(conflict.mean()) if len(L) else 0.0}

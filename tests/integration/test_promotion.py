@@ -25,7 +25,7 @@ def project(tmp_path, monkeypatch):
 
 def _shuffled_training_labels(monkeypatch):
     """Weaken the specialist: its probabilistic labels are permuted across rows before training."""
-    import fmops_pipelines.defs.labeling as labeling
+    from fmops_pipelines.defs import labeling
 
     real = labeling.training_labels
 

@@ -83,7 +83,7 @@ class _Server(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         cls = type(self)
         with cls.lock:
             cls.active += 1

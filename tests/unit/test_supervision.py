@@ -4,8 +4,14 @@ import pytest
 
 from fmops_pipelines.supervision.label_matrix import matrix_summary, votes
 from fmops_pipelines.supervision.label_models import (
-    apply_temperature, choose_label_model, fit_label_model, fit_temperature, majority_vote_proba, shift_to_prior,
-    training_labels)
+    apply_temperature,
+    choose_label_model,
+    fit_label_model,
+    fit_temperature,
+    majority_vote_proba,
+    shift_to_prior,
+    training_labels,
+)
 
 PRIOR = np.array([0.5, 0.5])
 
@@ -71,7 +77,7 @@ def test_dawid_skene_learns_one_class_labelers_from_when_they_abstain():
     """Unipolar rules (each votes one class or abstains), as in WRENCH: DS must beat a coin and MV ties."""
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 3000)
-    fires = lambda target, p_hit, p_false: np.where(  # noqa: E731
+    fires = lambda target, p_hit, p_false: np.where(
         (y == target) & (rng.random(3000) < p_hit) | (y != target) & (rng.random(3000) < p_false), target, -1)
     L = np.stack([fires(1, 0.6, 0.05), fires(1, 0.4, 0.1), fires(0, 0.5, 0.05), fires(0, 0.3, 0.2)], axis=1)
     model = fit_label_model("dawid_skene", L, 2, PRIOR)
