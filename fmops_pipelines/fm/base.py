@@ -23,10 +23,12 @@ class Prompt:
 
     template: str
     verbalizers: tuple[str, ...]
+    examples: tuple[tuple[str, ...], ...] = ()  # few-shot: gold example texts per label (from dev)
 
     @property
     def id(self) -> str:
-        payload = json.dumps([self.template, list(self.verbalizers)], ensure_ascii=False)
+        payload = json.dumps([self.template, list(self.verbalizers)] + ([list(map(list, self.examples))]
+                             if self.examples else []), ensure_ascii=False)
         return "p_" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:10]
 
     def label_texts(self) -> list[str]:

@@ -87,7 +87,13 @@ class EmbeddingFM:
         return np.stack(vectors)
 
     def score(self, texts: Sequence[str], prompt: Prompt) -> np.ndarray:
-        return self.embed(texts) @ self.embed(prompt.label_texts()).T
+        """Cosine similarity to each label's prompt, or (few-shot) to the centroid of its example texts."""
+        if prompt.examples:
+            centroids = np.stack([self.embed(list(ex)).mean(axis=0) for ex in prompt.examples])
+            labels = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+        else:
+            labels = self.embed(prompt.label_texts())
+        return self.embed(texts) @ labels.T
 
     def measure_throughput(self, texts: Sequence[str]) -> float:
         texts = list(texts)
@@ -97,14 +103,15 @@ class EmbeddingFM:
         return len(texts) / (time.perf_counter() - start)
 
 
-def build_fm(backend: str, model: str, cache: FMCache | None, batch_size: int = 64, fm_spec=None):
+def build_fm(backend: str, model: str, cache: FMCache | None, batch_size: int | None = None, fm_spec=None):
     """The backend a spec asks for; fm_spec (an FMSpec) carries the openai endpoint settings."""
     if backend == "embedding":
-        return EmbeddingFM(model, cache=cache, batch_size=batch_size)
+        return EmbeddingFM(model, cache=cache, batch_size=batch_size or 64)
     if backend == "hf-generative":
         from fmops_pipelines.fm.generative import GenerativeFM
 
-        return GenerativeFM(model, cache=cache, batch_size=batch_size)
+        # 8 measured fastest on a 2-core CPU (benchmarks/fm_throughput.py); raise it on a GPU
+        return GenerativeFM(model, cache=cache, batch_size=batch_size or 8)
     if backend == "openai":
         from fmops_pipelines.fm.openai_compat import OpenAICompatibleFM
 

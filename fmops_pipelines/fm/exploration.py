@@ -54,13 +54,15 @@ class CalibratedPrompt:
 
     def to_record(self) -> dict:
         return {"prompt_id": self.prompt.id, "template": self.prompt.template,
-                "verbalizers": list(self.prompt.verbalizers), "center": list(self.center),
-                "temperature": self.temperature, "threshold": self.threshold}
+                "verbalizers": list(self.prompt.verbalizers), "examples": [list(e) for e in self.prompt.examples],
+                "center": list(self.center), "temperature": self.temperature, "threshold": self.threshold}
 
     @classmethod
     def from_record(cls, rec: dict) -> CalibratedPrompt:
-        return cls(Prompt(rec["template"], tuple(rec["verbalizers"])), tuple(float(c) for c in rec["center"]),
-                   float(rec["temperature"]), float(rec["threshold"]))
+        raw = rec.get("examples")  # parquet gives arrays back; prompts without shots have none
+        examples = tuple(tuple(str(t) for t in e) for e in raw) if raw is not None and len(raw) else ()
+        return cls(Prompt(rec["template"], tuple(rec["verbalizers"]), examples),
+                   tuple(float(c) for c in rec["center"]), float(rec["temperature"]), float(rec["threshold"]))
 
 
 def verbalizer_sets(verbalizers: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
@@ -173,13 +175,45 @@ def select_diverse(dev_preds: dict[str, np.ndarray], ranking: list[str], max_lab
     return chosen
 
 
+FEW_SHOT_TEMPLATE = "few-shot: nearest centroid of the dev examples of each label"
+
+
+def few_shot_prompt(texts: Sequence[str], y: np.ndarray, label_names: list[str]) -> Prompt:
+    """The FM 'prompted' with gold examples: each label is the centroid of its example texts."""
+    return Prompt(FEW_SHOT_TEMPLATE, tuple(label_names),
+                  tuple(tuple(t for t, c in zip(texts, y) if c == k) for k in range(len(label_names))))
+
+
+def few_shot_dev_scores(fm: FoundationModel, dev_texts: Sequence[str], y_dev: np.ndarray,
+                        label_names: list[str], folds: int = 2) -> np.ndarray:
+    """Out-of-fold dev scores: each dev row is scored by centroids built without it (cross-fitting),
+    so the few-shot labeler's dev accuracy, temperature and threshold are not fitted on its own examples."""
+    fold = np.empty(len(y_dev), dtype=int)
+    for k in range(len(label_names)):  # stratified round-robin folds
+        members = np.flatnonzero(y_dev == k)
+        fold[members] = np.arange(len(members)) % folds
+    texts = np.asarray(list(dev_texts), dtype=object)
+    scores = np.full((len(y_dev), len(label_names)), np.nan, dtype=np.float32)
+    for f in range(folds):
+        train, held = fold != f, fold == f
+        if all((y_dev[train] == k).any() for k in range(len(label_names))):
+            scores[held] = fm.score(list(texts[held]), few_shot_prompt(list(texts[train]), y_dev[train], label_names))
+    return scores
+
+
 def explore_prompts(fm: FoundationModel, prompts: list[Prompt], pool_texts: Sequence[str],
                     dev_texts: Sequence[str], y_dev: np.ndarray, label_names: list[str],
-                    max_labelers: int, min_coverage: float) -> pd.DataFrame:
-    """One row per candidate: its text, calibration, dev scores, and whether it became a labeler."""
+                    max_labelers: int, min_coverage: float, few_shot: bool = False) -> pd.DataFrame:
+    """One row per candidate: its text, calibration, dev scores, and whether it became a labeler.
+
+    With few_shot, one more candidate: the FM with the dev examples as shots, scored out-of-fold on dev.
+    """
     rows, dev_preds = [], {}
+    if few_shot:
+        prompts = [*prompts, few_shot_prompt(dev_texts, y_dev, label_names)]
     for prompt in prompts:
-        dev_scores = fm.score(dev_texts, prompt)
+        dev_scores = (few_shot_dev_scores(fm, dev_texts, y_dev, label_names) if prompt.examples
+                      else fm.score(dev_texts, prompt))
         cal = calibrate(prompt, fm.score(pool_texts, prompt), dev_scores, y_dev, min_coverage)
         dev_preds[prompt.id] = cal.proba(dev_scores).argmax(axis=1)
         rows.append({**cal.to_record(), **dev_report(cal, dev_scores, y_dev, label_names)})

@@ -71,3 +71,28 @@ def test_exploration_scores_calibrates_and_selects(minilm, sms_slice):
     assert CalibratedPrompt.from_record(cal.to_record()) == cal
     votes = cal.votes(minilm.score(dev["text"].tolist(), cal.prompt))
     assert set(np.unique(votes)) <= {ABSTAIN, 0, 1}
+
+
+def test_few_shot_candidate_is_scored_out_of_fold_and_round_trips(minilm, sms_slice, tmp_path):
+    from fmops_pipelines import storage
+    from fmops_pipelines.fm.exploration import FEW_SHOT_TEMPLATE, few_shot_dev_scores, few_shot_prompt
+
+    spec, splits = sms_slice
+    dev, train = part(splits, "dev"), part(splits, "train")
+    y_dev = label_indices(dev["label"], spec.label_names)
+    texts = dev["text"].tolist()
+    oof = few_shot_dev_scores(minilm, texts, y_dev, spec.label_names)
+    in_sample = minilm.score(texts, few_shot_prompt(texts, y_dev, spec.label_names))
+    assert not np.isnan(oof).any()
+    # a row scored by centroids that include it looks closer to its own class than it does out of fold
+    own = np.arange(len(y_dev)), y_dev
+    assert (in_sample[own] - oof[own]).mean() > 0
+    table = explore_prompts(minilm, candidate_prompts(spec.prompts.templates[:1], [["a personal message"],
+                            ["an advertisement"]]), train["text"].tolist()[:200], texts, y_dev, spec.label_names,
+                            max_labelers=4, min_coverage=0.3, few_shot=True)
+    assert (table["template"] == FEW_SHOT_TEMPLATE).sum() == 1
+    storage.write_value(tmp_path / "scores", table)
+    back = calibrated_prompts(storage.read_value(tmp_path / "scores"), selected_only=False)
+    shot = next(c for c in back if c.prompt.template == FEW_SHOT_TEMPLATE)
+    assert shot.prompt.id == table.loc[table["template"] == FEW_SHOT_TEMPLATE, "prompt_id"].item()
+    assert sum(len(e) for e in shot.prompt.examples) == len(texts)
