@@ -111,7 +111,8 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from fmops_pipelines.data.readers import read_texts
     from fmops_pipelines.spec import get_spec
-    from fmops_pipelines.specialist.packaging import champion_version, load_specialist, predict_frame
+    from fmops_pipelines.specialist.packaging import (
+        attach_predictions, champion_version, load_specialist, predict_frame)
     from fmops_pipelines.storage import write_table
     from fmops_pipelines.tracking import MlflowTracking
 
@@ -122,7 +123,7 @@ def cmd_predict(args) -> int:
         raise StateError(f"{spec.name}: no champion model yet; run `fmops run {spec.name}` first")
     model = load_specialist(spec.name, "champion")
     preds = predict_frame(model, inputs[args.text_column].tolist())
-    out = inputs.join(preds.rename(columns=lambda c: f"predicted_{c}" if c in inputs.columns else c))
+    out = attach_predictions(inputs, preds)
     write_table(out, Path(args.output))
     print(f"wrote {len(out)} predictions to {args.output}", file=sys.stderr)
     return EXIT_OK

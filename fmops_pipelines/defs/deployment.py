@@ -36,7 +36,8 @@ def build(spec: TaskSpec) -> list:
     @dg.asset(name="batch_predictions", ins=ins(spec, "splits"), deps=[champion], **asset_kwargs(spec, "deployment", {"torch", "pandas"},
               "Labels and class probabilities from the champion for the inference input (default: the unlabeled pool)."))
     def batch_predictions(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame) -> dg.Output:
-        from fmops_pipelines.specialist.packaging import champion_version, load_specialist, predict_frame
+        from fmops_pipelines.specialist.packaging import (
+            attach_predictions, champion_version, load_specialist, predict_frame)
 
         mlflow.configure()
         version = champion_version(spec.name)
@@ -52,8 +53,8 @@ def build(spec: TaskSpec) -> list:
         start = time.perf_counter()
         preds = predict_frame(model, inputs[column].tolist(), spec.inference.batch_size)
         rate = len(inputs) / max(time.perf_counter() - start, 1e-9)
-        out = pd.concat([inputs.reset_index(drop=True), preds], axis=1)
-        counts = {str(k): int(v) for k, v in out["label"].value_counts().items()}
+        out = attach_predictions(inputs, preds)
+        counts = {str(k): int(v) for k, v in preds["label"].value_counts().items()}
         with mlflow.run(context, spec.name):
             import mlflow as mlf
 

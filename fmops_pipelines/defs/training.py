@@ -6,6 +6,7 @@ import pandas as pd
 
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.defs.common import asset_kwargs, ins, table_md
+from fmops_pipelines.errors import DataError
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.supervision.label_models import prob_columns, shift_to_prior
 from fmops_pipelines.tracking import MlflowTracking
@@ -25,6 +26,9 @@ def build(spec: TaskSpec) -> list:
         train_cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                                 weight_decay=s.weight_decay, patience=s.patience, seed=s.seed)
         rows = training_labels[training_labels["covered"]].merge(part(splits, "train")[["id", "text"]], on="id")
+        if rows.empty:
+            raise DataError(f"{spec.name}: no training rows: every labeler abstained on every unlabeled row "
+                            "(see weak_label_matrix coverage; add prompts or labeling functions)")
         dev = part(splits, "dev")
         targets = rows[prob_columns(spec.label_names)].to_numpy()
         if s.match_dev_prior:

@@ -33,3 +33,12 @@ def test_write_table_formats(tmp_path):
     assert pd.read_csv(tmp_path / "o.csv").equals(df)
     with pytest.raises(DataError, match="o.xlsx: unsupported output format"):
         storage.write_table(df, tmp_path / "o.xlsx")
+
+
+def test_predictions_never_clobber_input_columns():
+    from fmops_pipelines.specialist.packaging import attach_predictions
+
+    inputs = pd.DataFrame({"text": ["a", "b"], "label": ["gold1", "gold2"]}, index=[5, 9])
+    out = attach_predictions(inputs, pd.DataFrame({"label": ["ham", "spam"], "p_ham": [0.9, 0.2]}))
+    assert list(out.columns) == ["text", "label", "predicted_label", "p_ham"]
+    assert out["label"].tolist() == ["gold1", "gold2"] and out["predicted_label"].tolist() == ["ham", "spam"]
