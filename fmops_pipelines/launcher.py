@@ -11,6 +11,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -115,14 +116,13 @@ class _Progress:
 def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr) -> RunOutcome:
     """Execute one of the task's jobs in-process on the FMOPS_HOME instance, printing progress."""
     import dagster as dg
-    from dagster._core.utils import make_new_run_id
 
     from fmops_pipelines.defs.factory import build_definitions
 
     prepare_environment()
     job = build_definitions({spec.name: spec}).resolve_job_def(job_name)
     instance = dg.DagsterInstance.get()
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())  # known before launch, so progress can follow the run's events
     progress = _Progress(out, {g.check_name for g in spec.gates})
     result: dict = {}
 
