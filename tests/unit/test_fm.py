@@ -96,3 +96,8 @@ def test_few_shot_candidate_is_scored_out_of_fold_and_round_trips(minilm, sms_sl
     shot = next(c for c in back if c.prompt.template == FEW_SHOT_TEMPLATE)
     assert shot.prompt.id == table.loc[table["template"] == FEW_SHOT_TEMPLATE, "prompt_id"].item()
     assert sum(len(e) for e in shot.prompt.examples) == len(texts)
+    from fmops_pipelines.supervision.label_matrix import prompt_label_matrix
+
+    matrix = prompt_label_matrix(minilm, [shot], splits)
+    dev_votes = matrix.loc[matrix["split"] == "dev", shot.prompt.id].to_numpy()
+    assert (dev_votes == shot.votes(oof)).all()  # dev rows: out-of-fold, never graded by their own shot
