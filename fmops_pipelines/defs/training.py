@@ -4,6 +4,7 @@
 import dagster as dg
 import pandas as pd
 
+from fmops_pipelines import paths
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.defs.common import asset_kwargs, ins, table_md
 from fmops_pipelines.errors import DataError
@@ -40,7 +41,8 @@ def build(spec: TaskSpec) -> list:
             model, history = train_ngram(cfg, train_cfg, rows["text"].tolist(), targets,
                                          dev["text"].tolist(), label_indices(dev["label"], spec.label_names),
                                          on_epoch=lambda r: mlf.log_metrics({k: v for k, v in r.items() if k != "epoch"},
-                                                                            step=r["epoch"]))
+                                                                            step=r["epoch"]),
+                                         checkpoint=paths.fmops_home() / "checkpoints" / spec.name / "specialist.pt")
             mlf.log_metrics({"best_epoch": history.best_epoch, "best_dev_macro_f1": history.best_dev_macro_f1,
                              "train_seconds": history.seconds, "train_samples_per_s": history.samples_per_s})
             labelers = ",".join(prompt_scores.loc[prompt_scores["selected"], "prompt_id"])

@@ -7,6 +7,7 @@ the foundation model it learned from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -142,9 +143,23 @@ class NgramSpecialist:
         return model
 
 
+def _fingerprint(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray) -> str:
+    """What a checkpoint was trained on: configs, texts and labels. A changed input never resumes."""
+    digest = hashlib.sha256(json.dumps([asdict(cfg), asdict(train_cfg)], sort_keys=True, default=str).encode())
+    digest.update("\x00".join(texts).encode())
+    digest.update(np.ascontiguousarray(soft_labels, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
 def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,
-                dev_texts: Sequence[str], y_dev: np.ndarray, on_epoch=None) -> tuple[NgramSpecialist, TrainHistory]:
-    """Fit on probabilistic labels (soft cross-entropy); keep the epoch with the best dev macro-F1."""
+                dev_texts: Sequence[str], y_dev: np.ndarray, on_epoch=None,
+                checkpoint: Path | None = None) -> tuple[NgramSpecialist, TrainHistory]:
+    """Fit on probabilistic labels (soft cross-entropy); keep the epoch with the best dev macro-F1.
+
+    With `checkpoint`, the full training state (weights, optimisers, RNGs, best epoch) is written
+    after every epoch, an interrupted run on the same inputs resumes after its last finished epoch with
+    the same result as an uninterrupted one, and the file is removed once training completes.
+    """
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
     model = NgramSpecialist(cfg)
@@ -156,9 +171,23 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
             torch.optim.AdamW(model.net.head.parameters(), lr=train_cfg.learning_rate,
                               weight_decay=train_cfg.weight_decay)]
     history = TrainHistory(device=str(device))
-    best_state, stale = None, 0
+    best_state, stale, first_epoch = None, 0, 1
+    fingerprint = _fingerprint(cfg, train_cfg, texts, soft_labels) if checkpoint else ""
+    if checkpoint and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["fingerprint"] == fingerprint:
+            model.net.load_state_dict(state["net"])
+            for opt, opt_state in zip(opts, state["opts"]):
+                opt.load_state_dict(opt_state)
+            rng.bit_generator.state = state["numpy_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            best_state, stale, first_epoch = state["best_state"], state["stale"], state["epoch"] + 1
+            history.epochs, history.best_epoch, history.best_dev_macro_f1 = (
+                state["epochs"], state["best_epoch"], state["best_dev_macro_f1"])
     start = time.perf_counter()
-    for epoch in range(1, train_cfg.epochs + 1):
+    for epoch in range(first_epoch, train_cfg.epochs + 1):
+        if stale >= train_cfg.patience:
+            break
         model.net.train()
         order = rng.permutation(X.shape[0])
         total = 0.0
@@ -178,21 +207,36 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
         row = {"epoch": epoch, "train_loss": total / max(len(order), 1), "dev_macro_f1": dev_f1,
                "dev_accuracy": float((dev_pred == y_dev).mean())}
         history.epochs.append(row)
-        if on_epoch:
-            on_epoch(row)
         if dev_f1 > history.best_dev_macro_f1 + 1e-4 or best_state is None:
             history.best_epoch, history.best_dev_macro_f1 = epoch, dev_f1
             best_state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
             stale = 0
         else:
             stale += 1
-            if stale >= train_cfg.patience:
-                break
+        if checkpoint:
+            _save_checkpoint(checkpoint, {
+                "fingerprint": fingerprint, "epoch": epoch, "net": model.net.state_dict(),
+                "opts": [opt.state_dict() for opt in opts], "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(), "best_state": best_state, "stale": stale,
+                "epochs": history.epochs, "best_epoch": history.best_epoch,
+                "best_dev_macro_f1": history.best_dev_macro_f1})
+        if on_epoch:
+            on_epoch(row)
     history.seconds = time.perf_counter() - start
-    history.samples_per_s = X.shape[0] * len(history.epochs) / max(history.seconds, 1e-9)
+    ran = len(history.epochs) - (first_epoch - 1)  # epochs trained in this call (not the resumed ones)
+    history.samples_per_s = X.shape[0] * ran / max(history.seconds, 1e-9)
     model.net.load_state_dict(best_state)
     model.cfg.temperature = fit_temperature(model.logits(dev_texts), y_dev)
+    if checkpoint:
+        checkpoint.unlink(missing_ok=True)
     return model, history
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a crash mid-save keeps the previous epoch's checkpoint
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:

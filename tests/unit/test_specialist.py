@@ -53,3 +53,40 @@ def test_save_and_load_round_trip(trained, tmp_path):
     loaded = NgramSpecialist.load(model.save(tmp_path / "m"), device=torch.device("cpu"))
     assert loaded.cfg == model.cfg
     assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-6)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_training_resumes_to_the_same_model(trained, tmp_path):
+    _, _, test, spec = trained
+    rng = np.random.default_rng(0)
+    texts = test["text"].tolist()
+    soft = rng.dirichlet([1, 1], size=len(texts))
+    y = label_indices(test["label"], spec.label_names)
+    args = (NgramConfig(labels=spec.label_names), TrainConfig(epochs=5, patience=5, learning_rate=0.01))
+    reference, ref_history = train_ngram(*args, texts, soft, texts[:60], y[:60])
+
+    ckpt = tmp_path / "ckpt" / "specialist.pt"
+
+    def stop_after_three(row):
+        if row["epoch"] == 3:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=stop_after_three, checkpoint=ckpt)
+    assert ckpt.exists()
+    seen = []
+    resumed, history = train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=lambda r: seen.append(r["epoch"]),
+                                   checkpoint=ckpt)
+    assert seen == [4, 5] and not ckpt.exists()
+    assert [e["train_loss"] for e in history.epochs] == pytest.approx([e["train_loss"] for e in ref_history.epochs])
+    assert np.allclose(resumed.predict_proba(texts[:30]), reference.predict_proba(texts[:30]), atol=1e-6)
+
+    with pytest.raises(_Interrupted):  # a checkpoint left by other inputs is never resumed from
+        train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=stop_after_three, checkpoint=ckpt)
+    seen.clear()
+    train_ngram(*args, texts, soft[::-1].copy(), texts[:60], y[:60], on_epoch=lambda r: seen.append(r["epoch"]),
+                checkpoint=ckpt)
+    assert seen == [1, 2, 3, 4, 5] and not ckpt.exists()
