@@ -18,7 +18,8 @@ def build(spec: TaskSpec) -> list:
               "Fast n-gram student trained on the probabilistic labels (cuda when present); a registered version."))
     def specialist(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame,
                    training_labels: pd.DataFrame, label_model, prompt_scores: pd.DataFrame) -> dg.Output:
-        from fmops_pipelines.specialist.ngram import NgramConfig, TrainConfig, train_ngram
+        from fmops_pipelines.specialist.ngram import NgramConfig, TrainConfig
+        from fmops_pipelines.specialist.self_training import self_train
         from fmops_pipelines.specialist.packaging import log_and_register
 
         s = spec.specialist
@@ -26,7 +27,9 @@ def build(spec: TaskSpec) -> list:
                           hash_bits=s.hash_bits, embed_dim=s.embed_dim, dropout=s.dropout)
         train_cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                                 weight_decay=s.weight_decay, patience=s.patience, seed=s.seed)
-        rows = training_labels[training_labels["covered"]].merge(part(splits, "train")[["id", "text"]], on="id")
+        train_texts = part(splits, "train")[["id", "text"]]
+        rows = training_labels[training_labels["covered"]].merge(train_texts, on="id")
+        unlabeled = training_labels[~training_labels["covered"]].merge(train_texts, on="id")["text"].tolist()
         if rows.empty:
             raise DataError(f"{spec.name}: no training rows: every labeler abstained on every unlabeled row "
                             "(see weak_label_matrix coverage; add prompts or labeling functions)")
@@ -38,11 +41,12 @@ def build(spec: TaskSpec) -> list:
             import mlflow as mlf
 
             mlf.log_params({**s.model_dump(), "train_rows": len(rows), "label_model": label_model.kind})
-            model, history = train_ngram(cfg, train_cfg, rows["text"].tolist(), targets,
-                                         dev["text"].tolist(), label_indices(dev["label"], spec.label_names),
-                                         on_epoch=lambda r: mlf.log_metrics({k: v for k, v in r.items() if k != "epoch"},
-                                                                            step=r["epoch"]),
-                                         checkpoint=paths.fmops_home() / "checkpoints" / spec.name / "specialist.pt")
+            model, history, st = self_train(
+                cfg, train_cfg, rows["text"].tolist(), targets, unlabeled if s.self_training else [],
+                dev["text"].tolist(), label_indices(dev["label"], spec.label_names), s.self_training_threshold,
+                on_epoch=lambda r: mlf.log_metrics({k: v for k, v in r.items() if k != "epoch"}, step=r["epoch"]),
+                checkpoint=paths.fmops_home() / "checkpoints" / spec.name / "specialist.pt")
+            mlf.log_metrics({"pseudo_labeled": st.pseudo_labeled, "self_training_kept": int(st.kept_second_round)})
             mlf.log_metrics({"best_epoch": history.best_epoch, "best_dev_macro_f1": history.best_dev_macro_f1,
                              "train_seconds": history.seconds, "train_samples_per_s": history.samples_per_s})
             labelers = ",".join(prompt_scores.loc[prompt_scores["selected"], "prompt_id"])
@@ -50,7 +54,8 @@ def build(spec: TaskSpec) -> list:
                                           {"label_model": label_model.kind, "labelers": labelers,
                                            "dagster_run_id": context.run_id})
         value = {**registered, "best_epoch": history.best_epoch, "best_dev_macro_f1": history.best_dev_macro_f1,
-                 "device": history.device, "train_rows": len(rows)}
+                 "device": history.device, "train_rows": len(rows), "pseudo_labeled": st.pseudo_labeled,
+                 "self_training_kept": st.kept_second_round}
         return dg.Output(value, metadata={**value, "curve": table_md(pd.DataFrame(history.epochs), 50),
                                           "samples_per_s": round(history.samples_per_s, 1)})
 

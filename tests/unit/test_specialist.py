@@ -90,3 +90,24 @@ def test_an_interrupted_training_resumes_to_the_same_model(trained, tmp_path):
     train_ngram(*args, texts, soft[::-1].copy(), texts[:60], y[:60], on_epoch=lambda r: seen.append(r["epoch"]),
                 checkpoint=ckpt)
     assert seen == [1, 2, 3, 4, 5] and not ckpt.exists()
+
+
+def test_self_training_pseudo_labels_confident_rows_and_lets_dev_decide(trained):
+    from fmops_pipelines.specialist.self_training import self_train
+
+    _, _, test, spec = trained
+    texts = test["text"].tolist()
+    y = label_indices(test["label"], spec.label_names)
+    soft = np.eye(2)[y[:80]] * 0.8 + 0.1  # a small labelled part; the rest plays the unlabeled pool
+    model, history, report = self_train(NgramConfig(labels=spec.label_names),
+                                        TrainConfig(epochs=4, patience=4, learning_rate=0.01), texts[:80], soft,
+                                        texts[140:], texts[80:140], y[80:140], threshold=0.6)
+    assert report.candidates == len(texts) - 140 and 0 < report.pseudo_labeled <= report.candidates
+    if report.kept_second_round:  # the second student only replaces the first when dev says it is no worse
+        assert history.best_dev_macro_f1 >= report.first_round_dev_macro_f1
+    else:
+        assert history.best_dev_macro_f1 == report.first_round_dev_macro_f1
+    assert model.predict_proba(texts[:5]).shape == (5, 2)
+    _, _, none = self_train(NgramConfig(labels=spec.label_names), TrainConfig(epochs=2), texts[:80], soft, [],
+                            texts[:60], y[:60])
+    assert none.pseudo_labeled == 0 and not none.kept_second_round
