@@ -13,16 +13,15 @@ import argparse
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.launcher import stored
 from fmops_pipelines.spec import get_spec
-from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, votes
+from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import KINDS, choose_label_model, fit_label_model, macro_f1
 
 
 def scores(matrix, splits, label_names, epochs: int, seed: int) -> dict[str, float]:
     k = len(label_names)
     dev, test = part(splits, "dev"), part(splits, "test")
-    by_id = matrix.set_index("id")
     L_train = votes(matrix, "train")
-    L_dev, L_test = (votes(by_id.loc[p["id"]].reset_index()) for p in (dev, test))
+    L_dev, L_test = (votes_for(matrix, p["id"]) for p in (dev, test))
     y_dev, y_test = label_indices(dev["label"], label_names), label_indices(test["label"], label_names)
     balance = class_balance(dev["label"], label_names)
     out = {kind: macro_f1(y_test, fit_label_model(kind, L_train, k, balance, epochs, seed).predict_proba(L_test), k)

@@ -18,15 +18,14 @@ from fmops_pipelines.fm.embedding import fm_from_spec
 from fmops_pipelines.fm.exploration import calibrated_prompts, candidates_for
 from fmops_pipelines.launcher import stored
 from fmops_pipelines.spec import get_spec
-from fmops_pipelines.supervision.label_matrix import META_COLUMNS, prompt_label_matrix, votes
+from fmops_pipelines.supervision.label_matrix import META_COLUMNS, prompt_label_matrix, votes, votes_for
 from fmops_pipelines.supervision.label_models import choose_label_model, macro_f1
 
 
 def label_model_f1(matrix, splits, spec) -> tuple[float, str]:
     k = len(spec.label_names)
     dev, test = part(splits, "dev"), part(splits, "test")
-    by_id = matrix.set_index("id")
-    L_dev, L_test = (votes(by_id.loc[p["id"]].reset_index()) for p in (dev, test))
+    L_dev, L_test = (votes_for(matrix, p["id"]) for p in (dev, test))
     model, _ = choose_label_model(spec.label_model.kind, votes(matrix, "train"), L_dev,
                                   label_indices(dev["label"], spec.label_names), k,
                                   class_balance(dev["label"], spec.label_names), spec.label_model.epochs, spec.splits.seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 
 import dagster as dg
@@ -36,6 +37,11 @@ def table_value(df: pd.DataFrame) -> dg.MetadataValue:
                                         else str(v)) for k, v in row.items()})
                for row in df.to_dict("records")]
     return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def png_md(png: bytes, alt: str) -> dg.MetadataValue:
+    """A PNG shown inline on the asset page."""
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def latest_metadata(context: dg.AssetExecutionContext, asset_key: dg.AssetKey) -> dict:

@@ -2,13 +2,11 @@
 spec gate is a blocking check; a self-contained HTML report per evaluation.
 """
 
-import base64
-
 import dagster as dg
 import pandas as pd
 
 from fmops_pipelines import paths
-from fmops_pipelines.defs.common import asset_kwargs, ins, key, latest_metadata
+from fmops_pipelines.defs.common import asset_kwargs, ins, key, latest_metadata, png_md
 from fmops_pipelines.defs.resources import FMCacheResource
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.tracking import MlflowTracking
@@ -31,10 +29,6 @@ def _labeling_stats(context: dg.AssetExecutionContext, spec: TaskSpec, labelers:
     return stats
 
 
-def _image(png: bytes, alt: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
-
-
 def build(spec: TaskSpec) -> list:
     @dg.asset(name="evaluation", ins=ins(spec, "splits", "prompt_scores", "weak_label_matrix", "label_model", "specialist"),
               check_specs=gate_check_specs(spec), **asset_kwargs(spec, "evaluation", {"mlflow", "html"},
@@ -44,10 +38,9 @@ def build(spec: TaskSpec) -> list:
                    label_model, specialist: dict):
         from fmops_pipelines.evaluation.evaluate import evaluate
         from fmops_pipelines.evaluation.gates import evaluate_gates
-        from fmops_pipelines.evaluation.report import render_report, report_plots
+        from fmops_pipelines.evaluation.report import write_report
         from fmops_pipelines.evaluation.summary import build_summary
         from fmops_pipelines.fm.embedding import fm_from_spec
-        from fmops_pipelines.paths import atomic_write_bytes
         from fmops_pipelines.specialist.packaging import champion_version, load_specialist
         from fmops_pipelines.supervision.analysis import summarize_labelers
 
@@ -62,11 +55,10 @@ def build(spec: TaskSpec) -> list:
         summary = build_summary(spec.name, {"name": specialist["name"], "version": version, "alias": None},
                                 measured["test"], measured["baselines"], measured["throughput"], measured["labeling"],
                                 evaluate_gates(spec.gates, measured))
-        details, plots = measured["details"], report_plots(measured["details"])
-        html = render_report(summary, details, prompt_scores,
-                             summarize_labelers(weak_label_matrix, splits, label_model, spec.label_names), plots)
+        details = measured["details"]
         report = paths.fmops_home() / "reports" / spec.name / f"evaluation-v{version}-{context.run_id[:8]}.html"
-        atomic_write_bytes(report, html.encode())
+        plots = write_report(report, summary, details, prompt_scores,
+                             summarize_labelers(weak_label_matrix, splits, label_model, spec.label_names))
         with mlflow.run(context, spec.name):
             import mlflow as mlf
 
@@ -80,8 +72,8 @@ def build(spec: TaskSpec) -> list:
             "test_accuracy": summary["test"]["accuracy"], "test_macro_f1": summary["test"]["macro_f1"],
             "ece": details["ece"], "passed": summary["passed"], "model_version": version,
             "champion_compared": str(details["champion"]["version"]), "report": dg.MetadataValue.path(str(report)),
-            "confusion_matrix": _image(plots["confusion"], "confusion matrix"),
-            "reliability": _image(plots["reliability"], "reliability diagram"),
+            "confusion_matrix": png_md(plots["confusion"], "confusion matrix"),
+            "reliability": png_md(plots["reliability"], "reliability diagram"),
             "summary": dg.MetadataValue.json(summary)})
         for gate in summary["gates"]:
             yield dg.AssetCheckResult(check_name=gate["name"], passed=gate["passed"], metadata={

@@ -1,18 +1,17 @@
 """Labeling stage: the weak label matrix (prompts + labeling functions), the label model, probabilistic labels."""
 
-import base64
 import io
 
 import dagster as dg
 import pandas as pd
 
 from fmops_pipelines.data.splits import class_balance, label_indices, part
-from fmops_pipelines.defs.common import asset_kwargs, ins, key, table_md, table_value
+from fmops_pipelines.defs.common import asset_kwargs, ins, key, png_md, table_md, table_value
 from fmops_pipelines.defs.resources import FMCacheResource
 from fmops_pipelines.fm.embedding import fm_from_spec
 from fmops_pipelines.fm.exploration import calibrated_prompts
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.supervision.label_matrix import build_label_matrix, labeler_columns, matrix_summary, votes
+from fmops_pipelines.supervision.label_matrix import build_label_matrix, labeler_columns, matrix_summary, votes, votes_for
 from fmops_pipelines.supervision.label_models import FittedLabelModel, choose_label_model, prob_columns, training_labels
 from fmops_pipelines.supervision.lfs import task_lfs
 from fmops_pipelines.tracking import MlflowTracking
@@ -59,7 +58,7 @@ def build(spec: TaskSpec) -> list:
         from fmops_pipelines.supervision.analysis import coverage_accuracy_plot, summarize_labelers
 
         dev = part(splits, "dev")
-        L_dev = votes(weak_label_matrix.set_index("id").loc[dev["id"]].reset_index())
+        L_dev = votes_for(weak_label_matrix, dev["id"])
         model, dev_scores = choose_label_model(spec.label_model.kind, votes(weak_label_matrix, "train"), L_dev,
                                                label_indices(dev["label"], spec.label_names), k,
                                                class_balance(dev["label"], spec.label_names),
@@ -73,10 +72,9 @@ def build(spec: TaskSpec) -> list:
             mlf.log_metrics({f"dev_macro_f1_{kd}": v for kd, v in dev_scores.items()})
             mlf.log_table(summary, "lf_analysis.json")
             mlf.log_image(Image.open(io.BytesIO(plot)), "lf_coverage_accuracy.png")
-        image = dg.MetadataValue.md(f"![labelers](data:image/png;base64,{base64.b64encode(plot).decode()})")
         return dg.Output(model, metadata={"kind": model.kind, "temperature": model.temperature,
-                                          "dev_macro_f1": dg.MetadataValue.json(dev_scores),
-                                          "lf_analysis": table_value(summary), "coverage_vs_accuracy": image})
+                                          "dev_macro_f1": dg.MetadataValue.json(dev_scores), "lf_analysis": table_value(summary),
+                                          "coverage_vs_accuracy": png_md(plot, "labelers")})
 
     @dg.asset(name="training_labels", ins=ins(spec, "weak_label_matrix", "label_model"),
               **asset_kwargs(spec, "labeling", {"pandas"},

@@ -7,9 +7,7 @@ import pandas as pd
 from fmops_pipelines import paths
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.defs.common import asset_kwargs, ins, table_md
-from fmops_pipelines.errors import DataError
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.supervision.label_models import prob_columns, shift_to_prior
 from fmops_pipelines.tracking import MlflowTracking
 
 
@@ -20,6 +18,7 @@ def build(spec: TaskSpec) -> list:
                    training_labels: pd.DataFrame, label_model, prompt_scores: pd.DataFrame) -> dg.Output:
         from fmops_pipelines.specialist.ngram import NgramConfig, TrainConfig
         from fmops_pipelines.specialist.self_training import self_train
+        from fmops_pipelines.specialist.training_data import training_rows
         from fmops_pipelines.specialist.packaging import log_and_register
 
         s = spec.specialist
@@ -27,22 +26,15 @@ def build(spec: TaskSpec) -> list:
                           hash_bits=s.hash_bits, embed_dim=s.embed_dim, dropout=s.dropout)
         train_cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                                 weight_decay=s.weight_decay, patience=s.patience, seed=s.seed)
-        train_texts = part(splits, "train")[["id", "text"]]
-        rows = training_labels[training_labels["covered"]].merge(train_texts, on="id")
-        unlabeled = training_labels[~training_labels["covered"]].merge(train_texts, on="id")["text"].tolist()
-        if rows.empty:
-            raise DataError(f"{spec.name}: no training rows: every labeler abstained on every unlabeled row "
-                            "(see weak_label_matrix coverage; add prompts or labeling functions)")
         dev = part(splits, "dev")
-        targets = rows[prob_columns(spec.label_names)].to_numpy()
-        if s.match_dev_prior:
-            targets = shift_to_prior(targets, class_balance(dev["label"], spec.label_names))
+        prior = class_balance(dev["label"], spec.label_names) if s.match_dev_prior else None
+        texts, targets, unlabeled = training_rows(spec.name, training_labels, splits, spec.label_names, prior)
         with mlflow.run(context, spec.name):
             import mlflow as mlf
 
-            mlf.log_params({**s.model_dump(), "train_rows": len(rows), "label_model": label_model.kind})
+            mlf.log_params({**s.model_dump(), "train_rows": len(texts), "label_model": label_model.kind})
             model, history, st = self_train(
-                cfg, train_cfg, rows["text"].tolist(), targets, unlabeled if s.self_training else [],
+                cfg, train_cfg, texts, targets, unlabeled if s.self_training else [],
                 dev["text"].tolist(), label_indices(dev["label"], spec.label_names), s.self_training_threshold,
                 on_epoch=lambda r: mlf.log_metrics({k: v for k, v in r.items() if k != "epoch"}, step=r["epoch"]),
                 checkpoint=paths.fmops_home() / "checkpoints" / spec.name / "specialist.pt")
@@ -50,11 +42,11 @@ def build(spec: TaskSpec) -> list:
             mlf.log_metrics({"best_epoch": history.best_epoch, "best_dev_macro_f1": history.best_dev_macro_f1,
                              "train_seconds": history.seconds, "train_samples_per_s": history.samples_per_s})
             labelers = ",".join(prompt_scores.loc[prompt_scores["selected"], "prompt_id"])
-            registered = log_and_register(model, spec.name, rows["text"].tolist(),
+            registered = log_and_register(model, spec.name, texts,
                                           {"label_model": label_model.kind, "labelers": labelers,
                                            "dagster_run_id": context.run_id})
         value = {**registered, "best_epoch": history.best_epoch, "best_dev_macro_f1": history.best_dev_macro_f1,
-                 "device": history.device, "train_rows": len(rows), "pseudo_labeled": st.pseudo_labeled,
+                 "device": history.device, "train_rows": len(texts), "pseudo_labeled": st.pseudo_labeled,
                  "self_training_kept": st.kept_second_round}
         return dg.Output(value, metadata={**value, "curve": table_md(pd.DataFrame(history.epochs), 50),
                                           "samples_per_s": round(history.samples_per_s, 1)})

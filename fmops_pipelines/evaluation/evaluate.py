@@ -15,7 +15,7 @@ from fmops_pipelines.evaluation.slices import slice_metrics
 from fmops_pipelines.fm.base import FoundationModel
 from fmops_pipelines.fm.exploration import ABSTAIN, calibrated_prompts
 from fmops_pipelines.specialist.ngram import NgramSpecialist, measure_throughput
-from fmops_pipelines.supervision.label_matrix import labeler_columns, votes
+from fmops_pipelines.supervision.label_matrix import labeler_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba
 
 THROUGHPUT_FM_TEXTS = 256
@@ -28,7 +28,7 @@ def baselines(fm: FoundationModel, prompt_scores: pd.DataFrame, matrix: pd.DataF
     k = len(label_names)
     best = calibrated_prompts(prompt_scores.head(1), selected_only=False)[0]
     best_pred = best.proba(fm.score(test["text"].tolist(), best.prompt)).argmax(axis=1)
-    L_test = _rows(matrix, test["id"])
+    L_test = votes_for(matrix, test["id"])
     mv = majority_vote_proba(L_test, k, class_balance(dev_labels, label_names)).argmax(axis=1)
     return {"best_prompt": headline(y_test, best_pred, k),
             "majority_vote": headline(y_test, mv, k),
@@ -41,10 +41,6 @@ def throughput(fm: FoundationModel, model: NgramSpecialist, texts: list[str]) ->
     reps = -(-THROUGHPUT_SPECIALIST_TEXTS // max(len(texts), 1))
     return {"fm_texts_per_s": fm.measure_throughput(fm_texts),
             "specialist_texts_per_s": measure_throughput(model, (texts * reps)[:THROUGHPUT_SPECIALIST_TEXTS])}
-
-
-def _rows(matrix: pd.DataFrame, ids: pd.Series) -> np.ndarray:
-    return votes(matrix.set_index("id").loc[ids].reset_index())
 
 
 def evaluate(model: NgramSpecialist, fm: FoundationModel, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
@@ -74,7 +70,7 @@ def evaluate(model: NgramSpecialist, fm: FoundationModel, splits: pd.DataFrame, 
         "slices": [b for sl in slices for b in slice_metrics(test, y_test, pred, sl, k)],
         "label_coverage": round(float((L_train != ABSTAIN).any(axis=1).mean()) if len(L_train) else 0.0, 4),
         "label_model_dev_accuracy": round(float(
-            (label_model.predict_proba(_rows(matrix, dev["id"])).argmax(axis=1) == y_dev).mean()), 4),
+            (label_model.predict_proba(votes_for(matrix, dev["id"])).argmax(axis=1) == y_dev).mean()), 4),
         "champion": {"version": champion[0] if champion else None, "macro_f1": champion_f1},
     }
     return {"test": report(y_test, pred, label_names),

@@ -138,6 +138,16 @@ label-model dev accuracy {details['label_model_dev_accuracy']:.3f}.</p>
 """
 
 
+def write_report(path, summary: dict, details: dict, prompt_table: pd.DataFrame,
+                 labeler_table: pd.DataFrame) -> dict[str, bytes]:
+    """Render the report and write it atomically to `path`; returns its plots for the asset page."""
+    from fmops_pipelines.paths import atomic_write_bytes
+
+    plots = report_plots(details)
+    atomic_write_bytes(path, render_report(summary, details, prompt_table, labeler_table, plots).encode())
+    return plots
+
+
 def report_plots(details: dict) -> dict[str, bytes]:
     return {"confusion": confusion_png(details["confusion"], details["labels"]),
             "reliability": reliability_png(details["reliability"], details["ece"])}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -45,7 +45,6 @@ class FMStats:
     calls: int = 0
     cache_hits: int = 0
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"fm_calls": self.calls, "fm_cache_hits": self.cache_hits, "fm_seconds": round(self.seconds, 3)}

@@ -45,9 +45,6 @@ class FMCache:
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", rows)
 
-    def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
-
     def close(self) -> None:
         self._db.close()
 

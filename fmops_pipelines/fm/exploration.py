@@ -18,16 +18,11 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from fmops_pipelines.fm.base import FoundationModel, Prompt
+from fmops_pipelines.probability import fit_temperature, softmax
 
 ABSTAIN = -1
 _TEMPERATURES = np.logspace(-3, 0.5, 36)
 _COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -107,14 +102,6 @@ def candidates_for(spec) -> list[Prompt]:
     return generative_candidates(spec.prompts.templates, verbalizers, spec.prompts.reformulations)
 
 
-def _fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
-    def nll(t: float) -> float:
-        p = softmax(z / t)
-        return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
-
-    return float(min(_TEMPERATURES, key=nll))
-
-
 def _pick_threshold(conf: np.ndarray, pred: np.ndarray, y: np.ndarray, min_coverage: float) -> float:
     """The confidence cut that maximises macro-F1 on the dev rows it still covers (coverage >= min)."""
     best = (-1.0, 0.0)
@@ -140,7 +127,7 @@ def calibrate(prompt: Prompt, pool_scores: np.ndarray, dev_scores: np.ndarray, y
     if not answered.any():
         return CalibratedPrompt(prompt, tuple(float(c) for c in center), 1.0, 1.1)  # never votes
     z, y = dev_scores[answered] - center, y_dev[answered]
-    temperature = _fit_temperature(z, y)
+    temperature = fit_temperature(z, y, _TEMPERATURES)
     p = softmax(z / temperature)
     threshold = _pick_threshold(p.max(axis=1), p.argmax(axis=1), y, min_coverage * answered.mean())
     return CalibratedPrompt(prompt, tuple(float(c) for c in center), temperature, threshold)

@@ -22,6 +22,8 @@ from sklearn.metrics import f1_score
 from sklearn.preprocessing import normalize
 from torch import nn
 
+from fmops_pipelines.probability import fit_temperature, softmax
+
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.json"
 
@@ -119,10 +121,7 @@ class NgramSpecialist:
         return np.concatenate(out) if out else np.zeros((0, len(self.cfg.labels)), dtype=np.float32)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 4096) -> np.ndarray:
-        z = self.logits(texts, batch_size) / self.cfg.temperature
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits(texts, batch_size) / self.cfg.temperature)
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.cfg.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
@@ -226,7 +225,7 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
     ran = len(history.epochs) - (first_epoch - 1)  # epochs trained in this call (not the resumed ones)
     history.samples_per_s = X.shape[0] * ran / max(history.seconds, 1e-9)
     model.net.load_state_dict(best_state)
-    model.cfg.temperature = fit_temperature(model.logits(dev_texts), y_dev)
+    model.cfg.temperature = fit_temperature(model.logits(dev_texts), y_dev, np.logspace(-2, 1, 61))
     if checkpoint:
         checkpoint.unlink(missing_ok=True)
     return model, history
@@ -239,14 +238,7 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     tmp.replace(path)  # atomic: a crash mid-save keeps the previous epoch's checkpoint
 
 
-def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """Temperature scaling (Guo et al., 2017): the T minimising dev NLL of softmax(logits / T)."""
-    def nll(t: float) -> float:
-        z = logits / t
-        z = z - z.max(axis=1, keepdims=True)
-        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
 
-    return float(min(np.logspace(-2, 1, 61), key=nll))
 
 
 def measure_throughput(model: NgramSpecialist, texts: Sequence[str], batch_size: int = 4096) -> float:

@@ -63,9 +63,9 @@ def coverage_accuracy_plot(summary: pd.DataFrame) -> bytes:
 def summarize_labelers(matrix: pd.DataFrame, splits: pd.DataFrame, label_model, label_names: list[str]) -> pd.DataFrame:
     """labeler_summary over a stored label matrix and splits, with the fitted label model's weights."""
     from fmops_pipelines.data.splits import label_indices, part
-    from fmops_pipelines.supervision.label_matrix import labeler_columns, votes
+    from fmops_pipelines.supervision.label_matrix import labeler_columns, votes, votes_for
 
     dev = part(splits, "dev")
-    L_dev = votes(matrix.set_index("id").loc[dev["id"]].reset_index())
+    L_dev = votes_for(matrix, dev["id"])
     return labeler_summary(votes(matrix, "train"), L_dev, label_indices(dev["label"], label_names),
                            labeler_columns(matrix), label_names, label_model.labeler_weights())

@@ -52,6 +52,11 @@ def votes(matrix: pd.DataFrame, split: str | None = None) -> np.ndarray:
     return part[labeler_columns(matrix)].to_numpy(dtype=np.int64)
 
 
+def votes_for(matrix: pd.DataFrame, ids: pd.Series) -> np.ndarray:
+    """Votes of the given rows, in the order of `ids` (e.g. a split's gold rows)."""
+    return votes(matrix.set_index("id").loc[ids].reset_index())
+
+
 def matrix_summary(L: np.ndarray) -> dict[str, float]:
     """Coverage (rows with any vote), mean votes per row, and conflict rate (rows with disagreeing votes)."""
     voted = L != ABSTAIN

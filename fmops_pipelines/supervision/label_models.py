@@ -13,6 +13,8 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from fmops_pipelines.fm.exploration import ABSTAIN
+from fmops_pipelines.probability import fit_temperature as _fit_temperature
+from fmops_pipelines.probability import softmax
 
 KINDS = ("majority_vote", "snorkel", "dawid_skene")
 
@@ -66,10 +68,7 @@ def _responses(L: np.ndarray, k: int) -> np.ndarray:
 def dawid_skene_posterior(L: np.ndarray, confusion: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """P(true class | responses) under per-labeler confusion[j, true, response] and the class prior."""
     R = _responses(L, confusion.shape[1])
-    z = np.log(prior)[None, :] + sum(np.log(confusion[j][:, R[:, j]].T) for j in range(R.shape[1]))
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
+    return softmax(np.log(prior)[None, :] + sum(np.log(confusion[j][:, R[:, j]].T) for j in range(R.shape[1])))
 
 
 def fit_dawid_skene(L: np.ndarray, k: int, prior: np.ndarray, iterations: int = 100, smoothing: float = 1.0,
@@ -93,19 +92,17 @@ def fit_dawid_skene(L: np.ndarray, k: int, prior: np.ndarray, iterations: int = 
     return confusion
 
 
+def _logits(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probs, 1e-12, 1.0))
+
+
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    z = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
+    return softmax(_logits(probs) / temperature)
 
 
 def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
-    """The temperature minimising dev negative log-likelihood (Guo et al., 2017), on a log grid."""
-    def nll(t: float) -> float:
-        return float(-np.log(apply_temperature(probs, t)[np.arange(len(y)), y] + 1e-12).mean())
-
-    return float(min(np.logspace(-1, 1.5, 41), key=nll))
+    """Temperature scaling of a label model's probabilities on dev (see fmops_pipelines.probability)."""
+    return _fit_temperature(_logits(probs), y, np.logspace(-1, 1.5, 41))
 
 
 def fit_label_model(kind: str, L_train: np.ndarray, k: int, class_balance: np.ndarray, epochs: int = 500,
