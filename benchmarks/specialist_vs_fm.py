@@ -20,7 +20,7 @@ def bench(task: str, fm_texts: int, specialist_texts: int) -> dict:
     from fmops_pipelines.fm.embedding import fm_from_spec
     from fmops_pipelines.launcher import quiet_libraries, stored
     from fmops_pipelines.spec import get_spec
-    from fmops_pipelines.specialist.ngram import measure_throughput
+    from fmops_pipelines.specialist.student import measure_throughput
     from fmops_pipelines.specialist.packaging import champion_version, load_specialist
     from fmops_pipelines.tracking import MlflowTracking
 
@@ -34,8 +34,7 @@ def bench(task: str, fm_texts: int, specialist_texts: int) -> dict:
     fm = fm_from_spec(spec.fm, cache=None)
     fm_rate = fm.measure_throughput(texts[:fm_texts])
     model = load_specialist(task, "champion")
-    reps = -(-specialist_texts // len(texts))
-    sp_rate = measure_throughput(model, (texts * reps)[:specialist_texts])
+    sp_rate = measure_throughput(model, texts, min_seconds=0.0, max_texts=specialist_texts)
     summary = stored(task, "evaluation") or {}
     return {"task": task, "version": version, "fm": fm_rate, "specialist": sp_rate, "summary": summary}
 

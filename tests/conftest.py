@@ -52,7 +52,7 @@ def small_sms_spec(**overrides) -> dict:
     spec["splits"] = {"dev_size": 60, "test_fraction": 0.25, "seed": 0, "max_rows": 700}
     spec["prompts"]["templates"] = spec["prompts"]["templates"][:2]
     spec["prompts"]["max_labelers"] = 4
-    spec["specialist"] = {"learning_rate": 0.01, "batch_size": 32}  # a few hundred rows: larger steps
+    spec["specialist"] = {"ngram": {"learning_rate": 0.01, "batch_size": 32}}  # a few hundred rows: larger steps
     spec.update(overrides)
     return spec
 

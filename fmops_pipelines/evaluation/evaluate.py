@@ -14,12 +14,11 @@ from fmops_pipelines.evaluation.metrics import headline, report
 from fmops_pipelines.evaluation.slices import slice_metrics
 from fmops_pipelines.fm.base import FoundationModel
 from fmops_pipelines.fm.exploration import ABSTAIN, calibrated_prompts
-from fmops_pipelines.specialist.ngram import NgramSpecialist, measure_throughput
+from fmops_pipelines.specialist.student import Student, measure_throughput
 from fmops_pipelines.supervision.label_matrix import labeler_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba
 
 THROUGHPUT_FM_TEXTS = 256
-THROUGHPUT_SPECIALIST_TEXTS = 5000
 
 
 def baselines(fm: FoundationModel, prompt_scores: pd.DataFrame, matrix: pd.DataFrame, label_model: FittedLabelModel,
@@ -35,17 +34,15 @@ def baselines(fm: FoundationModel, prompt_scores: pd.DataFrame, matrix: pd.DataF
             "label_model": headline(y_test, label_model.predict_proba(L_test).argmax(axis=1), k)}
 
 
-def throughput(fm: FoundationModel, model: NgramSpecialist, texts: list[str]) -> dict:
+def throughput(fm: FoundationModel, model: Student, texts: list[str]) -> dict:
     """Texts/s of the FM (uncached) and of the specialist, measured on the same test texts in one run."""
-    fm_texts = texts[:THROUGHPUT_FM_TEXTS]
-    reps = -(-THROUGHPUT_SPECIALIST_TEXTS // max(len(texts), 1))
-    return {"fm_texts_per_s": fm.measure_throughput(fm_texts),
-            "specialist_texts_per_s": measure_throughput(model, (texts * reps)[:THROUGHPUT_SPECIALIST_TEXTS])}
+    return {"fm_texts_per_s": fm.measure_throughput(texts[:THROUGHPUT_FM_TEXTS]),
+            "specialist_texts_per_s": measure_throughput(model, texts)}
 
 
-def evaluate(model: NgramSpecialist, fm: FoundationModel, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
+def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
              matrix: pd.DataFrame, label_model: FittedLabelModel, label_names: list[str], slices: Sequence = (),
-             champion: tuple[str, NgramSpecialist] | None = None) -> dict:
+             champion: tuple[str, Student] | None = None) -> dict:
     """Everything gates and reports need, measured on held-out test (label quality on dev).
 
     Returns the summary blocks (test, baselines, throughput) plus `details`: confusion matrix,

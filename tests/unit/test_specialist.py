@@ -6,7 +6,10 @@ from sklearn.metrics import f1_score
 from fmops_pipelines.data.readers import load_dataset
 from fmops_pipelines.data.splits import label_indices, make_splits, part
 from fmops_pipelines.spec import load_spec
-from fmops_pipelines.specialist.ngram import NgramConfig, NgramSpecialist, TrainConfig, measure_throughput, train_ngram
+from fmops_pipelines.specialist.ngram import NgramConfig, NgramSpecialist, train_ngram
+from fmops_pipelines.specialist.selection import trainer
+from fmops_pipelines.specialist.student import load_student, measure_throughput
+from fmops_pipelines.specialist.training_loop import TrainConfig
 from tests.conftest import small_sms_spec, write_task
 
 
@@ -50,8 +53,8 @@ def test_probabilities_and_labels(trained):
 def test_save_and_load_round_trip(trained, tmp_path):
     model, _, test, _ = trained
     texts = test["text"].tolist()[:20]
-    loaded = NgramSpecialist.load(model.save(tmp_path / "m"), device=torch.device("cpu"))
-    assert loaded.cfg == model.cfg
+    loaded = load_student(model.save(tmp_path / "m"), device=torch.device("cpu"))
+    assert isinstance(loaded, NgramSpecialist) and loaded.cfg == model.cfg
     assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-6)
 
 
@@ -99,15 +102,15 @@ def test_self_training_pseudo_labels_confident_rows_and_lets_dev_decide(trained)
     texts = test["text"].tolist()
     y = label_indices(test["label"], spec.label_names)
     soft = np.eye(2)[y[:80]] * 0.8 + 0.1  # a small labelled part; the rest plays the unlabeled pool
-    model, history, report = self_train(NgramConfig(labels=spec.label_names),
-                                        TrainConfig(epochs=4, patience=4, learning_rate=0.01), texts[:80], soft,
-                                        texts[140:], texts[80:140], y[80:140], threshold=0.6)
+    train = trainer("ngram", NgramConfig(labels=spec.label_names),
+                    TrainConfig(epochs=4, patience=4, learning_rate=0.01), texts[80:140], y[80:140])
+    model, history, report = self_train(train, texts[:80], soft, texts[140:], threshold=0.6)
     assert report.candidates == len(texts) - 140 and 0 < report.pseudo_labeled <= report.candidates
     if report.kept_second_round:  # the second student only replaces the first when dev says it is no worse
         assert history.best_dev_macro_f1 >= report.first_round_dev_macro_f1
     else:
         assert history.best_dev_macro_f1 == report.first_round_dev_macro_f1
     assert model.predict_proba(texts[:5]).shape == (5, 2)
-    _, _, none = self_train(NgramConfig(labels=spec.label_names), TrainConfig(epochs=2), texts[:80], soft, [],
-                            texts[:60], y[:60])
+    _, _, none = self_train(trainer("ngram", NgramConfig(labels=spec.label_names), TrainConfig(epochs=2),
+                                    texts[:60], y[:60]), texts[:80], soft, [])
     assert none.pseudo_labeled == 0 and not none.kept_second_round

@@ -1,0 +1,113 @@
+"""Train every architecture the spec names on the same probabilistic labels and pick one on dev.
+
+The objective is the spec's dev metric among the candidates that reach `min_throughput` texts/s on this
+machine (e.g. "the most accurate model that still labels 5,000 texts/s"); ties go to the faster one.
+If none is fast enough, the fastest is returned, flagged, and the throughput gate blocks its promotion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from fmops_pipelines.specialist.self_training import SelfTrainingReport, self_train
+from fmops_pipelines.specialist.student import Student, measure_throughput
+from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory
+
+
+@dataclass
+class Candidate:
+    architecture: str
+    model: Student
+    history: TrainHistory
+    self_training: SelfTrainingReport
+    dev: dict[str, float]
+    texts_per_s: float
+    eligible: bool = True
+
+    def row(self) -> dict:
+        return {"architecture": self.architecture, "dev_macro_f1": round(self.dev["macro_f1"], 4),
+                "dev_accuracy": round(self.dev["accuracy"], 4), "texts_per_s": round(self.texts_per_s, 1),
+                "best_epoch": self.history.best_epoch, "train_seconds": round(self.history.seconds, 1),
+                "train_samples_per_s": round(self.history.samples_per_s, 1),
+                "pseudo_labeled": self.self_training.pseudo_labeled,
+                "self_training_kept": self.self_training.kept_second_round, "eligible": self.eligible}
+
+
+@dataclass
+class Selection:
+    chosen: Candidate
+    candidates: list[Candidate] = field(default_factory=list)
+    met_min_throughput: bool = True
+
+    def table(self) -> list[dict]:
+        return [{**c.row(), "chosen": c is self.chosen} for c in self.candidates]
+
+
+def student_configs(spec, labels: list[str], architecture: str) -> tuple[object, TrainConfig]:
+    """The model and training configs of one architecture from a SpecialistSpec."""
+    from fmops_pipelines.specialist.encoder import EncoderConfig
+    from fmops_pipelines.specialist.ngram import NgramConfig
+
+    if architecture == "ngram":
+        s = spec.ngram
+        return (NgramConfig(labels=labels, word_ngrams=s.word_ngrams, char_ngrams=s.char_ngrams,
+                            hash_bits=s.hash_bits, embed_dim=s.embed_dim, dropout=s.dropout),
+                TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
+                            weight_decay=s.weight_decay, patience=s.patience, seed=spec.seed, loss=spec.loss))
+    if architecture == "encoder":
+        s = spec.encoder
+        return (EncoderConfig(labels=labels, model=s.model, max_length=s.max_length, dropout=s.dropout),
+                TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
+                            weight_decay=s.weight_decay, patience=s.patience, seed=spec.seed, loss=spec.loss,
+                            warmup_ratio=s.warmup_ratio))
+    raise ValueError(f"unknown architecture '{architecture}'")
+
+
+def trainer(architecture: str, cfg, train_cfg: TrainConfig, dev_texts: Sequence[str], y_dev: np.ndarray,
+            on_epoch=None, checkpoint: Path | None = None) -> Callable:
+    """train(texts, soft_labels) -> (student, history) for one architecture."""
+    from fmops_pipelines.specialist.encoder import train_encoder
+    from fmops_pipelines.specialist.ngram import train_ngram
+
+    fn = {"ngram": train_ngram, "encoder": train_encoder}[architecture]
+    return lambda texts, soft: fn(type(cfg)(**{**cfg.__dict__, "temperature": 1.0}), train_cfg, texts, soft,
+                                  dev_texts, y_dev, on_epoch, checkpoint)
+
+
+def dev_scores(model: Student, dev_texts: Sequence[str], y_dev: np.ndarray) -> dict[str, float]:
+    pred = model.predict_proba(dev_texts).argmax(axis=1)
+    return {"macro_f1": float(f1_score(y_dev, pred, average="macro", labels=range(len(model.cfg.labels)),
+                                       zero_division=0)),
+            "accuracy": float((pred == y_dev).mean())}
+
+
+def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels: np.ndarray,
+                     unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray,
+                     checkpoint_dir: Path | None = None, on_epoch=None) -> Selection:
+    """Each architecture: train (plus the optional dev-gated self-training round), score on dev, time it."""
+    candidates = []
+    timing_texts = list(texts) or list(dev_texts)
+    for arch in spec.architectures:
+        cfg, train_cfg = student_configs(spec, labels, arch)
+        train = trainer(arch, cfg, train_cfg, dev_texts, y_dev,
+                        (lambda row, a=arch: on_epoch(a, row)) if on_epoch else None,
+                        checkpoint_dir / f"{arch}.pt" if checkpoint_dir else None)
+        model, history, report = self_train(train, texts, soft_labels, unlabeled if spec.self_training else [],
+                                            spec.self_training_threshold)
+        candidates.append(Candidate(arch, model, history, report, dev_scores(model, dev_texts, y_dev),
+                                    measure_throughput(model, timing_texts)))
+    return select(candidates, spec.objective, spec.min_throughput)
+
+
+def select(candidates: list[Candidate], objective: str, min_throughput: float | None) -> Selection:
+    for c in candidates:
+        c.eligible = min_throughput is None or c.texts_per_s >= min_throughput
+    eligible = [c for c in candidates if c.eligible]
+    if not eligible:
+        return Selection(max(candidates, key=lambda c: c.texts_per_s), candidates, met_min_throughput=False)
+    return Selection(max(eligible, key=lambda c: (round(c.dev[objective], 4), c.texts_per_s)), candidates)

@@ -1,0 +1,88 @@
+"""What every student architecture offers: logits -> calibrated probabilities -> labels, save and load.
+
+A saved student is a folder whose config.json names its architecture, so the registry, the pyfunc and
+batch inference load any of them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fmops_pipelines.probability import fit_temperature, softmax
+
+CONFIG_FILE = "config.json"
+TEMPERATURE_GRID = np.logspace(-2, 1, 61)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on cuda; a no-op on CPU, where bf16 matmuls are slower than fp32 on most chips."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+class Student:
+    """Subclasses set `cfg` (with `labels` and `temperature`) and implement `logits`, `save`, `_load`."""
+
+    architecture = ""
+    cfg: object
+
+    def logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return softmax(self.logits(texts, batch_size) / self.cfg.temperature)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [self.cfg.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    def calibrate(self, dev_texts: Sequence[str], y_dev: np.ndarray) -> None:
+        """Temperature on dev: students trained on soft labels come out under- or over-confident."""
+        self.cfg.temperature = 1.0
+        self.cfg.temperature = fit_temperature(self.logits(dev_texts), y_dev, TEMPERATURE_GRID)
+
+    def save(self, directory: Path) -> Path:
+        raise NotImplementedError
+
+
+def write_config(directory: Path, cfg: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
+
+
+def load_student(directory: Path, device: torch.device | None = None) -> Student:
+    """Any saved student folder; configs written before `architecture` existed are n-gram students."""
+    from fmops_pipelines.specialist.encoder import EncoderSpecialist
+    from fmops_pipelines.specialist.ngram import NgramSpecialist
+
+    raw = json.loads((Path(directory) / CONFIG_FILE).read_text())
+    kinds = {cls.architecture: cls for cls in (NgramSpecialist, EncoderSpecialist)}
+    kind = raw.get("architecture", "ngram")
+    if kind not in kinds:
+        raise ValueError(f"{directory / CONFIG_FILE}: unknown student architecture '{kind}'")
+    return kinds[kind].load(Path(directory), device=device)
+
+
+def measure_throughput(model: Student, texts: Sequence[str], min_seconds: float = 1.0, max_texts: int = 65536,
+                       batch_size: int | None = None) -> float:
+    """Texts/s end to end (featurising or tokenising included), after a warm-up batch, on enough texts
+    (cycled) to take about `min_seconds`: a few hundred for an encoder on CPU, tens of thousands for n-grams."""
+    texts = list(texts)
+    model.predict_proba(texts[:256], batch_size)
+    n = 256
+    while True:
+        sample = (texts * -(-n // len(texts)))[:n]
+        start = time.perf_counter()
+        model.predict_proba(sample, batch_size)
+        seconds = time.perf_counter() - start
+        if seconds >= min_seconds or n >= max_texts:
+            return n / seconds
+        n = min(max_texts, n * 4)

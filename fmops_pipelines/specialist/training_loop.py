@@ -1,0 +1,155 @@
+"""The one training loop every student shares: noise-aware loss on probabilistic labels, early stopping on
+dev macro-F1, and per-epoch checkpoints from which an interrupted run resumes to the same result.
+
+A student brings its network, optimisers and two callables (the loss of a batch of row indices, and
+dev predictions); this loop owns the epochs, the RNGs, the best-epoch bookkeeping and the checkpoint file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+Loss = Literal["soft_ce", "confidence_weighted", "hard"]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 0.001
+    weight_decay: float = 0.0
+    patience: int = 5
+    seed: int = 0
+    loss: Loss = "soft_ce"
+    warmup_ratio: float = 0.0  # linear warm-up then linear decay of the learning rate when > 0 (encoders)
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch curves and the epoch whose weights were kept (best dev macro-F1)."""
+
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_dev_macro_f1: float = 0.0
+    seconds: float = 0.0
+    samples_per_s: float = 0.0
+    device: str = "cpu"
+
+
+def noise_aware_loss(logits: torch.Tensor, targets: torch.Tensor, kind: Loss) -> torch.Tensor:
+    """Cross-entropy against the label model's probabilities.
+
+    soft_ce: expected cross-entropy under the probabilistic label (Ratner et al., the Snorkel end-model
+    loss): a 0.6/0.4 row pulls half as hard as a 0.95/0.05 one and towards the uncertainty.
+    confidence_weighted: hard argmax targets, each row weighted by the label model's confidence.
+    hard: plain cross-entropy on the argmax (the "majority-vote labels" baseline).
+    """
+    log_p = torch.log_softmax(logits.float(), dim=1)
+    if kind == "soft_ce":
+        return -(targets * log_p).sum(dim=1).mean()
+    conf, hard = targets.max(dim=1)
+    per_row = -log_p.gather(1, hard.unsqueeze(1)).squeeze(1)
+    if kind == "confidence_weighted":
+        return (conf * per_row).sum() / conf.sum().clamp(min=1e-6)
+    if kind == "hard":
+        return per_row.mean()
+    raise ValueError(f"unknown loss '{kind}'")
+
+
+def fingerprint(configs: Sequence[object], texts: Sequence[str], soft_labels: np.ndarray) -> str:
+    """What a checkpoint was trained on: configs, texts and labels. A changed input never resumes."""
+    digest = hashlib.sha256(json.dumps([asdict(c) for c in configs], sort_keys=True, default=str).encode())
+    digest.update("\x00".join(texts).encode())
+    digest.update(np.ascontiguousarray(soft_labels, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a crash mid-save keeps the previous epoch's checkpoint
+
+
+def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
+        batch_loss: Callable[[np.ndarray], torch.Tensor], predict_dev: Callable[[], np.ndarray], y_dev: np.ndarray,
+        n_classes: int, train_cfg: TrainConfig, device: torch.device, fingerprint_: str = "",
+        checkpoint: Path | None = None, on_epoch=None, max_grad_norm: float | None = None) -> TrainHistory:
+    """Run epochs until `epochs` or `patience` stale epochs; leaves the best dev epoch's weights in `net`.
+
+    With `checkpoint`, the full state (weights, optimisers, schedulers, RNGs, best epoch) is written after
+    every epoch; a run with the same fingerprint resumes after its last finished epoch, and the file is
+    removed once training completes.
+    """
+    torch.manual_seed(train_cfg.seed)
+    rng = np.random.default_rng(train_cfg.seed)
+    history = TrainHistory(device=str(device))
+    best_state, stale, first_epoch = None, 0, 1
+    if checkpoint and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["fingerprint"] == fingerprint_:
+            net.load_state_dict(state["net"])
+            for obj, obj_state in zip([*optimizers, *schedulers], state["optimizers"]):
+                obj.load_state_dict(obj_state)
+            rng.bit_generator.state = state["numpy_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            best_state, stale, first_epoch = state["best_state"], state["stale"], state["epoch"] + 1
+            history.epochs, history.best_epoch, history.best_dev_macro_f1 = (
+                state["epochs"], state["best_epoch"], state["best_dev_macro_f1"])
+    start = time.perf_counter()
+    for epoch in range(first_epoch, train_cfg.epochs + 1):
+        if stale >= train_cfg.patience:
+            break
+        net.train()
+        order = rng.permutation(n_rows)
+        total = 0.0
+        for b in range(0, len(order), train_cfg.batch_size):
+            idx = order[b : b + train_cfg.batch_size]
+            loss = batch_loss(idx)
+            for opt in optimizers:
+                opt.zero_grad()
+            loss.backward()
+            if max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+            for obj in [*optimizers, *schedulers]:
+                obj.step()
+            total += loss.item() * len(idx)
+        net.eval()
+        dev_pred = predict_dev()
+        dev_f1 = float(f1_score(y_dev, dev_pred, average="macro", labels=range(n_classes), zero_division=0))
+        row = {"epoch": epoch, "train_loss": total / max(len(order), 1), "dev_macro_f1": dev_f1,
+               "dev_accuracy": float((dev_pred == y_dev).mean())}
+        history.epochs.append(row)
+        if dev_f1 > history.best_dev_macro_f1 + 1e-4 or best_state is None:
+            history.best_epoch, history.best_dev_macro_f1 = epoch, dev_f1
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            stale = 0
+        else:
+            stale += 1
+        if checkpoint:
+            _save_checkpoint(checkpoint, {
+                "fingerprint": fingerprint_, "epoch": epoch, "net": net.state_dict(),
+                "optimizers": [obj.state_dict() for obj in [*optimizers, *schedulers]],
+                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "best_state": best_state,
+                "stale": stale, "epochs": history.epochs, "best_epoch": history.best_epoch,
+                "best_dev_macro_f1": history.best_dev_macro_f1})
+        if on_epoch:
+            on_epoch(row)
+    history.seconds = time.perf_counter() - start
+    ran = len(history.epochs) - (first_epoch - 1)  # epochs trained in this call (not the resumed ones)
+    history.samples_per_s = n_rows * ran / max(history.seconds, 1e-9)
+    net.load_state_dict(best_state)
+    net.eval()
+    if checkpoint:
+        checkpoint.unlink(missing_ok=True)
+    return history
