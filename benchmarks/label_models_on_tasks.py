@@ -24,8 +24,8 @@ def scores(matrix, splits, label_names, epochs: int, seed: int) -> dict[str, flo
     L_dev, L_test = (votes_for(matrix, p["id"]) for p in (dev, test))
     y_dev, y_test = label_indices(dev["label"], label_names), label_indices(test["label"], label_names)
     balance = class_balance(dev["label"], label_names)
-    out = {kind: macro_f1(y_test, fit_label_model(kind, L_train, k, balance, epochs, seed).predict_proba(L_test), k)
-           for kind in KINDS}
+    out = {kind: macro_f1(y_test, fit_label_model(kind, L_train, k, balance, epochs, seed, L_dev, y_dev)
+                          .predict_proba(L_test), k) for kind in KINDS}
     chosen, _ = choose_label_model("auto", L_train, L_dev, y_dev, k, balance, epochs, seed)
     out[f"chosen ({chosen.kind})"] = macro_f1(y_test, chosen.predict_proba(L_test), k)
     return out

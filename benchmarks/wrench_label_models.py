@@ -54,7 +54,7 @@ def main() -> None:
         print(f"\n{name}: {L['train'].shape[1]} LFs, train {len(L['train'])}, test {len(L['test'])}, "
               f"test coverage {100 * covered:.1f}%  (test {metric}, %)")
         print(f"  {'label model':<16}{'WRENCH':>8}{'fmops':>8}{'± sd':>7}{'fmops argmax':>14}")
-        models = {kind: fit_label_model(kind, L["train"], 2, balance) for kind in KINDS}
+        models = {kind: fit_label_model(kind, L["train"], 2, balance, L_dev=L["dev"], y_dev=y["dev"]) for kind in KINDS}
         chosen, _ = choose_label_model("auto", L["train"], L["dev"], y["dev"], 2, balance)
         models[f"auto ({chosen.kind})"] = chosen
         for kind, model in models.items():

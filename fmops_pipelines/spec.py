@@ -114,7 +114,7 @@ class LabelingFunctionSpec(_Strict):
 
 
 class LabelModelSpec(_Strict):
-    kind: Literal["auto", "majority_vote", "snorkel", "dawid_skene"] = "auto"
+    kind: Literal["auto", "majority_vote", "snorkel", "dawid_skene", "stacked"] = "auto"
     epochs: int = Field(default=500, ge=1)
     min_coverage: float = Field(default=0.0, ge=0.0, le=1.0)  # blocking check on the train label matrix
 

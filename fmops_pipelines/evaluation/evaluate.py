@@ -66,7 +66,7 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
         "reliability": reliability_bins(probs, y_test),
         "slices": [b for sl in slices for b in slice_metrics(test, y_test, pred, sl, k)],
         "label_coverage": round(float((L_train != ABSTAIN).any(axis=1).mean()) if len(L_train) else 0.0, 4),
-        "label_model_dev_accuracy": round(float(
+        "label_model_dev_accuracy": round(label_model.dev_accuracy if label_model.dev_accuracy is not None else float(
             (label_model.predict_proba(votes_for(matrix, dev["id"])).argmax(axis=1) == y_dev).mean()), 4),
         "champion": {"version": champion[0] if champion else None, "macro_f1": champion_f1},
     }

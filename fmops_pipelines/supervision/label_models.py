@@ -1,8 +1,11 @@
 """Label models: turn noisy, abstaining votes into probabilistic labels P[n, k] without gold labels.
 
 Majority vote is the baseline; Snorkel's LabelModel learns each labeler's accuracy from agreements;
-Dawid-Skene learns a full confusion matrix per labeler by EM. Which one to use is decided on the gold
-dev split (never test), and its probabilities are temperature-calibrated on dev.
+Dawid-Skene learns a full confusion matrix per labeler by EM. `stacked` is the one that reads gold: a
+logistic regression over the labelers' one-hot votes fitted on the dev rows, which learns to discount
+labelers that only echo each other (eight similar zero-shot prompts outvote one strong few-shot prompt
+in every unsupervised model). Which one to use is decided on dev (out-of-fold for `stacked`, so it is
+never scored on rows it was fitted on), and its probabilities are temperature-calibrated on dev.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from fmops_pipelines.fm.exploration import ABSTAIN
 from fmops_pipelines.probability import fit_temperature as _fit_temperature
 from fmops_pipelines.probability import softmax
 
-KINDS = ("majority_vote", "snorkel", "dawid_skene")
+KINDS = ("majority_vote", "snorkel", "dawid_skene", "stacked")
+STACKED_FOLDS = 5
 
 
 @dataclass
@@ -26,15 +30,20 @@ class FittedLabelModel:
     kind: str
     cardinality: int
     class_balance: np.ndarray
-    model: object | None = None  # snorkel LabelModel, or Dawid-Skene confusion matrices [m, k, k]
+    model: object | None = None  # snorkel LabelModel, Dawid-Skene confusion matrices [m, k, k+1], or sklearn LR
     temperature: float = 1.0
+    dev_accuracy: float | None = None  # on dev, out-of-fold where the model was fitted on dev
+
 
     def raw_proba(self, L: np.ndarray) -> np.ndarray:
         if self.kind == "majority_vote":
             return majority_vote_proba(L, self.cardinality, self.class_balance)
         if self.kind == "dawid_skene":
             return dawid_skene_posterior(L, self.model, self.class_balance)  # type: ignore[arg-type]
-        probs = self.model.predict_proba(L)  # type: ignore[union-attr]
+        if self.kind == "stacked":
+            probs = self.model.predict_proba(vote_features(L, self.cardinality))  # type: ignore[union-attr]
+        else:
+            probs = self.model.predict_proba(L)  # type: ignore[union-attr]
         probs[(L == ABSTAIN).all(axis=1)] = self.class_balance
         return probs / probs.sum(axis=1, keepdims=True)
 
@@ -92,6 +101,35 @@ def fit_dawid_skene(L: np.ndarray, k: int, prior: np.ndarray, iterations: int = 
     return confusion
 
 
+def vote_features(L: np.ndarray, k: int) -> np.ndarray:
+    """One-hot responses per labeler (abstain included): [n, m * (k + 1)]."""
+    return np.eye(k + 1)[_responses(L, k)].reshape(len(L), -1)
+
+
+def fit_stacked(L_dev: np.ndarray, y_dev: np.ndarray, k: int, seed: int = 0):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(vote_features(L_dev, k), y_dev)
+
+
+def stacked_folds(y_dev: np.ndarray, k: int) -> int:
+    """Cross-fitting folds the dev labels allow (0: some class has fewer than 2 dev rows, no stacking)."""
+    counts = np.bincount(y_dev, minlength=k)
+    return int(min(STACKED_FOLDS, counts.min())) if counts.min() >= 2 else 0
+
+
+def stacked_out_of_fold(L_dev: np.ndarray, y_dev: np.ndarray, k: int, class_balance: np.ndarray,
+                        seed: int = 0) -> np.ndarray:
+    """Dev probabilities of the stacked model, each fold predicted by a model fitted on the other folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    out = np.zeros((len(y_dev), k))
+    for fit_idx, held in StratifiedKFold(stacked_folds(y_dev, k), shuffle=True, random_state=seed).split(L_dev, y_dev):
+        fold = FittedLabelModel("stacked", k, class_balance, fit_stacked(L_dev[fit_idx], y_dev[fit_idx], k, seed))
+        out[held] = fold.raw_proba(L_dev[held])
+    return out
+
+
 def _logits(probs: np.ndarray) -> np.ndarray:
     return np.log(np.clip(probs, 1e-12, 1.0))
 
@@ -106,7 +144,13 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
 
 
 def fit_label_model(kind: str, L_train: np.ndarray, k: int, class_balance: np.ndarray, epochs: int = 500,
-                    seed: int = 0) -> FittedLabelModel:
+                    seed: int = 0, L_dev: np.ndarray | None = None, y_dev: np.ndarray | None = None
+                    ) -> FittedLabelModel:
+    """Unsupervised kinds fit on the train votes; `stacked` on the dev votes and gold labels."""
+    if kind == "stacked":
+        if L_dev is None or y_dev is None:
+            raise ValueError("the stacked label model is fitted on dev votes and labels")
+        return FittedLabelModel(kind, k, class_balance, fit_stacked(L_dev, y_dev, k, seed))
     if kind == "majority_vote":
         return FittedLabelModel(kind, k, class_balance)
     if kind == "dawid_skene":
@@ -132,19 +176,30 @@ def macro_f1(y: np.ndarray, probs: np.ndarray, k: int) -> float:
 def choose_label_model(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, k: int,
                        class_balance: np.ndarray, epochs: int = 500, seed: int = 0
                        ) -> tuple[FittedLabelModel, dict[str, float]]:
-    """Fit the requested kind, or with 'auto' every kind; keep the best dev macro-F1, then calibrate it on dev."""
-    if L_train.shape[1] < 3 and kind == "snorkel":
-        from fmops_pipelines.errors import SpecError
+    """Fit the requested kind, or with 'auto' every kind; keep the best dev macro-F1, then calibrate it on dev.
 
+    `stacked` is scored and calibrated on its out-of-fold dev probabilities, the others on their plain ones.
+    """
+    from fmops_pipelines.errors import SpecError
+
+    if L_train.shape[1] < 3 and kind == "snorkel":
         raise SpecError(f"label_model.kind: snorkel needs at least 3 labelers, this matrix has {L_train.shape[1]}")
-    # Snorkel's LabelModel is undefined below 3 labelers; 'auto' then chooses among the others.
-    kinds = tuple(kd for kd in KINDS if kd != "snorkel" or L_train.shape[1] >= 3) if kind == "auto" else (kind,)
-    fitted = {kd: fit_label_model(kd, L_train, k, class_balance, epochs, seed) for kd in kinds}
-    dev_scores = {kd: macro_f1(y_dev, m.predict_proba(L_dev), k) for kd, m in fitted.items()}
-    best = fitted[max(kinds, key=lambda kd: (dev_scores[kd], -KINDS.index(kd)))]  # ties: the simpler model
+    if kind == "stacked" and not stacked_folds(y_dev, k):
+        raise SpecError("label_model.kind: stacked needs at least 2 dev rows of every class")
+    # Snorkel's LabelModel is undefined below 3 labelers; 'auto' then chooses among the others, and skips
+    # stacking where dev cannot be cross-fitted.
+    usable = {"snorkel": L_train.shape[1] >= 3, "stacked": bool(stacked_folds(y_dev, k))}
+    kinds = tuple(kd for kd in KINDS if usable.get(kd, True)) if kind == "auto" else (kind,)
+    fitted = {kd: fit_label_model(kd, L_train, k, class_balance, epochs, seed, L_dev, y_dev) for kd in kinds}
+    dev_probs = {kd: (stacked_out_of_fold(L_dev, y_dev, k, class_balance, seed) if kd == "stacked"
+                      else m.raw_proba(L_dev)) for kd, m in fitted.items()}
+    dev_scores = {kd: macro_f1(y_dev, p, k) for kd, p in dev_probs.items()}
+    chosen = max(kinds, key=lambda kd: (dev_scores[kd], -KINDS.index(kd)))  # ties: the simpler model
+    best = fitted[chosen]
     covered = (L_dev != ABSTAIN).any(axis=1)
     if covered.sum() >= 10:
-        best.temperature = fit_temperature(best.raw_proba(L_dev[covered]), y_dev[covered])
+        best.temperature = fit_temperature(dev_probs[chosen][covered], y_dev[covered])
+    best.dev_accuracy = float((dev_probs[chosen].argmax(axis=1) == y_dev).mean())
     return best, dev_scores
 
 

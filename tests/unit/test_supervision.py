@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fmops_pipelines.errors import SpecError
 from fmops_pipelines.supervision.label_matrix import matrix_summary, votes
 from fmops_pipelines.supervision.label_models import (
     apply_temperature,
@@ -47,10 +48,28 @@ def test_snorkel_label_model_learns_which_labeler_to_trust():
 def test_choose_label_model_reports_every_kind_on_dev():
     L, y = _noisy_matrix(seed=1)
     model, scores = choose_label_model("auto", L[:1500], L[1500:], y[1500:], 2, PRIOR)
-    assert set(scores) == {"majority_vote", "snorkel", "dawid_skene"}
+    assert set(scores) == {"majority_vote", "snorkel", "dawid_skene", "stacked"}
     assert scores[model.kind] == max(scores.values())
+    assert model.dev_accuracy == pytest.approx((model.predict_proba(L[1500:]).argmax(axis=1) == y[1500:]).mean())
     with pytest.raises(ValueError, match="unknown label model kind"):
         fit_label_model("oracle", L, 2, PRIOR)
+
+
+def test_stacked_label_model_discounts_labelers_that_echo_each_other():
+    """Five copies of one mediocre labeler outvote a strong one in majority vote; stacking on dev does not."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 1200)
+    echo = np.where(rng.random(len(y)) < 0.65, y, 1 - y)
+    strong = np.where(rng.random(len(y)) < 0.9, y, 1 - y)
+    L = np.stack([echo] * 5 + [strong], axis=1)
+    dev, test = slice(0, 200), slice(200, None)
+    model, scores = choose_label_model("stacked", L[test], L[dev], y[dev], 2, PRIOR)
+    stacked = (model.predict_proba(L[test]).argmax(axis=1) == y[test]).mean()
+    mv = (majority_vote_proba(L[test], 2, PRIOR).argmax(axis=1) == y[test]).mean()
+    assert mv < 0.7 and stacked > 0.85
+    assert scores["stacked"] < 1.0 and model.dev_accuracy < 0.97  # scored out of fold, not on its own fit rows
+    with pytest.raises(SpecError, match="stacked needs at least 2 dev rows of every class"):
+        choose_label_model("stacked", L, L[:3], np.array([0, 0, 1]), 2, PRIOR)
 
 
 def test_training_labels_cover_train_rows_only():
@@ -103,10 +122,8 @@ def test_temperature_calibration_reduces_overconfidence():
 
 
 def test_fewer_than_three_labelers_skip_snorkel_or_say_why():
-    from fmops_pipelines.errors import SpecError
-
     L, y = _noisy_matrix(accuracies=(0.9, 0.7))
     model, scores = choose_label_model("auto", L[:1500], L[1500:], y[1500:], 2, PRIOR)
-    assert "snorkel" not in scores and model.kind in ("majority_vote", "dawid_skene")
+    assert "snorkel" not in scores and model.kind in ("majority_vote", "dawid_skene", "stacked")
     with pytest.raises(SpecError, match="snorkel needs at least 3 labelers, this matrix has 2"):
         choose_label_model("snorkel", L[:1500], L[1500:], y[1500:], 2, PRIOR)

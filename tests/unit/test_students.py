@@ -1,0 +1,128 @@
+"""The encoder student, the noise-aware losses and architecture selection on dev."""
+
+import numpy as np
+import pytest
+import torch
+
+from fmops_pipelines.data.readers import load_dataset
+from fmops_pipelines.data.splits import label_indices, make_splits, part
+from fmops_pipelines.spec import SpecialistSpec, load_spec
+from fmops_pipelines.specialist.encoder import EncoderConfig, EncoderSpecialist, train_encoder
+from fmops_pipelines.specialist.selection import Candidate, select, train_and_select
+from fmops_pipelines.specialist.self_training import SelfTrainingReport
+from fmops_pipelines.specialist.student import load_student
+from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, noise_aware_loss
+from tests.conftest import small_sms_spec, write_task
+
+
+@pytest.fixture(scope="module")
+def sms(tmp_path_factory):
+    """Train rows with soft labels smoothed from their gold labels (the test split never sees them)."""
+    spec = load_spec(write_task(tmp_path_factory.mktemp("assets"), "sms_spam", small_sms_spec()))
+    df = load_dataset(spec)
+    splits = make_splits(df, spec.splits)
+    train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
+    y = label_indices(train["gold"], spec.label_names)
+    dev, test = part(splits, "dev"), part(splits, "test")
+    return {"labels": spec.label_names, "texts": train["text"].tolist(), "soft": np.eye(2)[y] * 0.8 + 0.1,
+            "dev": dev["text"].tolist(), "y_dev": label_indices(dev["label"], spec.label_names),
+            "test": test["text"].tolist(), "y_test": label_indices(test["label"], spec.label_names)}
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    """A randomly initialised 2-layer BERT saved as a local Hugging Face folder (MiniLM's tokenizer)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from fmops_pipelines.fm.embedding import resolve_model_path
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                         max_position_embeddings=128)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(resolve_model_path("all-MiniLM-L6-v2"))).save_pretrained(folder)
+    return str(folder)
+
+
+def test_noise_aware_losses():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    one_hot = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    soft = torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.5, 0.5]])
+    nll = -torch.log_softmax(logits, dim=1)
+    assert noise_aware_loss(logits, one_hot, "soft_ce") == pytest.approx(noise_aware_loss(logits, one_hot, "hard"))
+    assert noise_aware_loss(logits, soft, "soft_ce").item() == pytest.approx((soft * nll).sum(1).mean().item())
+    # confident rows count more: argmax targets weighted by the label model's confidence
+    per_row = nll[[0, 1, 2], [0, 1, 0]]
+    conf = torch.tensor([0.9, 0.6, 0.5])
+    assert noise_aware_loss(logits, soft, "confidence_weighted").item() == pytest.approx(
+        ((conf * per_row).sum() / conf.sum()).item())
+    with pytest.raises(ValueError, match="unknown loss"):
+        noise_aware_loss(logits, soft, "focal")
+
+
+def test_fine_tuned_minilm_learns_sms_spam_from_soft_labels(sms, tmp_path):
+    """The packaged MiniLM, fine-tuned for two short epochs on 160 rows: always-ham would score 0.87."""
+    model, history = train_encoder(EncoderConfig(labels=sms["labels"], max_length=48),
+                                   TrainConfig(epochs=2, batch_size=16, learning_rate=1e-4, warmup_ratio=0.1),
+                                   sms["texts"][:160], sms["soft"][:160], sms["dev"], sms["y_dev"])
+    assert [e["epoch"] for e in history.epochs] == [1, 2] and history.samples_per_s > 0
+    probs = model.predict_proba(sms["test"])
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert (probs.argmax(axis=1) == sms["y_test"]).mean() > 0.93
+    loaded = load_student(model.save(tmp_path / "m"), device=torch.device("cpu"))
+    assert isinstance(loaded, EncoderSpecialist) and loaded.cfg == model.cfg
+    assert np.allclose(loaded.predict_proba(sms["test"][:20]), probs[:20], atol=1e-5)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_encoder_from_a_local_folder_resumes_an_interrupted_training(sms, tiny_encoder, tmp_path):
+    args = (EncoderConfig(labels=sms["labels"], model=tiny_encoder, max_length=32),
+            TrainConfig(epochs=3, batch_size=16, learning_rate=1e-3, patience=3, warmup_ratio=0.2),
+            sms["texts"][:96], sms["soft"][:96], sms["dev"][:40], sms["y_dev"][:40])
+    reference, _ = train_encoder(*args)
+    ckpt = tmp_path / "encoder.pt"
+
+    def stop_after_two(row):
+        if row["epoch"] == 2:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        train_encoder(*args, on_epoch=stop_after_two, checkpoint=ckpt)
+    seen = []
+    resumed, _ = train_encoder(*args, on_epoch=lambda r: seen.append(r["epoch"]), checkpoint=ckpt)
+    assert seen == [3] and not ckpt.exists()
+    assert np.allclose(resumed.predict_proba(sms["test"][:20]), reference.predict_proba(sms["test"][:20]), atol=1e-5)
+
+
+def _candidate(arch: str, f1: float, speed: float) -> Candidate:
+    return Candidate(arch, None, TrainHistory(), SelfTrainingReport(0, 0, f1, False),
+                     {"macro_f1": f1, "accuracy": f1}, speed)
+
+
+def test_selection_takes_the_best_dev_score_among_fast_enough_models():
+    ngram, encoder = _candidate("ngram", 0.85, 60_000), _candidate("encoder", 0.90, 60)
+    assert select([ngram, encoder], "macro_f1", None).chosen is encoder
+    picked = select([ngram, encoder], "macro_f1", 5_000)
+    assert picked.chosen is ngram and picked.met_min_throughput and not encoder.eligible
+    slow = select([ngram, encoder], "macro_f1", 100_000)  # none qualifies: the fastest, flagged for the gate
+    assert slow.chosen is ngram and not slow.met_min_throughput
+    tie = select([_candidate("encoder", 0.9, 60), fast := _candidate("ngram", 0.9, 60_000)], "macro_f1", None)
+    assert tie.chosen is fast
+    assert [r["chosen"] for r in picked.table()] == [True, False]
+
+
+def test_train_and_select_trains_every_architecture_on_the_same_labels(sms, tiny_encoder, tmp_path):
+    spec = SpecialistSpec(architectures=["ngram", "encoder"], min_throughput=1.0, self_training=False,
+                          ngram={"epochs": 4, "learning_rate": 0.01, "batch_size": 32},
+                          encoder={"model": tiny_encoder, "epochs": 1, "max_length": 32, "learning_rate": 1e-3})
+    curves = []
+    selection = train_and_select(spec, sms["labels"], sms["texts"][:96], sms["soft"][:96], [], sms["dev"][:40],
+                                 sms["y_dev"][:40], tmp_path / "ckpt", on_epoch=lambda a, r: curves.append(a))
+    assert [c.architecture for c in selection.candidates] == ["ngram", "encoder"]
+    assert curves == ["ngram"] * len(selection.candidates[0].history.epochs) + ["encoder"]
+    best = max(selection.candidates, key=lambda c: (round(c.dev["macro_f1"], 4), c.texts_per_s))
+    assert selection.chosen is best and all(c.texts_per_s > 0 for c in selection.candidates)
+    assert not list((tmp_path / "ckpt").glob("*.pt"))  # checkpoints are removed once training completes
