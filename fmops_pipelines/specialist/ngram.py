@@ -19,6 +19,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 from torch import nn
 
+from fmops_pipelines.specialist.hashing import WordNgramHasher
 from fmops_pipelines.specialist.student import CONFIG_FILE, Student, autocast, pick_device, write_config
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, fingerprint, fit, noise_aware_loss
 
@@ -35,22 +36,27 @@ class NgramConfig:
     embed_dim: int = 16
     dropout: float = 0.2
     temperature: float = 1.0  # fitted on dev after training: soft-label students come out underconfident
+    word_hashing: str = "token-murmur"  # "sklearn": HashingVectorizer, what models saved before it existed used
 
 
 class Featurizer:
-    """Texts -> L2-normalised sparse counts over hashed word and char_wb n-grams (stateless)."""
+    """Texts -> L2-normalised sublinear counts over hashed word (and optional char_wb) n-grams; no fitted state."""
 
     def __init__(self, cfg: NgramConfig):
         n = 2 ** cfg.hash_bits
-        self.vectorizers = [HashingVectorizer(n_features=n, ngram_range=tuple(cfg.word_ngrams), alternate_sign=False,
-                                              norm=None, lowercase=True)]
+        if cfg.word_hashing == "token-murmur":
+            self.vectorizers = [WordNgramHasher(tuple(cfg.word_ngrams), n)]
+        else:
+            self.vectorizers = [HashingVectorizer(n_features=n, ngram_range=tuple(cfg.word_ngrams),
+                                                  alternate_sign=False, norm=None, lowercase=True)]
         if cfg.char_ngrams:
             self.vectorizers.append(HashingVectorizer(n_features=n, analyzer="char_wb", alternate_sign=False,
                                                       ngram_range=tuple(cfg.char_ngrams), norm=None, lowercase=True))
         self.n_features = n * len(self.vectorizers)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        X = sp.hstack([v.transform(texts) for v in self.vectorizers], format="csr")
+        parts = [v.transform(texts) for v in self.vectorizers]
+        X = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr")
         X.data = np.log1p(X.data)  # sublinear term frequency
         return normalize(X, norm="l2", copy=False)
 
@@ -103,7 +109,7 @@ class NgramSpecialist(Student):
     @classmethod
     def load(cls, directory: Path, device: torch.device | None = None) -> NgramSpecialist:
         raw = json.loads((Path(directory) / CONFIG_FILE).read_text())
-        cfg = NgramConfig(**{**raw, "word_ngrams": tuple(raw["word_ngrams"]),
+        cfg = NgramConfig(**{"word_hashing": "sklearn", **raw, "word_ngrams": tuple(raw["word_ngrams"]),
                              "char_ngrams": tuple(raw["char_ngrams"]) if raw["char_ngrams"] else None})
         model = cls(cfg, device=device)
         model.net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location=model.device))

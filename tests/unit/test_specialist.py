@@ -114,3 +114,19 @@ def test_self_training_pseudo_labels_confident_rows_and_lets_dev_decide(trained)
     _, _, none = self_train(trainer("ngram", NgramConfig(labels=spec.label_names), TrainConfig(epochs=2),
                                     texts[:60], y[:60]), texts[:80], soft, [])
     assert none.pseudo_labeled == 0 and not none.kept_second_round
+
+
+def test_word_ngram_hasher_counts_the_same_ngrams_as_scikit_learn(trained):
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from fmops_pipelines.specialist.hashing import WordNgramHasher
+
+    texts = [*trained[2]["text"].tolist()[:200], "", "a", "Free free FREE entry!"]
+    ours = WordNgramHasher((1, 2), 2**20).transform(texts)
+    ref = HashingVectorizer(n_features=2**20, ngram_range=(1, 2), alternate_sign=False, norm=None).transform(texts)
+    assert np.array_equal(np.asarray(ours.sum(axis=1)).ravel(), np.asarray(ref.sum(axis=1)).ravel())
+    assert sorted(ours[-1].data.tolist()) == [1.0, 1.0, 2.0, 3.0]  # free, free entry, "free free" x2, free x3
+    again = WordNgramHasher((1, 2), 2**20).transform(texts)  # a fresh instance (another process) agrees
+    assert (ours != again).nnz == 0
+    ab, ba = WordNgramHasher((2, 2), 2**20).transform(["spam ham", "ham spam"])
+    assert ab.indices.tolist() != ba.indices.tolist()
