@@ -26,7 +26,8 @@ def build(spec: TaskSpec) -> list:
         candidates = candidates_for(spec)
         table = explore_prompts(fm, candidates, pool, dev["text"].tolist(), label_indices(dev["label"], spec.label_names),
                                 spec.label_names, spec.prompts.max_labelers, spec.prompts.min_coverage,
-                                few_shot=spec.prompts.few_shot and spec.fm.backend == "embedding")
+                                few_shot=spec.prompts.few_shot and spec.fm.backend == "embedding",
+                                anchor=spec.prompts.anchor)
         with mlflow.run(context, spec.name):
             import mlflow as mlf
 

@@ -21,6 +21,12 @@ def _gx_result(success: bool, rows: list[dict]) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=success, metadata={"expectations": table_md(pd.DataFrame(rows), 100)})
 
 
+def anchor_ids(prompt_scores: pd.DataFrame) -> list[str]:
+    """The selected prompts that vote on every row (see PromptSpec.anchor)."""
+    anchor = prompt_scores["anchor"] if "anchor" in prompt_scores else False
+    return prompt_scores.loc[anchor & prompt_scores["selected"], "prompt_id"].tolist()
+
+
 def build(spec: TaskSpec) -> list:
     k = len(spec.label_names)
 
@@ -48,21 +54,32 @@ def build(spec: TaskSpec) -> list:
         return _gx_result(*validate_label_matrix(weak_label_matrix, labeler_columns(weak_label_matrix), k,
                                                  spec.label_model.min_coverage))
 
-    @dg.asset(name="label_model", ins=ins(spec, "splits", "weak_label_matrix"),
+    @dg.asset(name="label_model", ins=ins(spec, "splits", "weak_label_matrix", "prompt_scores"),
               **asset_kwargs(spec, "labeling", {"snorkel"},
-                             "Combines the labelers' votes without gold labels; kind chosen and calibrated on dev."))
+                             "Combines the labelers' votes into probabilistic labels; kind chosen and calibrated on dev."))
     def label_model(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame,
-                    weak_label_matrix: pd.DataFrame) -> dg.Output:
+                    weak_label_matrix: pd.DataFrame, prompt_scores: pd.DataFrame) -> dg.Output:
         from PIL import Image
 
+        from fmops_pipelines.specialist.selection import student_dev_score
+        from fmops_pipelines.specialist.training_data import training_rows
         from fmops_pipelines.supervision.analysis import coverage_accuracy_plot, summarize_labelers
 
         dev = part(splits, "dev")
-        L_dev = votes_for(weak_label_matrix, dev["id"])
-        model, dev_scores = choose_label_model(spec.label_model.kind, votes(weak_label_matrix, "train"), L_dev,
-                                               label_indices(dev["label"], spec.label_names), k,
-                                               class_balance(dev["label"], spec.label_names),
-                                               spec.label_model.epochs, spec.splits.seed)
+        L_dev, y_dev = votes_for(weak_label_matrix, dev["id"]), label_indices(dev["label"], spec.label_names)
+        student_scores = {}
+
+        def student_score(candidate: FittedLabelModel) -> float:
+            labels = training_labels(candidate, weak_label_matrix, spec.label_names, anchor_ids(prompt_scores))
+            rows = training_rows(spec.name, labels, splits, spec.label_names)
+            student_scores[candidate.kind] = student_dev_score(spec.specialist, spec.label_names, *rows,
+                                                               dev["text"].tolist(), y_dev)
+            return student_scores[candidate.kind]
+
+        model, dev_scores = choose_label_model(spec.label_model.kind, votes(weak_label_matrix, "train"), L_dev, y_dev,
+                                               k, class_balance(dev["label"], spec.label_names),
+                                               spec.label_model.epochs, spec.splits.seed,
+                                               student_score if spec.label_model.select_by == "student" else None)
         summary = summarize_labelers(weak_label_matrix, splits, model, spec.label_names)
         plot = coverage_accuracy_plot(summary)
         with mlflow.run(context, spec.name):
@@ -70,18 +87,22 @@ def build(spec: TaskSpec) -> list:
 
             mlf.log_params({"requested": spec.label_model.kind, "chosen": model.kind, "temperature": model.temperature})
             mlf.log_metrics({f"dev_macro_f1_{kd}": v for kd, v in dev_scores.items()})
+            mlf.log_metrics({f"student_dev_{spec.specialist.objective}_{kd}": v for kd, v in student_scores.items()})
             mlf.log_table(summary, "lf_analysis.json")
             mlf.log_image(Image.open(io.BytesIO(plot)), "lf_coverage_accuracy.png")
         return dg.Output(model, metadata={"kind": model.kind, "temperature": model.temperature,
-                                          "dev_macro_f1": dg.MetadataValue.json(dev_scores), "lf_analysis": table_value(summary),
+                                          "dev_macro_f1": dg.MetadataValue.json(dev_scores),
+                                          "student_dev_score": dg.MetadataValue.json(student_scores),
+                                          "lf_analysis": table_value(summary),
                                           "coverage_vs_accuracy": png_md(plot, "labelers")})
 
-    @dg.asset(name="training_labels", ins=ins(spec, "weak_label_matrix", "label_model"),
+    @dg.asset(name="training_labels", ins=ins(spec, "weak_label_matrix", "label_model", "prompt_scores"),
               **asset_kwargs(spec, "labeling", {"pandas"},
                              "P[n, k]: probabilistic labels for the unlabeled train rows, from the label model."))
     def training_labels_asset(context: dg.AssetExecutionContext, mlflow: MlflowTracking,
-                              weak_label_matrix: pd.DataFrame, label_model: FittedLabelModel) -> dg.Output:
-        out = training_labels(label_model, weak_label_matrix, spec.label_names)
+                              weak_label_matrix: pd.DataFrame, label_model: FittedLabelModel,
+                              prompt_scores: pd.DataFrame) -> dg.Output:
+        out = training_labels(label_model, weak_label_matrix, spec.label_names, anchor_ids(prompt_scores))
         covered = out[out["covered"]]
         expected = {name: round(float(covered[f"p_{name}"].mean()), 4) for name in spec.label_names}
         with mlflow.run(context, spec.name):

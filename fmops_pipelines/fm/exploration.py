@@ -190,12 +190,15 @@ def few_shot_dev_scores(fm: FoundationModel, dev_texts: Sequence[str], y_dev: np
 
 def explore_prompts(fm: FoundationModel, prompts: list[Prompt], pool_texts: Sequence[str],
                     dev_texts: Sequence[str], y_dev: np.ndarray, label_names: list[str],
-                    max_labelers: int, min_coverage: float, few_shot: bool = False) -> pd.DataFrame:
+                    max_labelers: int, min_coverage: float, few_shot: bool = False,
+                    anchor: bool = False) -> pd.DataFrame:
     """One row per candidate: its text, calibration, dev scores, and whether it became a labeler.
 
     With few_shot, one more candidate: the FM with the dev examples as shots, scored out-of-fold on dev.
+    With anchor, the best labeler on dev votes on every row (no abstain threshold), so a row every
+    precise labeler abstains on gets the FM's best guess from the label model instead of the class prior.
     """
-    rows, dev_preds = [], {}
+    rows, dev_preds, calibrated = [], {}, {}
     if few_shot:
         prompts = [*prompts, few_shot_prompt(dev_texts, y_dev, label_names)]
     for prompt in prompts:
@@ -203,10 +206,18 @@ def explore_prompts(fm: FoundationModel, prompts: list[Prompt], pool_texts: Sequ
                       else fm.score(dev_texts, prompt))
         cal = calibrate(prompt, fm.score(pool_texts, prompt), dev_scores, y_dev, min_coverage)
         dev_preds[prompt.id] = cal.proba(dev_scores).argmax(axis=1)
+        calibrated[prompt.id] = (cal, dev_scores)
         rows.append({**cal.to_record(), **dev_report(cal, dev_scores, y_dev, label_names)})
     table = pd.DataFrame(rows).drop_duplicates("prompt_id").sort_values(
         ["dev_macro_f1", "dev_accuracy"], ascending=False).reset_index(drop=True)
     chosen = select_diverse(dev_preds, list(table["prompt_id"]), max_labelers)
+    if anchor and chosen:
+        cal, dev_scores = calibrated[chosen[0]]
+        full = CalibratedPrompt(cal.prompt, cal.center, cal.temperature, 0.0)
+        i = table.index[table["prompt_id"] == chosen[0]][0]
+        for key, value in {"threshold": 0.0, **dev_report(full, dev_scores, y_dev, label_names)}.items():
+            table.at[i, key] = value
+    table["anchor"] = table["prompt_id"].eq(chosen[0]) & anchor if chosen else False
     table["selected"] = table["prompt_id"].isin(chosen)
     table["rank"] = np.arange(1, len(table) + 1)
     return table
