@@ -67,6 +67,12 @@ def test_exploration_scores_calibrates_and_selects(minilm, sms_slice):
     assert 1 <= table["selected"].sum() <= 4
     assert (table["coverage"] >= 0.3 - 1e-9).all()
     assert table["dev_accuracy"].iloc[0] > 0.6  # the packaged MiniLM does better than chance on real SMS
+    assert not table["anchor"].any()
+    anchored = explore_prompts(minilm, candidates, train["text"].tolist()[:300], dev["text"].tolist(), y_dev,
+                               spec.label_names, max_labelers=4, min_coverage=0.3, anchor=True)
+    top = anchored[anchored["anchor"]]
+    assert len(top) == 1 and top["selected"].item() and top["rank"].item() == 1
+    assert top["threshold"].item() == 0.0 and top["coverage"].item() == 1.0  # votes on every row
     cal = calibrated_prompts(table)[0]
     assert CalibratedPrompt.from_record(cal.to_record()) == cal
     votes = cal.votes(minilm.score(dev["text"].tolist(), cal.prompt))

@@ -82,6 +82,24 @@ def test_training_labels_cover_train_rows_only():
     assert np.allclose(out[["p_ham", "p_spam"]].sum(axis=1), 1)
     assert out["covered"].tolist() == (L[:8] != -1).any(axis=1).tolist()
     assert matrix_summary(votes(matrix, "train"))["rows"] == 8
+    # rows only the anchor (a labeler voting everywhere) labels are left to self-training
+    matrix["p0"] = 1
+    anchored = training_labels(fit_label_model("majority_vote", votes(matrix), 2, PRIOR), matrix, ["ham", "spam"],
+                               anchors=["p0"])
+    assert anchored["covered"].tolist() == (L[:8, 1:] != -1).any(axis=1).tolist()
+
+
+def test_auto_label_model_can_be_chosen_by_the_student_it_teaches():
+    L, y = _noisy_matrix(seed=1)
+    taught = []
+
+    def student_score(model):
+        taught.append(model.kind)
+        return 1.0 if model.kind == "dawid_skene" else 0.5
+
+    model, scores = choose_label_model("auto", L[:1500], L[1500:], y[1500:], 2, PRIOR, downstream=student_score)
+    assert sorted(taught) == sorted(scores) and model.kind == "dawid_skene"
+    assert model.temperature > 0 and model.dev_accuracy is not None  # every candidate is calibrated on dev
 
 
 def test_shift_to_prior_matches_the_target_share():

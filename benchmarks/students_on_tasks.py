@@ -1,0 +1,62 @@
+"""Every student architecture trained on a task's stored probabilistic labels, scored on held-out test.
+
+    FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/students_on_tasks.py ag_news \
+        [--architectures ngram encoder] [--encoder-epochs 3] [--encoder-lr 5e-5]
+
+Needs a finished `fmops run TASK` (it reads that run's splits and training_labels). Training is what
+the specialist asset does (same spec, self-training, dev early stopping and temperature); the choice
+between architectures is made on dev, the test column is only reported. Prints device, train samples/s
+and seconds per epoch beside the quality, so CPU and GPU runs can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sklearn.metrics import f1_score
+
+from fmops_pipelines.data.splits import label_indices, part
+from fmops_pipelines.launcher import quiet_libraries, stored
+from fmops_pipelines.spec import get_spec
+from fmops_pipelines.specialist.selection import train_and_select
+from fmops_pipelines.specialist.training_data import training_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task")
+    parser.add_argument("--architectures", nargs="+", default=["ngram", "encoder"])
+    parser.add_argument("--encoder-epochs", type=int)
+    parser.add_argument("--encoder-lr", type=float)
+    parser.add_argument("--encoder-max-length", type=int)
+    parser.add_argument("--no-self-training", action="store_true")
+    args = parser.parse_args()
+    quiet_libraries()
+    spec = get_spec(args.task)
+    splits, labels = stored(args.task, "splits"), stored(args.task, "training_labels")
+    if labels is None:
+        raise SystemExit(f"{args.task}: no training_labels yet; run `fmops run {args.task}` first")
+    encoder = {k: v for k, v in {"epochs": args.encoder_epochs, "learning_rate": args.encoder_lr,
+                                 "max_length": args.encoder_max_length}.items() if v is not None}
+    s = spec.specialist.model_copy(update={"architectures": args.architectures,
+                                           "self_training": spec.specialist.self_training and not args.no_self_training,
+                                           "encoder": spec.specialist.encoder.model_copy(update=encoder)})
+    texts, targets, unlabeled = training_rows(args.task, labels, splits, spec.label_names)
+    dev, test = part(splits, "dev"), part(splits, "test")
+    selection = train_and_select(s, spec.label_names, texts, targets, unlabeled, dev["text"].tolist(),
+                                 label_indices(dev["label"], spec.label_names))
+    y_test = label_indices(test["label"], spec.label_names)
+    print(f"{args.task}: {len(texts)} training rows, {len(unlabeled)} for self-training, test n={len(test)}")
+    print(f"  {'student':<9}{'device':>7}{'dev F1':>8}{'test acc':>10}{'test F1':>9}{'texts/s':>10}"
+          f"{'train samples/s':>17}{'s/epoch':>9}{'epochs':>8}")
+    for c in selection.candidates:
+        pred = c.model.predict_proba(test["text"].tolist()).argmax(axis=1)
+        epochs = len(c.history.epochs)
+        mark = " <- chosen on dev" if c is selection.chosen else ""
+        print(f"  {c.architecture:<9}{c.history.device:>7}{c.dev['macro_f1']:>8.3f}{(pred == y_test).mean():>10.3f}"
+              f"{f1_score(y_test, pred, average='macro'):>9.3f}{c.texts_per_s:>10,.0f}{c.history.samples_per_s:>17,.1f}"
+              f"{c.history.seconds / max(epochs, 1):>9.1f}{epochs:>8}{mark}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
