@@ -1,9 +1,11 @@
 """Every student architecture trained on a task's stored probabilistic labels, scored on held-out test.
 
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/students_on_tasks.py ag_news \
-        [--architectures ngram encoder] [--encoder-epochs 3] [--encoder-lr 5e-5]
+        [--architectures ngram encoder] [--encoder-epochs 3] [--encoder-lr 5e-5] \
+        [--label-model majority_vote|snorkel|dawid_skene|stacked] [--loss soft_ce|confidence_weighted|hard]
 
-Needs a finished `fmops run TASK` (it reads that run's splits and training_labels). Training is what
+Needs a finished `fmops run TASK` (it reads that run's splits and training_labels, or with --label-model
+refits the labels from its weak_label_matrix with that kind, calibrated on dev). Training is what
 the specialist asset does (same spec, self-training, dev early stopping and temperature); the choice
 between architectures is made on dev, the test column is only reported. Prints device, train samples/s
 and seconds per epoch beside the quality, so CPU and GPU runs can be compared.
@@ -22,6 +24,21 @@ from fmops_pipelines.specialist.selection import train_and_select
 from fmops_pipelines.specialist.training_data import training_rows
 
 
+def refit_labels(spec, splits, kind: str):
+    """Training labels from the stored label matrix with another label model (anchor rows excluded)."""
+    from fmops_pipelines.data.splits import class_balance
+    from fmops_pipelines.fm.exploration import anchor_ids
+    from fmops_pipelines.supervision.label_matrix import votes, votes_for
+    from fmops_pipelines.supervision.label_models import choose_label_model, training_labels
+
+    matrix, dev = stored(spec.name, "weak_label_matrix"), part(splits, "dev")
+    model, _ = choose_label_model(kind, votes(matrix, "train"), votes_for(matrix, dev["id"]),
+                                  label_indices(dev["label"], spec.label_names), len(spec.label_names),
+                                  class_balance(dev["label"], spec.label_names), spec.label_model.epochs,
+                                  spec.splits.seed)
+    return training_labels(model, matrix, spec.label_names, anchor_ids(stored(spec.name, "prompt_scores")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task")
@@ -30,6 +47,8 @@ def main() -> None:
     parser.add_argument("--encoder-lr", type=float)
     parser.add_argument("--encoder-max-length", type=int)
     parser.add_argument("--no-self-training", action="store_true")
+    parser.add_argument("--label-model", help="refit the training labels with this label model kind")
+    parser.add_argument("--loss", choices=["soft_ce", "confidence_weighted", "hard"])
     args = parser.parse_args()
     quiet_libraries()
     spec = get_spec(args.task)
@@ -38,7 +57,9 @@ def main() -> None:
         raise SystemExit(f"{args.task}: no training_labels yet; run `fmops run {args.task}` first")
     encoder = {k: v for k, v in {"epochs": args.encoder_epochs, "learning_rate": args.encoder_lr,
                                  "max_length": args.encoder_max_length}.items() if v is not None}
-    s = spec.specialist.model_copy(update={"architectures": args.architectures,
+    if args.label_model:
+        labels = refit_labels(spec, splits, args.label_model)
+    s = spec.specialist.model_copy(update={"architectures": args.architectures, "loss": args.loss or spec.specialist.loss,
                                            "self_training": spec.specialist.self_training and not args.no_self_training,
                                            "encoder": spec.specialist.encoder.model_copy(update=encoder)})
     texts, targets, unlabeled = training_rows(args.task, labels, splits, spec.label_names)

@@ -9,7 +9,7 @@ from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.defs.common import asset_kwargs, ins, key, png_md, table_md, table_value
 from fmops_pipelines.defs.resources import FMCacheResource
 from fmops_pipelines.fm.embedding import fm_from_spec
-from fmops_pipelines.fm.exploration import calibrated_prompts
+from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.supervision.label_matrix import build_label_matrix, labeler_columns, matrix_summary, votes, votes_for
 from fmops_pipelines.supervision.label_models import FittedLabelModel, choose_label_model, prob_columns, training_labels
@@ -19,12 +19,6 @@ from fmops_pipelines.tracking import MlflowTracking
 
 def _gx_result(success: bool, rows: list[dict]) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=success, metadata={"expectations": table_md(pd.DataFrame(rows), 100)})
-
-
-def anchor_ids(prompt_scores: pd.DataFrame) -> list[str]:
-    """The selected prompts that vote on every row (see PromptSpec.anchor)."""
-    anchor = prompt_scores["anchor"] if "anchor" in prompt_scores else False
-    return prompt_scores.loc[anchor & prompt_scores["selected"], "prompt_id"].tolist()
 
 
 def build(spec: TaskSpec) -> list:

@@ -8,6 +8,7 @@ from fmops_pipelines.fm.base import Prompt
 from fmops_pipelines.fm.embedding import build_fm
 from fmops_pipelines.fm.exploration import (
     ABSTAIN,
+    anchor_ids,
     CalibratedPrompt,
     calibrated_prompts,
     candidate_prompts,
@@ -73,6 +74,7 @@ def test_exploration_scores_calibrates_and_selects(minilm, sms_slice):
     top = anchored[anchored["anchor"]]
     assert len(top) == 1 and top["selected"].item() and top["rank"].item() == 1
     assert top["threshold"].item() == 0.0 and top["coverage"].item() == 1.0  # votes on every row
+    assert anchor_ids(anchored) == [top["prompt_id"].item()] and anchor_ids(table) == []
     cal = calibrated_prompts(table)[0]
     assert CalibratedPrompt.from_record(cal.to_record()) == cal
     votes = cal.votes(minilm.score(dev["text"].tolist(), cal.prompt))
