@@ -13,9 +13,9 @@ from fmops_pipelines.evaluation.calibration import expected_calibration_error, r
 from fmops_pipelines.evaluation.metrics import headline, report
 from fmops_pipelines.evaluation.slices import slice_metrics
 from fmops_pipelines.fm.base import FoundationModel
-from fmops_pipelines.fm.exploration import ABSTAIN, calibrated_prompts
+from fmops_pipelines.fm.exploration import ABSTAIN, anchor_ids, calibrated_prompts
 from fmops_pipelines.specialist.student import Student, measure_throughput
-from fmops_pipelines.supervision.label_matrix import labeler_columns, votes, votes_for
+from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba
 
 THROUGHPUT_FM_TEXTS = 256
@@ -46,7 +46,8 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
     """Everything gates and reports need, measured on held-out test (label quality on dev).
 
     Returns the summary blocks (test, baselines, throughput) plus `details`: confusion matrix,
-    calibration, per-slice metrics, label coverage and dev accuracy, and the current champion's
+    calibration, per-slice metrics, label coverage (train rows a non-anchor labeler voted on) and dev
+    accuracy, and the current champion's
     macro-F1 on the same test rows (for the no-regression gate).
     """
     test, dev = part(splits, "test"), part(splits, "dev")
@@ -58,7 +59,10 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
     champion_f1 = None
     if champion is not None:
         champion_f1 = headline(y_test, champion[1].predict_proba(texts).argmax(axis=1), k)["macro_f1"]
-    L_train = votes(matrix, "train")
+    # coverage by the labelers the student learns from: an anchor votes everywhere and would always read 1.0
+    anchors = set(anchor_ids(prompt_scores))
+    precise = [c for c in labeler_columns(matrix) if c not in anchors] or labeler_columns(matrix)
+    L_train = votes(matrix[META_COLUMNS + precise], "train")
     details = {
         "labels": label_names,
         "confusion": confusion_matrix(y_test, pred, labels=range(k)).tolist(),
