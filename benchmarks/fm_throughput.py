@@ -48,11 +48,10 @@ def embedding_rates(texts: list[str]) -> tuple[float, float]:
 def embedding_labeling_rates(texts: list[str]) -> tuple[float, float, int]:
     """Labeling with every candidate prompt of sms_spam: one encode per (text, prompt), one at a time,
     vs fmops' path (each text encoded once, in batches, its embedding reused by every prompt)."""
+    from fmops_pipelines.fm.cache import FMCache
     from fmops_pipelines.fm.embedding import EmbeddingFM
     from fmops_pipelines.fm.exploration import candidates_for
     from fmops_pipelines.spec import get_spec
-
-    from fmops_pipelines.fm.cache import FMCache
 
     prompts = candidates_for(get_spec("sms_spam", REPO / "assets"))
     tmp = tempfile.TemporaryDirectory()

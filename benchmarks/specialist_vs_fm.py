@@ -20,8 +20,8 @@ def bench(task: str, fm_texts: int, specialist_texts: int) -> dict:
     from fmops_pipelines.fm.embedding import fm_from_spec
     from fmops_pipelines.launcher import quiet_libraries, stored
     from fmops_pipelines.spec import get_spec
-    from fmops_pipelines.specialist.student import measure_throughput
     from fmops_pipelines.specialist.packaging import champion_version, load_specialist
+    from fmops_pipelines.specialist.student import measure_throughput
     from fmops_pipelines.tracking import MlflowTracking
 
     quiet_libraries()

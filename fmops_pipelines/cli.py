@@ -112,7 +112,11 @@ def cmd_predict(args) -> int:
     from fmops_pipelines.data.readers import read_texts
     from fmops_pipelines.spec import get_spec
     from fmops_pipelines.specialist.packaging import (
-        attach_predictions, champion_version, load_specialist, predict_frame)
+        attach_predictions,
+        champion_version,
+        load_specialist,
+        predict_frame,
+    )
     from fmops_pipelines.storage import write_table
     from fmops_pipelines.tracking import MlflowTracking
 

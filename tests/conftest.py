@@ -57,6 +57,27 @@ def small_sms_spec(**overrides) -> dict:
     return spec
 
 
+def sms_student_data(root: Path, smoothing: float = 0.1) -> dict:
+    """The small sms_spam slice for student tests: train texts with soft labels smoothed from their gold
+    labels (labels the test split never sees), dev and test texts with gold label indices."""
+    import numpy as np
+
+    from fmops_pipelines.data.readers import load_dataset
+    from fmops_pipelines.data.splits import label_indices, make_splits, part
+    from fmops_pipelines.spec import load_spec
+
+    spec = load_spec(write_task(root, "sms_spam", small_sms_spec()))
+    df = load_dataset(spec)
+    splits = make_splits(df, spec.splits)
+    train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
+    dev, test = part(splits, "dev"), part(splits, "test")
+    y = label_indices(train["gold"], spec.label_names)
+    return {"spec": spec, "labels": spec.label_names, "texts": train["text"].tolist(),
+            "soft": np.eye(2)[y] * (1 - 2 * smoothing) + smoothing, "test_frame": test,
+            "dev": dev["text"].tolist(), "y_dev": label_indices(dev["label"], spec.label_names),
+            "test": test["text"].tolist(), "y_test": label_indices(test["label"], spec.label_names)}
+
+
 @pytest.fixture(scope="session")
 def minilm(tmp_path_factory):
     """The packaged all-MiniLM-L6-v2 behind the embedding backend, with a throwaway cache."""

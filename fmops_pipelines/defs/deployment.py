@@ -37,7 +37,11 @@ def build(spec: TaskSpec) -> list:
               "Labels and class probabilities from the champion for the inference input (default: the unlabeled pool)."))
     def batch_predictions(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame) -> dg.Output:
         from fmops_pipelines.specialist.packaging import (
-            attach_predictions, champion_version, load_specialist, predict_frame)
+            attach_predictions,
+            champion_version,
+            load_specialist,
+            predict_frame,
+        )
 
         mlflow.configure()
         version = champion_version(spec.name)

@@ -11,7 +11,13 @@ from fmops_pipelines.defs.resources import FMCacheResource
 from fmops_pipelines.fm.embedding import fm_from_spec
 from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.supervision.label_matrix import build_label_matrix, labeler_columns, matrix_summary, votes, votes_for
+from fmops_pipelines.supervision.label_matrix import (
+    build_label_matrix,
+    labeler_columns,
+    matrix_summary,
+    votes,
+    votes_for,
+)
 from fmops_pipelines.supervision.label_models import FittedLabelModel, choose_label_model, prob_columns, training_labels
 from fmops_pipelines.supervision.lfs import task_lfs
 from fmops_pipelines.tracking import MlflowTracking

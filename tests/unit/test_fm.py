@@ -8,8 +8,8 @@ from fmops_pipelines.fm.base import Prompt
 from fmops_pipelines.fm.embedding import build_fm
 from fmops_pipelines.fm.exploration import (
     ABSTAIN,
-    anchor_ids,
     CalibratedPrompt,
+    anchor_ids,
     calibrated_prompts,
     candidate_prompts,
     explore_prompts,

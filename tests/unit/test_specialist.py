@@ -3,31 +3,22 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from fmops_pipelines.data.readers import load_dataset
-from fmops_pipelines.data.splits import label_indices, make_splits, part
-from fmops_pipelines.spec import load_spec
+from fmops_pipelines.data.splits import label_indices
 from fmops_pipelines.specialist.ngram import NgramConfig, NgramSpecialist, train_ngram
 from fmops_pipelines.specialist.selection import trainer
 from fmops_pipelines.specialist.student import load_student, measure_throughput
 from fmops_pipelines.specialist.training_loop import TrainConfig
-from tests.conftest import small_sms_spec, write_task
+from tests.conftest import sms_student_data
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A student trained on soft labels derived from gold train labels, smoothed (labels the test never sees)."""
-    spec = load_spec(write_task(tmp_path_factory.mktemp("assets"), "sms_spam", small_sms_spec()))
-    df = load_dataset(spec)
-    splits = make_splits(df, spec.splits)
-    train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
-    y = label_indices(train["gold"], spec.label_names)
-    soft = np.full((len(y), 2), 0.1)
-    soft[np.arange(len(y)), y] = 0.9
-    dev = part(splits, "dev")
-    model, history = train_ngram(NgramConfig(labels=spec.label_names), TrainConfig(epochs=8, patience=8, learning_rate=0.01, batch_size=32),
-                                 train["text"].tolist(), soft, dev["text"].tolist(),
-                                 label_indices(dev["label"], spec.label_names))
-    return model, history, part(splits, "test"), spec
+    d = sms_student_data(tmp_path_factory.mktemp("assets"))
+    model, history = train_ngram(NgramConfig(labels=d["labels"]),
+                                 TrainConfig(epochs=8, patience=8, learning_rate=0.01, batch_size=32),
+                                 d["texts"], d["soft"], d["dev"], d["y_dev"])
+    return model, history, d["test_frame"], d["spec"]
 
 
 def test_training_learns_and_keeps_the_best_dev_epoch(trained):

@@ -1,32 +1,23 @@
 """The encoder student, the noise-aware losses and architecture selection on dev."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from fmops_pipelines.data.readers import load_dataset
-from fmops_pipelines.data.splits import label_indices, make_splits, part
-from fmops_pipelines.spec import SpecialistSpec, load_spec
+from fmops_pipelines.spec import SpecialistSpec
 from fmops_pipelines.specialist.encoder import EncoderConfig, EncoderSpecialist, train_encoder
 from fmops_pipelines.specialist.selection import Candidate, select, train_and_select
 from fmops_pipelines.specialist.self_training import SelfTrainingReport
 from fmops_pipelines.specialist.student import load_student
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, noise_aware_loss
-from tests.conftest import small_sms_spec, write_task
+from tests.conftest import sms_student_data
 
 
 @pytest.fixture(scope="module")
 def sms(tmp_path_factory):
-    """Train rows with soft labels smoothed from their gold labels (the test split never sees them)."""
-    spec = load_spec(write_task(tmp_path_factory.mktemp("assets"), "sms_spam", small_sms_spec()))
-    df = load_dataset(spec)
-    splits = make_splits(df, spec.splits)
-    train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
-    y = label_indices(train["gold"], spec.label_names)
-    dev, test = part(splits, "dev"), part(splits, "test")
-    return {"labels": spec.label_names, "texts": train["text"].tolist(), "soft": np.eye(2)[y] * 0.8 + 0.1,
-            "dev": dev["text"].tolist(), "y_dev": label_indices(dev["label"], spec.label_names),
-            "test": test["text"].tolist(), "y_test": label_indices(test["label"], spec.label_names)}
+    return sms_student_data(tmp_path_factory.mktemp("assets"))
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +134,7 @@ def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder
     with mlflow.start_run(experiment_id=experiment_id(tracking.uri, "encoder_registry_test")):
         registered = log_and_register(model, "encoder_registry_test", sms["texts"][:3], {"architecture": "encoder"})
     requirements = mlflow.pyfunc.get_model_dependencies(registered["model_uri"], format="pip")
-    assert "transformers==" in open(requirements).read()
+    assert "transformers==" in Path(requirements).read_text()
     loaded = load_specialist("encoder_registry_test", registered["version"])
     assert isinstance(loaded, EncoderSpecialist)
     assert np.allclose(loaded.predict_proba(sms["test"][:10]), model.predict_proba(sms["test"][:10]), atol=1e-5)
