@@ -29,8 +29,8 @@ def _shuffled_training_labels(monkeypatch):
 
     real = labeling.training_labels
 
-    def shuffled(model, matrix, label_names):
-        out = real(model, matrix, label_names)
+    def shuffled(model, matrix, label_names, anchors=()):
+        out = real(model, matrix, label_names, anchors)
         cols = [f"p_{name}" for name in label_names]
         out[cols] = out[cols].to_numpy()[np.random.default_rng(0).permutation(len(out))]
         return out
