@@ -43,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task")
     parser.add_argument("--architectures", nargs="+", default=["ngram", "encoder"])
+    parser.add_argument("--encoder-model", help="the packaged MiniLM name or a local Hugging Face encoder folder")
     parser.add_argument("--encoder-epochs", type=int)
     parser.add_argument("--encoder-lr", type=float)
     parser.add_argument("--encoder-max-length", type=int)
@@ -55,7 +56,7 @@ def main() -> None:
     splits, labels = stored(args.task, "splits"), stored(args.task, "training_labels")
     if labels is None:
         raise SystemExit(f"{args.task}: no training_labels yet; run `fmops run {args.task}` first")
-    encoder = {k: v for k, v in {"epochs": args.encoder_epochs, "learning_rate": args.encoder_lr,
+    encoder = {k: v for k, v in {"model": args.encoder_model, "epochs": args.encoder_epochs, "learning_rate": args.encoder_lr,
                                  "max_length": args.encoder_max_length}.items() if v is not None}
     if args.label_model:
         labels = refit_labels(spec, splits, args.label_model)

@@ -1,6 +1,7 @@
 """Our specialists trained only on WRENCH's labeling-function votes, beside WRENCH's BERT end model.
 
-    FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/wrench_end_models.py [--architectures ngram encoder]
+    FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/wrench_end_models.py \
+        [--architectures ngram encoder] [--encoder-model all-MiniLM-L6-v2|/path/to/hf-encoder]
 
 Protocol (WRENCH's end-model setting): a label model turns the train split's LF votes into
 probabilistic labels (no gold train labels anywhere); the students train on the covered train rows
@@ -41,8 +42,8 @@ def run(name: str, args: argparse.Namespace) -> None:
     soft = label_model.predict_proba(L["train"])[covered]
     texts = split["train"]["text"].to_numpy(dtype=object)
     spec = SpecialistSpec(architectures=args.architectures, loss=args.loss, self_training=not args.no_self_training,
-                          encoder=EncoderStudentSpec(epochs=args.encoder_epochs, learning_rate=args.encoder_lr,
-                                                     max_length=args.max_length))
+                          encoder=EncoderStudentSpec(model=args.encoder_model, epochs=args.encoder_epochs,
+                                                     learning_rate=args.encoder_lr, max_length=args.max_length))
     y_dev, y_test = (label_indices(split[s]["label"], LABELS) for s in ("dev", "test"))
     start = time.perf_counter()
     selection = train_and_select(spec, LABELS, list(texts[covered]), soft, list(texts[~covered]),
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--architectures", nargs="+", default=["ngram", "encoder"])
     parser.add_argument("--label-model", default="majority_vote")
     parser.add_argument("--loss", default="soft_ce")
+    parser.add_argument("--encoder-model", default="all-MiniLM-L6-v2", help="or a local Hugging Face encoder folder")
     parser.add_argument("--encoder-epochs", type=int, default=3)
     parser.add_argument("--encoder-lr", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=128)
