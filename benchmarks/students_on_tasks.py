@@ -24,8 +24,9 @@ from fmops_pipelines.specialist.selection import train_and_select
 from fmops_pipelines.specialist.training_data import training_rows
 
 
-def refit_labels(spec, splits, kind: str):
-    """Training labels from the stored label matrix with another label model (anchor rows excluded)."""
+def refit_labels(spec, splits, kind: str, anchor_rows: bool = False):
+    """Training labels from the stored label matrix with another label model; rows only the anchor
+    labels stay out (as in the pipeline) unless `anchor_rows`."""
     from fmops_pipelines.data.splits import class_balance
     from fmops_pipelines.fm.exploration import anchor_ids
     from fmops_pipelines.supervision.label_matrix import votes, votes_for
@@ -36,7 +37,8 @@ def refit_labels(spec, splits, kind: str):
                                   label_indices(dev["label"], spec.label_names), len(spec.label_names),
                                   class_balance(dev["label"], spec.label_names), spec.label_model.epochs,
                                   spec.splits.seed)
-    return training_labels(model, matrix, spec.label_names, anchor_ids(stored(spec.name, "prompt_scores")))
+    anchors = [] if anchor_rows else anchor_ids(stored(spec.name, "prompt_scores"))
+    return training_labels(model, matrix, spec.label_names, anchors)
 
 
 def main() -> None:
@@ -49,6 +51,8 @@ def main() -> None:
     parser.add_argument("--encoder-max-length", type=int)
     parser.add_argument("--no-self-training", action="store_true")
     parser.add_argument("--label-model", help="refit the training labels with this label model kind")
+    parser.add_argument("--anchor-rows", action="store_true",
+                        help="with --label-model: also train on rows only the anchor prompt labels")
     parser.add_argument("--loss", choices=["soft_ce", "confidence_weighted", "hard"])
     args = parser.parse_args()
     quiet_libraries()
@@ -59,7 +63,7 @@ def main() -> None:
     encoder = {k: v for k, v in {"model": args.encoder_model, "epochs": args.encoder_epochs, "learning_rate": args.encoder_lr,
                                  "max_length": args.encoder_max_length}.items() if v is not None}
     if args.label_model:
-        labels = refit_labels(spec, splits, args.label_model)
+        labels = refit_labels(spec, splits, args.label_model, args.anchor_rows)
     s = spec.specialist.model_copy(update={"architectures": args.architectures, "loss": args.loss or spec.specialist.loss,
                                            "self_training": spec.specialist.self_training and not args.no_self_training,
                                            "encoder": spec.specialist.encoder.model_copy(update=encoder)})
