@@ -225,8 +225,7 @@ def explore_prompts(fm: FoundationModel, prompts: list[Prompt], pool_texts: Sequ
 
 def anchor_ids(table: pd.DataFrame) -> list[str]:
     """The selected prompts that vote on every row (the `anchor` of explore_prompts)."""
-    anchor = table["anchor"] if "anchor" in table else False
-    return table.loc[anchor & table["selected"], "prompt_id"].tolist()
+    return table.loc[table.get("anchor", False) & table["selected"], "prompt_id"].tolist()
 
 
 def calibrated_prompts(table: pd.DataFrame, selected_only: bool = True) -> list[CalibratedPrompt]:
