@@ -61,21 +61,14 @@ def build(spec: TaskSpec) -> list:
                     weak_label_matrix: pd.DataFrame, prompt_scores: pd.DataFrame) -> dg.Output:
         from PIL import Image
 
-        from fmops_pipelines.specialist.selection import student_dev_score
-        from fmops_pipelines.specialist.training_data import training_rows
+        from fmops_pipelines.specialist.selection import label_model_scorer
         from fmops_pipelines.supervision.analysis import coverage_accuracy_plot, summarize_labelers
 
         dev = part(splits, "dev")
         L_dev, y_dev = votes_for(weak_label_matrix, dev["id"]), label_indices(dev["label"], spec.label_names)
-        student_scores = {}
-
-        def student_score(candidate: FittedLabelModel) -> float:
-            labels = training_labels(candidate, weak_label_matrix, spec.label_names, anchor_ids(prompt_scores))
-            rows = training_rows(spec.name, labels, splits, spec.label_names)
-            student_scores[candidate.kind] = student_dev_score(spec.specialist, spec.label_names, *rows,
-                                                               dev["text"].tolist(), y_dev)
-            return student_scores[candidate.kind]
-
+        student_score, student_scores = label_model_scorer(spec.name, spec.specialist, spec.label_names,
+                                                           weak_label_matrix, splits, anchor_ids(prompt_scores),
+                                                           dev["text"].tolist(), y_dev)
         model, dev_scores = choose_label_model(spec.label_model.kind, votes(weak_label_matrix, "train"), L_dev, y_dev,
                                                k, class_balance(dev["label"], spec.label_names),
                                                spec.label_model.epochs, spec.splits.seed,

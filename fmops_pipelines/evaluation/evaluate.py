@@ -15,7 +15,7 @@ from fmops_pipelines.evaluation.slices import slice_metrics
 from fmops_pipelines.fm.base import FoundationModel
 from fmops_pipelines.fm.exploration import ABSTAIN, anchor_ids, calibrated_prompts
 from fmops_pipelines.specialist.student import Student, measure_throughput
-from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, votes, votes_for
+from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, precise_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba
 
 THROUGHPUT_FM_TEXTS = 256
@@ -60,9 +60,7 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
     if champion is not None:
         champion_f1 = headline(y_test, champion[1].predict_proba(texts).argmax(axis=1), k)["macro_f1"]
     # coverage by the labelers the student learns from: an anchor votes everywhere and would always read 1.0
-    anchors = set(anchor_ids(prompt_scores))
-    precise = [c for c in labeler_columns(matrix) if c not in anchors] or labeler_columns(matrix)
-    L_train = votes(matrix[META_COLUMNS + precise], "train")
+    L_train = votes(matrix[META_COLUMNS + precise_columns(matrix, anchor_ids(prompt_scores))], "train")
     details = {
         "labels": label_names,
         "confusion": confusion_matrix(y_test, pred, labels=range(k)).tolist(),

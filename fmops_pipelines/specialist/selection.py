@@ -114,6 +114,25 @@ def student_dev_score(spec, labels: list[str], texts: Sequence[str], soft_labels
     return dev_scores(model, dev_texts, y_dev)[spec.objective]
 
 
+def label_model_scorer(task: str, spec, label_names: list[str], matrix, splits, anchors: Sequence[str],
+                       dev_texts: Sequence[str], y_dev: np.ndarray) -> tuple[Callable, dict[str, float]]:
+    """`downstream` for choose_label_model: a candidate label model's labels -> the dev score of the fast
+    student they teach. The dict fills with each kind's score as it is computed (for logging)."""
+    from fmops_pipelines.specialist.training_data import training_rows
+    from fmops_pipelines.supervision.label_models import training_labels
+
+    scores: dict[str, float] = {}
+
+    def score(candidate) -> float:
+        labels = training_labels(candidate, matrix, label_names, anchors)
+        scores[candidate.kind] = student_dev_score(spec, label_names,
+                                                   *training_rows(task, labels, splits, label_names),
+                                                   dev_texts, y_dev)
+        return scores[candidate.kind]
+
+    return score, scores
+
+
 def select(candidates: list[Candidate], objective: str, min_throughput: float | None) -> Selection:
     for c in candidates:
         c.eligible = min_throughput is None or c.texts_per_s >= min_throughput

@@ -30,7 +30,8 @@ def autocast(device: torch.device):
 
 
 class Student:
-    """Subclasses set `cfg` (with `labels` and `temperature`) and implement `logits`, `save`, `_load`."""
+    """Subclasses set `cfg` (with `labels` and `temperature`) and implement `logits`, `save` and a
+    classmethod `load(directory, device)`."""
 
     architecture = ""
     cfg: object
@@ -46,7 +47,6 @@ class Student:
 
     def calibrate(self, dev_texts: Sequence[str], y_dev: np.ndarray) -> None:
         """Temperature on dev: students trained on soft labels come out under- or over-confident."""
-        self.cfg.temperature = 1.0
         self.cfg.temperature = fit_temperature(self.logits(dev_texts), y_dev, TEMPERATURE_GRID)
 
     def save(self, directory: Path) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -45,6 +47,12 @@ def build_label_matrix(fm: FoundationModel, prompts: list[CalibratedPrompt], lfs
 
 def labeler_columns(matrix: pd.DataFrame) -> list[str]:
     return [c for c in matrix.columns if c not in META_COLUMNS]
+
+
+def precise_columns(matrix: pd.DataFrame, anchors: Sequence[str] = ()) -> list[str]:
+    """The labelers other than the anchors (which vote on every row); all of them if only anchors exist."""
+    columns = labeler_columns(matrix)
+    return [c for c in columns if c not in set(anchors)] or columns
 
 
 def votes(matrix: pd.DataFrame, split: str | None = None) -> np.ndarray:

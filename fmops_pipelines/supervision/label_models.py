@@ -35,7 +35,6 @@ class FittedLabelModel:
     temperature: float = 1.0
     dev_accuracy: float | None = None  # on dev, out-of-fold where the model was fitted on dev
 
-
     def raw_proba(self, L: np.ndarray) -> np.ndarray:
         if self.kind == "majority_vote":
             return majority_vote_proba(L, self.cardinality, self.class_balance)
@@ -216,17 +215,17 @@ def training_labels(model: FittedLabelModel, matrix, label_names: list[str], anc
 
     Uncovered rows would repeat the prior; rows only an anchor (the best prompt, voting everywhere) labels
     are its hardest, least accurate ones, so the student leaves them to self-training instead of learning
-    their noise (measured on sms_spam: training on them dropped test macro-F1 0.873 -> 0.759).
+    their noise (measured on sms_spam with majority-vote labels: training on them dropped the student's
+    test macro-F1 0.902 -> 0.858).
     """
     import pandas as pd
 
-    from fmops_pipelines.supervision.label_matrix import labeler_columns, votes
+    from fmops_pipelines.supervision.label_matrix import META_COLUMNS, precise_columns, votes
 
     train = matrix[matrix["split"] == "train"].reset_index(drop=True)
-    L = votes(train)
-    probs = model.predict_proba(L)
-    precise = [j for j, c in enumerate(labeler_columns(train)) if c not in set(anchors)] or list(range(L.shape[1]))
-    out = pd.DataFrame({"id": train["id"], "covered": (L[:, precise] != ABSTAIN).any(axis=1)})
+    probs = model.predict_proba(votes(train))
+    covered = (votes(train[META_COLUMNS + precise_columns(train, anchors)]) != ABSTAIN).any(axis=1)
+    out = pd.DataFrame({"id": train["id"], "covered": covered})
     for i, name in enumerate(label_names):
         out[f"p_{name}"] = probs[:, i]
     return out
