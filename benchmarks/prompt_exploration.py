@@ -14,8 +14,8 @@ import argparse
 from fmops_pipelines import paths
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.fm.cache import FMCache
-from fmops_pipelines.fm.embedding import fm_from_spec
 from fmops_pipelines.fm.exploration import calibrated_prompts, candidates_for
+from fmops_pipelines.fm.factory import fm_from_spec
 from fmops_pipelines.launcher import stored
 from fmops_pipelines.spec import get_spec
 from fmops_pipelines.supervision.label_matrix import META_COLUMNS, prompt_label_matrix, votes, votes_for

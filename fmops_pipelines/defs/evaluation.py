@@ -40,7 +40,7 @@ def build(spec: TaskSpec) -> list:
         from fmops_pipelines.evaluation.gates import evaluate_gates
         from fmops_pipelines.evaluation.report import write_report
         from fmops_pipelines.evaluation.summary import build_summary
-        from fmops_pipelines.fm.embedding import fm_from_spec
+        from fmops_pipelines.fm.factory import fm_from_spec
         from fmops_pipelines.specialist.packaging import champion_version, load_specialist
         from fmops_pipelines.supervision.analysis import summarize_labelers
 

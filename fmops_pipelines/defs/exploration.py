@@ -7,8 +7,8 @@ import pandas as pd
 from fmops_pipelines.data.splits import label_indices, part
 from fmops_pipelines.defs.common import asset_kwargs, ins, table_md
 from fmops_pipelines.defs.resources import FMCacheResource
-from fmops_pipelines.fm.embedding import fm_from_spec
 from fmops_pipelines.fm.exploration import candidates_for, explore_prompts
+from fmops_pipelines.fm.factory import fm_from_spec
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.tracking import MlflowTracking
 

@@ -8,8 +8,8 @@ import pandas as pd
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.defs.common import asset_kwargs, ins, key, png_md, table_md, table_value
 from fmops_pipelines.defs.resources import FMCacheResource
-from fmops_pipelines.fm.embedding import fm_from_spec
 from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
+from fmops_pipelines.fm.factory import fm_from_spec
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.supervision.label_matrix import (
     build_label_matrix,

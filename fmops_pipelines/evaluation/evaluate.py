@@ -13,10 +13,11 @@ from fmops_pipelines.evaluation.calibration import expected_calibration_error, r
 from fmops_pipelines.evaluation.metrics import headline, report
 from fmops_pipelines.evaluation.slices import slice_metrics
 from fmops_pipelines.fm.base import FoundationModel
-from fmops_pipelines.fm.exploration import ABSTAIN, anchor_ids, calibrated_prompts
+from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
 from fmops_pipelines.specialist.student import Student, measure_throughput
 from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, precise_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba
+from fmops_pipelines.votes import ABSTAIN
 
 THROUGHPUT_FM_TEXTS = 256
 

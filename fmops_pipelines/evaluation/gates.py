@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from fmops_pipelines.spec import GateSpec
+from fmops_pipelines.spec import GATE_METRICS, GateSpec
 
 
 def _worst_slice(m: dict, gate) -> float:
@@ -24,7 +22,7 @@ def _regression(m: dict, gate) -> float:
     return 0.0 if champion["macro_f1"] is None else m["test"]["macro_f1"] - champion["macro_f1"]
 
 
-GATE_METRICS: dict[str, Callable[[dict, GateSpec], float]] = {
+METRICS: dict[str, Callable[[dict, GateSpec], float]] = {
     # label quality
     "label_coverage": lambda m, g: m["details"]["label_coverage"],
     "label_model_dev_accuracy": lambda m, g: m["details"]["label_model_dev_accuracy"],
@@ -45,11 +43,14 @@ GATE_METRICS: dict[str, Callable[[dict, GateSpec], float]] = {
 }
 
 
+assert set(METRICS) == set(GATE_METRICS), "every gate metric a spec may name is computed here"
+
+
 def evaluate_gates(gates: list[GateSpec], measured: dict) -> list[dict]:
     """One verdict per gate, in spec order: name, value, threshold, passed (a NaN value fails)."""
     verdicts = []
     for gate in gates:
-        value = round(float(GATE_METRICS[gate.metric](measured, gate)), 4)
+        value = round(float(METRICS[gate.metric](measured, gate)), 4)
         verdicts.append({"name": gate.check_name, "value": value, "threshold": gate.threshold,
                          "passed": bool(not math.isnan(value) and gate.passes(value))})
     return verdicts

@@ -19,8 +19,8 @@ from sklearn.metrics import f1_score
 
 from fmops_pipelines.fm.base import FoundationModel, Prompt
 from fmops_pipelines.probability import fit_temperature, softmax
+from fmops_pipelines.votes import ABSTAIN
 
-ABSTAIN = -1
 _TEMPERATURES = np.logspace(-3, 0.5, 36)
 _COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 

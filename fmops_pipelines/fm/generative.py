@@ -17,7 +17,7 @@ import numpy as np
 from fmops_pipelines.errors import SpecError
 from fmops_pipelines.fm.base import FMStats, Prompt
 from fmops_pipelines.fm.cache import FMCache, cache_key, cached_compute
-from fmops_pipelines.fm.embedding import model_revision
+from fmops_pipelines.fm.local_models import model_revision
 
 
 class GenerativeFM:

@@ -114,7 +114,7 @@ def train_encoder(cfg: EncoderConfig, train_cfg: TrainConfig, texts: Sequence[st
     """Fine-tune the encoder and head together (AdamW, linear warm-up and decay, gradient clipping)."""
     from transformers import get_linear_schedule_with_warmup
 
-    from fmops_pipelines.fm.embedding import resolve_model_path
+    from fmops_pipelines.fm.local_models import resolve_model_path
 
     torch.manual_seed(train_cfg.seed)
     model = EncoderSpecialist(cfg, resolve_model_path(cfg.model, "specialist.encoder.model"))

@@ -13,7 +13,7 @@ class SpecialistPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         import torch
 
-        from fmops_pipelines.specialist.student import load_student
+        from fmops_pipelines.specialist.loading import load_student
 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = load_student(Path(context.artifacts["specialist"]), device=device)

@@ -58,19 +58,6 @@ def write_config(directory: Path, cfg: dict) -> None:
     (directory / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
 
 
-def load_student(directory: Path, device: torch.device | None = None) -> Student:
-    """Any saved student folder; configs written before `architecture` existed are n-gram students."""
-    from fmops_pipelines.specialist.encoder import EncoderSpecialist
-    from fmops_pipelines.specialist.ngram import NgramSpecialist
-
-    raw = json.loads((Path(directory) / CONFIG_FILE).read_text())
-    kinds = {cls.architecture: cls for cls in (NgramSpecialist, EncoderSpecialist)}
-    kind = raw.get("architecture", "ngram")
-    if kind not in kinds:
-        raise ValueError(f"{directory / CONFIG_FILE}: unknown student architecture '{kind}'")
-    return kinds[kind].load(Path(directory), device=device)
-
-
 def measure_throughput(model: Student, texts: Sequence[str], min_seconds: float = 1.0, max_texts: int = 65536,
                        batch_size: int | None = None) -> float:
     """Texts/s end to end (featurising or tokenising included), after a warm-up batch, on enough texts

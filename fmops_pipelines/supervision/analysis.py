@@ -9,7 +9,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from fmops_pipelines.fm.exploration import ABSTAIN
+from fmops_pipelines.votes import ABSTAIN
 
 
 def labeler_summary(L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, labelers: list[str],

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from fmops_pipelines.fm.base import FoundationModel
-from fmops_pipelines.fm.exploration import ABSTAIN, CalibratedPrompt
+from fmops_pipelines.fm.exploration import CalibratedPrompt
+from fmops_pipelines.votes import ABSTAIN
 
 META_COLUMNS = ["id", "split"]
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import f1_score
 
-from fmops_pipelines.fm.exploration import ABSTAIN
 from fmops_pipelines.probability import fit_temperature as _fit_temperature
 from fmops_pipelines.probability import softmax
+from fmops_pipelines.votes import ABSTAIN
 
 KINDS = ("majority_vote", "snorkel", "dawid_skene", "stacked")
 STACKED_FOLDS = 5

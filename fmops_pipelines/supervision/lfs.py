@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from fmops_pipelines.errors import FmopsError, SpecError
+from fmops_pipelines.votes import ABSTAIN
 
-ABSTAIN = -1
 _MARK = "__fmops_labeling_function__"
 
 

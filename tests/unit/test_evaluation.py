@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from fmops_pipelines.evaluation.calibration import expected_calibration_error, reliability_bins
-from fmops_pipelines.evaluation.gates import GATE_METRICS, evaluate_gates
+from fmops_pipelines.evaluation.gates import METRICS, evaluate_gates
 from fmops_pipelines.evaluation.metrics import report
 from fmops_pipelines.evaluation.report import render_report
 from fmops_pipelines.evaluation.slices import slice_metrics
@@ -64,7 +64,7 @@ def test_every_gate_family():
                         "specialist_texts_per_s": (50000.0, True), "min_class_f1": (0.6667, False)}
     worse = evaluate_gates([GateSpec(metric="regression_vs_champion", min=-0.01)], _measured(champion_f1=0.9))
     assert worse == [{"name": "regression_vs_champion", "value": -0.1667, "threshold": -0.01, "passed": False}]
-    assert set(GATE_METRICS) >= {g.metric for g in gates}
+    assert set(METRICS) >= {g.metric for g in gates}
 
 
 def test_slice_gate_needs_a_declared_slice():

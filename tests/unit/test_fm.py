@@ -5,7 +5,6 @@ from fmops_pipelines.data.readers import load_dataset
 from fmops_pipelines.data.splits import label_indices, make_splits, part
 from fmops_pipelines.errors import SpecError
 from fmops_pipelines.fm.base import Prompt
-from fmops_pipelines.fm.embedding import build_fm
 from fmops_pipelines.fm.exploration import (
     ABSTAIN,
     CalibratedPrompt,
@@ -14,6 +13,7 @@ from fmops_pipelines.fm.exploration import (
     candidate_prompts,
     explore_prompts,
 )
+from fmops_pipelines.fm.factory import build_fm
 from fmops_pipelines.spec import load_spec
 from tests.conftest import small_sms_spec, write_task
 

@@ -4,9 +4,10 @@ import torch
 from sklearn.metrics import f1_score
 
 from fmops_pipelines.data.splits import label_indices
+from fmops_pipelines.specialist.loading import load_student
 from fmops_pipelines.specialist.ngram import NgramConfig, NgramSpecialist, train_ngram
 from fmops_pipelines.specialist.selection import trainer
-from fmops_pipelines.specialist.student import load_student, measure_throughput
+from fmops_pipelines.specialist.student import measure_throughput
 from fmops_pipelines.specialist.training_loop import TrainConfig
 from tests.conftest import sms_student_data
 

@@ -8,9 +8,9 @@ import torch
 
 from fmops_pipelines.spec import SpecialistSpec
 from fmops_pipelines.specialist.encoder import EncoderConfig, EncoderSpecialist, train_encoder
+from fmops_pipelines.specialist.loading import load_student
 from fmops_pipelines.specialist.selection import Candidate, select, train_and_select
 from fmops_pipelines.specialist.self_training import SelfTrainingReport
-from fmops_pipelines.specialist.student import load_student
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, noise_aware_loss
 from tests.conftest import sms_student_data
 
@@ -25,7 +25,7 @@ def tiny_encoder(tmp_path_factory):
     """A randomly initialised 2-layer BERT saved as a local Hugging Face folder (MiniLM's tokenizer)."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from fmops_pipelines.fm.embedding import resolve_model_path
+    from fmops_pipelines.fm.local_models import resolve_model_path
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
