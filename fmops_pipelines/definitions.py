@@ -1,6 +1,15 @@
-"""The one Dagster entry point: Definitions for every task found in assets/ (or FMOPS_ASSETS_DIR)."""
+"""The one Dagster entry point: everything in the defs folder (fmops_pipelines/defs), loaded as dg does."""
 
-from fmops_pipelines.defs.factory import build_definitions
-from fmops_pipelines.spec import discover_specs
+import warnings
+from pathlib import Path
 
-defs = build_definitions(discover_specs())
+import dagster as dg
+
+import fmops_pipelines.defs
+
+with warnings.catch_warnings():  # Dagster's component loader warns about its own beta internals on every load
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    # project_root given explicitly so an installed package (no pyproject.toml beside it) loads the same way
+    defs = dg.ComponentTree.from_module(defs_module=fmops_pipelines.defs,
+                                        project_root=Path(__file__).resolve().parent.parent).build_defs()

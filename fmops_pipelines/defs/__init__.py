@@ -1,1 +1,1 @@
-"""The Dagster layer only: thin assets over the core modules, checks, jobs, schedules, resources."""
+"""The defs folder Dagster loads (`dg list defs`, the UI): resources, and the task-spec component."""

@@ -50,6 +50,19 @@ class FMStats:
         return {"fm_calls": self.calls, "fm_cache_hits": self.cache_hits, "fm_seconds": round(self.seconds, 3)}
 
 
+def with_fm_usage(frame, stats: FMStats):
+    """Attach what producing this frame cost in FM calls; it travels with the stored asset (Parquet keeps
+    DataFrame.attrs), so a later stage reads it as an input instead of from another asset's metadata."""
+    frame.attrs["fm_usage"] = stats.as_dict()
+    return frame
+
+
+def fm_usage(*frames) -> dict:
+    """FM calls and cache hits summed over frames made by with_fm_usage."""
+    usages = [f.attrs.get("fm_usage", {}) for f in frames]
+    return {k: sum(int(u.get(k, 0)) for u in usages) for k in ("fm_calls", "fm_cache_hits")}
+
+
 class FoundationModel(Protocol):
     backend: str
     model_id: str

@@ -69,10 +69,11 @@ class OpenAICompatibleFM:
 
     def __init__(self, model: str, base_url: str, api_key_env: str = "OPENAI_API_KEY", cache: FMCache | None = None,
                  max_concurrency: int = 8, timeout_s: float = 30.0, max_retries: int = 4, backoff_s: float = 0.5,
-                 temperature: float = 0.0):
+                 temperature: float = 0.0, api_key: str | None = None):
         self.model_id, self.revision = model, base_url.rstrip("/")
         self.url = f"{base_url.rstrip('/')}/chat/completions"
         self.api_key_env, self.cache = api_key_env, cache
+        self._api_key = api_key  # a resource's secret; else read from api_key_env per request
         self.max_concurrency, self.timeout_s = max_concurrency, timeout_s
         self.max_retries, self.backoff_s, self.temperature = max_retries, backoff_s, temperature
         self.stats = FMStats()
@@ -80,7 +81,7 @@ class OpenAICompatibleFM:
 
     def _post(self, payload: dict) -> dict:
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
+        key = self._api_key or os.environ.get(self.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         body = json.dumps(payload).encode()

@@ -117,7 +117,8 @@ def train_encoder(cfg: EncoderConfig, train_cfg: TrainConfig, texts: Sequence[st
     from fmops_pipelines.fm.local_models import resolve_model_path
 
     torch.manual_seed(train_cfg.seed)
-    model = EncoderSpecialist(cfg, resolve_model_path(cfg.model, "specialist.encoder.model"))
+    model = EncoderSpecialist(cfg, resolve_model_path(cfg.model, "specialist.encoder.model"),
+                              device=train_cfg.torch_device())
     device = model.device
     ids = model.tokenize(texts)
     targets = torch.from_numpy(soft_labels.astype(np.float32))

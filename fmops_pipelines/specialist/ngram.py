@@ -121,7 +121,7 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
                 checkpoint: Path | None = None) -> tuple[NgramSpecialist, TrainHistory]:
     """Fit on probabilistic labels with the noise-aware loss; keep the best dev epoch; calibrate on dev."""
     torch.manual_seed(train_cfg.seed)
-    model = NgramSpecialist(cfg)
+    model = NgramSpecialist(cfg, device=train_cfg.torch_device())
     device = model.device
     X = model.featurizer.transform(list(texts))
     targets = torch.from_numpy(soft_labels.astype(np.float32))

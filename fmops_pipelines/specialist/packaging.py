@@ -74,6 +74,11 @@ def load_specialist(task: str, version_or_alias: str) -> Student:
     return pyfunc.unwrap_python_model().model
 
 
+def logged_model_id(task: str, version_: str) -> str | None:
+    """MLflow 3's LoggedModel id behind a registered version: metrics logged with it show on the model's page."""
+    return mlflow.MlflowClient().get_model_version(model_name(task), str(version_)).model_id
+
+
 def set_champion(task: str, version_: str) -> str | None:
     """Point `champion` at this version; the version it replaces keeps a `previous` alias."""
     client = mlflow.MlflowClient()

@@ -48,8 +48,9 @@ class Selection:
         return [{**c.row(), "chosen": c is self.chosen} for c in self.candidates]
 
 
-def student_configs(spec, labels: list[str], architecture: str) -> tuple[object, TrainConfig]:
-    """The model and training configs of one architecture from a SpecialistSpec."""
+def student_configs(spec, labels: list[str], architecture: str,
+                    device: str | None = None) -> tuple[object, TrainConfig]:
+    """The model and training configs of one architecture from a SpecialistSpec (device None: auto)."""
     from fmops_pipelines.specialist.encoder import EncoderConfig
     from fmops_pipelines.specialist.ngram import NgramConfig
 
@@ -58,13 +59,14 @@ def student_configs(spec, labels: list[str], architecture: str) -> tuple[object,
         return (NgramConfig(labels=labels, word_ngrams=s.word_ngrams, char_ngrams=s.char_ngrams,
                             hash_bits=s.hash_bits, embed_dim=s.embed_dim, dropout=s.dropout),
                 TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
-                            weight_decay=s.weight_decay, patience=s.patience, seed=spec.seed, loss=spec.loss))
+                            weight_decay=s.weight_decay, patience=s.patience, seed=spec.seed, loss=spec.loss,
+                            device=device))
     if architecture == "encoder":
         s = spec.encoder
         return (EncoderConfig(labels=labels, model=s.model, max_length=s.max_length, dropout=s.dropout),
                 TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                             weight_decay=s.weight_decay, patience=s.patience, seed=spec.seed, loss=spec.loss,
-                            warmup_ratio=s.warmup_ratio))
+                            warmup_ratio=s.warmup_ratio, device=device))
     raise ValueError(f"unknown architecture '{architecture}'")
 
 
@@ -88,12 +90,12 @@ def dev_scores(model: Student, dev_texts: Sequence[str], y_dev: np.ndarray) -> d
 
 def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels: np.ndarray,
                      unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray,
-                     checkpoint_dir: Path | None = None, on_epoch=None) -> Selection:
+                     checkpoint_dir: Path | None = None, on_epoch=None, device: str | None = None) -> Selection:
     """Each architecture: train (plus the optional dev-gated self-training round), score on dev, time it."""
     candidates = []
     timing_texts = list(texts) or list(dev_texts)
     for arch in spec.architectures:
-        cfg, train_cfg = student_configs(spec, labels, arch)
+        cfg, train_cfg = student_configs(spec, labels, arch, device)
         train = trainer(arch, cfg, train_cfg, dev_texts, y_dev,
                         (lambda row, a=arch: on_epoch(a, row)) if on_epoch else None,
                         checkpoint_dir / f"{arch}.pt" if checkpoint_dir else None)
@@ -114,23 +116,21 @@ def student_dev_score(spec, labels: list[str], texts: Sequence[str], soft_labels
     return dev_scores(model, dev_texts, y_dev)[spec.objective]
 
 
-def label_model_scorer(task: str, spec, label_names: list[str], matrix, splits, anchors: Sequence[str],
-                       dev_texts: Sequence[str], y_dev: np.ndarray) -> tuple[Callable, dict[str, float]]:
-    """`downstream` for choose_label_model: a candidate label model's labels -> the dev score of the fast
-    student they teach. The dict fills with each kind's score as it is computed (for logging)."""
+def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_frame, splits,
+                   dev_texts: Sequence[str], y_dev: np.ndarray, select_by: str) -> tuple[object, dict[str, float]]:
+    """The label model whose labels teach the best fast student on dev (select_by 'student': the student is
+    what ships, and the label model that labels dev best need not teach best), else the best by its own dev
+    score. Returns the chosen FittedLabelModel and each candidate's student dev score."""
     from fmops_pipelines.specialist.training_data import training_rows
-    from fmops_pipelines.supervision.label_models import training_labels
+    from fmops_pipelines.supervision.label_models import labels_of
 
-    scores: dict[str, float] = {}
-
-    def score(candidate) -> float:
-        labels = training_labels(candidate, matrix, label_names, anchors)
-        scores[candidate.kind] = student_dev_score(spec, label_names,
-                                                   *training_rows(task, labels, splits, label_names),
-                                                   dev_texts, y_dev)
-        return scores[candidate.kind]
-
-    return score, scores
+    if select_by != "student" or len(candidates.models) < 2:
+        return candidates.best_by_dev(), {}
+    scores = {kind: student_dev_score(spec, label_names,
+                                      *training_rows(task, labels_of(labels_frame, kind), splits, label_names),
+                                      dev_texts, y_dev)
+              for kind in candidates.kinds}
+    return candidates.pick(scores), scores
 
 
 def select(candidates: list[Candidate], objective: str, min_throughput: float | None) -> Selection:

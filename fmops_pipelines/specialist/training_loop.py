@@ -32,6 +32,12 @@ class TrainConfig:
     seed: int = 0
     loss: Loss = "soft_ce"
     warmup_ratio: float = 0.0  # linear warm-up then linear decay of the learning rate when > 0 (encoders)
+    device: str | None = None  # None: cuda when present, else cpu
+
+    def torch_device(self):
+        import torch
+
+        return torch.device(self.device) if self.device else None
 
 
 @dataclass

@@ -173,15 +173,37 @@ def macro_f1(y: np.ndarray, probs: np.ndarray, k: int) -> float:
     return float(f1_score(y, hard_labels(probs), average="macro", labels=range(k), zero_division=0))
 
 
-def choose_label_model(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, k: int,
-                       class_balance: np.ndarray, epochs: int = 500, seed: int = 0,
-                       downstream: Callable[[FittedLabelModel], float] | None = None
-                       ) -> tuple[FittedLabelModel, dict[str, float]]:
-    """Fit the requested kind, or with 'auto' every kind, calibrate each on dev, and keep the best on dev.
+@dataclass
+class LabelModelCandidates:
+    """Every label model kind fitted and calibrated on dev, with each one's own dev macro-F1.
 
-    "Best" is `downstream(model)` where given (the dev score of a student trained on that model's labels:
-    the student is what ships, and the label model that labels dev best need not teach best), else the
-    label model's own dev macro-F1. Returns the chosen model and every kind's own dev macro-F1.
+    Which one teaches is decided downstream when the spec selects by the student's dev score (the student
+    is what ships); `best_by_dev` is the choice by the label models' own dev score.
+    """
+
+    models: dict[str, FittedLabelModel]
+    dev_scores: dict[str, float]
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self.models)
+
+    def best_by_dev(self) -> FittedLabelModel:
+        return self.pick()
+
+    def pick(self, utility: dict[str, float] | None = None) -> FittedLabelModel:
+        """The kind with the best `utility` (e.g. its student's dev score); ties: the better own dev score,
+        then the simpler model."""
+        utility = utility or {}
+        best = max(self.models, key=lambda kd: (round(utility.get(kd, 0.0), 4), self.dev_scores[kd],
+                                                -KINDS.index(kd)))
+        return self.models[best]
+
+
+def fit_candidates(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, k: int,
+                   class_balance: np.ndarray, epochs: int = 500, seed: int = 0) -> LabelModelCandidates:
+    """Fit the requested kind, or with 'auto' every usable kind, and calibrate each on dev.
+
     `stacked` is scored and calibrated on its out-of-fold dev probabilities, the others on their plain ones.
     """
     from fmops_pipelines.errors import SpecError
@@ -203,10 +225,19 @@ def choose_label_model(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev:
         if covered.sum() >= 10:
             model.temperature = fit_temperature(dev_probs[kd][covered], y_dev[covered])
         model.dev_accuracy = float((dev_probs[kd].argmax(axis=1) == y_dev).mean())
-    utility = {kd: downstream(m) for kd, m in fitted.items()} if downstream and len(kinds) > 1 else {}
-    # ties: the higher own dev score, then the simpler model
-    chosen = max(kinds, key=lambda kd: (round(utility.get(kd, 0.0), 4), dev_scores[kd], -KINDS.index(kd)))
-    return fitted[chosen], dev_scores
+    return LabelModelCandidates(fitted, dev_scores)
+
+
+def choose_label_model(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, k: int,
+                       class_balance: np.ndarray, epochs: int = 500, seed: int = 0,
+                       downstream: Callable[[FittedLabelModel], float] | None = None
+                       ) -> tuple[FittedLabelModel, dict[str, float]]:
+    """fit_candidates, then keep the best by `downstream(model)` where given (else by own dev macro-F1).
+    Returns the chosen model and every kind's own dev macro-F1."""
+    candidates = fit_candidates(kind, L_train, L_dev, y_dev, k, class_balance, epochs, seed)
+    utility = ({kd: downstream(m) for kd, m in candidates.models.items()}
+               if downstream and len(candidates.models) > 1 else None)
+    return candidates.pick(utility), candidates.dev_scores
 
 
 def training_labels(model: FittedLabelModel, matrix, label_names: list[str], anchors: list[str] = ()):
@@ -229,6 +260,20 @@ def training_labels(model: FittedLabelModel, matrix, label_names: list[str], anc
     for i, name in enumerate(label_names):
         out[f"p_{name}"] = probs[:, i]
     return out
+
+
+def candidate_training_labels(candidates: LabelModelCandidates, kinds: list[str], matrix, label_names: list[str],
+                              anchors: list[str] = ()):
+    """training_labels of each named candidate, stacked, with the kind in a `label_model` column."""
+    import pandas as pd
+
+    return pd.concat([training_labels(candidates.models[kd], matrix, label_names, anchors).assign(label_model=kd)
+                      for kd in kinds], ignore_index=True)
+
+
+def labels_of(frame, kind: str):
+    """One candidate's rows of candidate_training_labels, as training_labels returns them."""
+    return frame[frame["label_model"] == kind].drop(columns="label_model").reset_index(drop=True)
 
 
 def prob_columns(label_names: list[str]) -> list[str]:

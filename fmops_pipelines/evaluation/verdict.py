@@ -1,0 +1,40 @@
+"""The evaluation stage's one call: measure the specialist on test beside its baselines and the champion,
+apply the spec's gates, and write the HTML report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fmops_pipelines.evaluation.evaluate import evaluate
+from fmops_pipelines.evaluation.gates import evaluate_gates
+from fmops_pipelines.evaluation.report import write_report
+from fmops_pipelines.evaluation.summary import build_summary
+from fmops_pipelines.fm.base import FoundationModel, fm_usage
+from fmops_pipelines.specialist.student import Student
+from fmops_pipelines.supervision.analysis import summarize_labelers
+from fmops_pipelines.supervision.label_models import FittedLabelModel
+
+
+@dataclass
+class Verdict:
+    summary: dict  # the evaluation JSON of the CLI contract
+    details: dict  # confusion, calibration, slices, label quality, champion comparison
+    plots: dict[str, bytes]  # PNGs of the report, for the asset page
+
+
+def assess(spec, model: Student, model_ref: dict, champion: tuple[str, Student] | None, fm: FoundationModel,
+           splits: pd.DataFrame, prompt_scores: pd.DataFrame, matrix: pd.DataFrame, label_model: FittedLabelModel,
+           report_path: Path) -> Verdict:
+    """spec: the TaskSpec; model_ref: {"name", "version"} of the registered specialist."""
+    measured = evaluate(model, fm, splits, prompt_scores, matrix, label_model, spec.label_names, spec.slices,
+                        champion)
+    # FM cost of labeling, carried by the exploration and labeling assets themselves
+    measured["labeling"] = {**fm_usage(prompt_scores, matrix), "labelers": measured["labelers"]}
+    summary = build_summary(spec.name, {**model_ref, "alias": None}, measured["test"], measured["baselines"],
+                            measured["throughput"], measured["labeling"], evaluate_gates(spec.gates, measured))
+    plots = write_report(report_path, summary, measured["details"], prompt_scores,
+                         summarize_labelers(matrix, splits, label_model, spec.label_names))
+    return Verdict(summary, measured["details"], plots)

@@ -1,0 +1,66 @@
+"""The MLflow store without Dagster: create it once, one experiment per task, and a scoped tracking URI.
+
+MLflow's fluent API (model logging and loading) reads a process-global URI; `using_uri` sets it only for
+the `with` block and restores the previous URI (and MLFLOW_TRACKING_URI, which MLflow exports itself),
+so one process can serve several stores and nothing leaks into the next caller.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fmops_pipelines import paths
+
+
+def init_tracking_store(uri: str) -> None:
+    """Create/migrate the SQLite store once, under a file lock, before parallel steps race to do it."""
+    import mlflow
+
+    if not uri.startswith("sqlite:"):
+        return
+    lock = paths.fmops_home() / ".mlflow.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+
+
+def experiment_id(uri: str, task: str, prefix: str = "fmops") -> str:
+    """The task's experiment, created on first use with its artifacts under FMOPS_HOME/mlartifacts."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    name = f"{prefix}/{task}"
+    existing = client.get_experiment_by_name(name)
+    if existing:
+        return existing.experiment_id
+    location = f"{paths.mlflow_artifact_root()}/{task}" if uri.startswith("sqlite:") else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another step created it first
+        return client.get_experiment_by_name(name).experiment_id
+
+
+@contextmanager
+def using_uri(uri: str) -> Iterator[None]:
+    """MLflow's tracking and registry URIs set to `uri` for this block only (store created on first use)."""
+    import mlflow
+
+    init_tracking_store(uri)
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    saved = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env

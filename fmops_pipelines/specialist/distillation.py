@@ -1,0 +1,42 @@
+"""Labels -> specialist: choose the teaching label model, build the training rows, train and select students.
+
+The training stage's one call. Gold labels enter only through dev (teacher choice, early stopping,
+calibration, architecture choice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fmops_pipelines.data.splits import class_balance, label_indices, part
+from fmops_pipelines.specialist.selection import Selection, choose_teacher, train_and_select
+from fmops_pipelines.specialist.training_data import training_rows
+from fmops_pipelines.supervision.label_models import FittedLabelModel, LabelModelCandidates, labels_of
+
+
+@dataclass
+class Distilled:
+    teacher: FittedLabelModel
+    teacher_scores: dict[str, float]  # each candidate label model's student dev score (empty: chosen on its own dev)
+    selection: Selection
+    texts: list[str]  # the training texts (an input example for the registry)
+
+
+def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, splits: pd.DataFrame,
+            checkpoint_dir: Path | None = None, device: str | None = None,
+            on_epoch: Callable[[str, dict], None] | None = None) -> Distilled:
+    """spec: a TaskSpec (its specialist section may carry per-run overrides)."""
+    s, names = spec.specialist, spec.label_names
+    dev = part(splits, "dev")
+    dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
+    teacher, scores = choose_teacher(s, spec.name, names, candidates, labels_frame, splits, dev_texts, y_dev,
+                                     spec.label_model.select_by)
+    prior = class_balance(dev["label"], names) if s.match_dev_prior else None
+    texts, targets, unlabeled = training_rows(spec.name, labels_of(labels_frame, teacher.kind), splits, names, prior)
+    selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
+                                 device)
+    return Distilled(teacher, scores, selection, texts)

@@ -1,0 +1,18 @@
+"""The Dagster layer of one task, one module per lifecycle stage (data -> exploration -> labeling ->
+training -> evaluation -> deployment), each asset a decorated function over one core call."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from fmops_pipelines.spec import TaskSpec
+from fmops_pipelines.stages import data, deployment, evaluation, exploration, labeling, training
+from fmops_pipelines.stages.jobs import task_jobs
+
+STAGES = (data, exploration, labeling, training, evaluation, deployment)
+
+
+def task_definitions(spec: TaskSpec) -> dg.Definitions:
+    """Every asset, check, job and schedule of one task (resources come from fmops_pipelines/defs)."""
+    jobs, schedules = task_jobs(spec)
+    return dg.Definitions(assets=[d for stage in STAGES for d in stage.build(spec)], jobs=jobs, schedules=schedules)

@@ -1,0 +1,69 @@
+"""What every task asset shares: key prefix, group, kinds, owners, code_version, and name-based wiring.
+
+`task_asset` is `@dg.asset` with the task's conventions. A parameter named after a task asset (`splits`,
+`label_model`, ...) is that asset of the same task: Dagster's own rule that an argument named like an
+asset is that asset, scoped to the task's key prefix so no key resolves across tasks.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import math
+
+import dagster as dg
+import pandas as pd
+
+from fmops_pipelines.spec import TaskSpec
+
+# Bump when asset logic changes, so Dagster marks materializations from older code as stale.
+CODE_VERSION = "1"
+
+# Every asset of a task, in lifecycle order, with its stage (the asset group).
+TASK_ASSETS = {"dataset": "data", "splits": "data", "prompt_scores": "exploration", "weak_label_matrix": "labeling",
+               "label_model": "labeling", "training_labels": "labeling", "specialist": "training",
+               "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "deployment"}
+
+
+def key(spec: TaskSpec, name: str) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, name])
+
+
+def task_asset(spec: TaskSpec, kinds: set[str], description: str, **kwargs):
+    """`@dg.asset` for one task: named by the function, grouped by its stage, inputs wired by parameter name."""
+
+    def decorate(fn):
+        name = fn.__name__
+        params = inspect.signature(fn).parameters
+        ins = {p: dg.AssetIn(key=key(spec, p)) for p in params if p in TASK_ASSETS}
+        return dg.asset(name=name, key_prefix=[spec.name], ins=ins, group_name=TASK_ASSETS[name], kinds=kinds,
+                        owners=spec.owners, code_version=f"{CODE_VERSION}-{spec.fingerprint()}",
+                        description=description, **kwargs)(fn)
+
+    return decorate
+
+
+def table_md(df: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
+    """A small DataFrame as Markdown for the asset page."""
+    return dg.MetadataValue.md(df.head(max_rows).to_markdown(index=False, floatfmt=".3f"))
+
+
+def table_value(df: pd.DataFrame) -> dg.MetadataValue:
+    """A DataFrame as a typed Dagster table (sortable in the UI); NaN becomes empty."""
+    kinds = {"i": "int", "u": "int", "f": "float", "b": "bool"}
+    schema = dg.TableSchema(columns=[dg.TableColumn(str(c), kinds.get(df[c].dtype.kind, "string")) for c in df.columns])
+    records = [dg.TableRecord({str(k): (None if isinstance(v, float) and math.isnan(v) else
+                                        v.item() if hasattr(v, "item") else v if isinstance(v, (int, float, bool))
+                                        else str(v)) for k, v in row.items()})
+               for row in df.to_dict("records")]
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def png_md(png: bytes, alt: str) -> dg.MetadataValue:
+    """A PNG shown inline on the asset page (and logged to MLflow as a PNG by the tracking resource)."""
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def gx_result(success: bool, rows: list[dict]) -> dg.AssetCheckResult:
+    """A Great Expectations validation as a check result with one row per expectation."""
+    return dg.AssetCheckResult(passed=success, metadata={"expectations": table_md(pd.DataFrame(rows), 100)})

@@ -1,0 +1,38 @@
+"""Data stage: the dataset (with its GX suite as a blocking check) and its splits."""
+
+import dagster as dg
+import pandas as pd
+
+from fmops_pipelines.data.readers import load_dataset
+from fmops_pipelines.data.splits import make_splits, split_summary
+from fmops_pipelines.spec import TaskSpec
+from fmops_pipelines.stages.conventions import gx_result, key, table_md, task_asset
+from fmops_pipelines.tracking import MlflowTracking
+
+
+def build(spec: TaskSpec) -> list:
+    @task_asset(spec, {"pandas"}, "Raw labelled text from the task's dataset source, labels mapped to the spec's names.")
+    def dataset(context: dg.AssetExecutionContext, mlflow: MlflowTracking) -> dg.Output:
+        df = load_dataset(spec)
+        counts = {str(k): int(v) for k, v in df["label"].value_counts(dropna=False).items()}
+        return mlflow.record(context, spec.name, dg.Output(df, metadata={
+            "rows": len(df), "source": spec.dataset.registry or str(spec.dataset.path),
+            "label_counts": dg.MetadataValue.json(counts), "preview": table_md(df[["id", "text", "label"]], 5)}))
+
+    @dg.asset_check(asset=key(spec, "dataset"), name="dataset_expectations", blocking=True,
+                    description="Great Expectations: unique non-null ids, non-empty text, labels in the declared set.")
+    def dataset_expectations(dataset: pd.DataFrame) -> dg.AssetCheckResult:
+        from fmops_pipelines.validation import validate_dataset
+
+        return gx_result(*validate_dataset(dataset, spec.label_names))
+
+    @task_asset(spec, {"pandas"}, "Dev (<=200 gold rows), held-out gold test, and unlabeled train; identical texts "
+                                  "share a split.")
+    def splits(context: dg.AssetExecutionContext, mlflow: MlflowTracking, dataset: pd.DataFrame) -> dg.Output:
+        out = make_splits(dataset, spec.splits)
+        summary = split_summary(out)
+        return mlflow.record(context, spec.name, dg.Output(out, metadata={
+            "summary": dg.MetadataValue.json(summary), **{f"{s}_rows": v["rows"] for s, v in summary.items()}}),
+            params=spec.splits.model_dump())
+
+    return [dataset, dataset_expectations, splits]

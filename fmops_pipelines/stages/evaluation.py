@@ -1,0 +1,55 @@
+"""Evaluation stage: the specialist on held-out test beside its baselines and the current champion; every
+spec gate is a blocking check; a self-contained HTML report per evaluation; metrics linked in MLflow to
+the registered model version they judge.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from fmops_pipelines.resources import FmopsHome, FoundationModelResource
+from fmops_pipelines.spec import TaskSpec
+from fmops_pipelines.stages.conventions import key, png_md, task_asset
+from fmops_pipelines.tracking import MlflowTracking
+
+
+def gate_check_specs(spec: TaskSpec) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(gate.check_name, asset=key(spec, "evaluation"), blocking=True,
+                              description=f"gate: {gate.metric}{f' ({gate.slice})' if gate.slice else ''} "
+                                          f"{'>=' if gate.min is not None else '<='} {gate.threshold}")
+            for gate in spec.gates]
+
+
+def build(spec: TaskSpec) -> list:
+    @task_asset(spec, {"mlflow", "html"}, "Specialist vs best prompt, label model and current champion on held-out "
+                                          "test; gates; HTML report.", check_specs=gate_check_specs(spec))
+    def evaluation(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
+                   home: FmopsHome, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
+                   weak_label_matrix: pd.DataFrame, label_model, specialist: dict):
+        from fmops_pipelines.evaluation.verdict import assess
+        from fmops_pipelines.specialist.packaging import champion_version, load_specialist, logged_model_id
+
+        version = specialist["version"]
+        with mlflow.active():
+            model, current = load_specialist(spec.name, version), champion_version(spec.name)
+            champion = (current, load_specialist(spec.name, current)) if current not in (None, version) else None
+            model_id = logged_model_id(spec.name, version)
+        report = home.reports(spec.name) / f"evaluation-v{version}-{context.run_id[:8]}.html"
+        v = assess(spec, model, {"name": specialist["name"], "version": version}, champion, fm.for_spec(spec.fm),
+                   splits, prompt_scores, weak_label_matrix, label_model.models[specialist["label_model"]], report)
+        s = v.summary
+        with mlflow.run(context, spec.name) as run:
+            output = run.record(dg.Output(s, metadata={
+                "test_accuracy": s["test"]["accuracy"], "test_macro_f1": s["test"]["macro_f1"],
+                "ece": v.details["ece"], "passed": s["passed"], "model_version": version, **s["throughput"],
+                **{f"gate_{g['name']}": g["value"] for g in s["gates"]},
+                "champion_compared": str(v.details["champion"]["version"]), "report": dg.MetadataValue.path(str(report)),
+                "confusion_matrix": png_md(v.plots["confusion"], "confusion matrix"),
+                "reliability": png_md(v.plots["reliability"], "reliability diagram"),
+                "summary": dg.MetadataValue.json(s), "details": dg.MetadataValue.json(v.details)}), model_id=model_id)
+        yield output
+        for gate in s["gates"]:
+            yield dg.AssetCheckResult(check_name=gate["name"], passed=gate["passed"], metadata={
+                "value": gate["value"], "threshold": gate["threshold"],
+                "verdict": "passed" if gate["passed"] else "failed"})
+
+    return [evaluation]

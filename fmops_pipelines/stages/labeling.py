@@ -1,0 +1,91 @@
+"""Labeling stage: the weak label matrix (prompts + labeling functions), the label models, probabilistic labels.
+
+No student is trained here: when the spec selects the label model by the student it teaches, every
+candidate's labels go downstream and the training stage makes that choice.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from fmops_pipelines.data.splits import class_balance, label_indices, part
+from fmops_pipelines.fm.base import with_fm_usage
+from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
+from fmops_pipelines.resources import FoundationModelResource
+from fmops_pipelines.spec import TaskSpec
+from fmops_pipelines.stages.conventions import gx_result, key, png_md, table_value, task_asset
+from fmops_pipelines.supervision.label_matrix import build_label_matrix, labeler_columns, matrix_summary, votes, votes_for
+from fmops_pipelines.supervision.label_models import (
+    LabelModelCandidates,
+    candidate_training_labels,
+    fit_candidates,
+    prob_columns,
+)
+from fmops_pipelines.supervision.lfs import task_lfs
+from fmops_pipelines.tracking import MlflowTracking
+
+
+def build(spec: TaskSpec) -> list:
+    k = len(spec.label_names)
+
+    @task_asset(spec, {"torch", "pandas"},
+                "L[n, m]: votes of the selected prompts and the labeling functions on every row (-1 = abstain).")
+    def weak_label_matrix(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
+                          splits: pd.DataFrame, prompt_scores: pd.DataFrame) -> dg.Output:
+        model, lfs = fm.for_spec(spec.fm), task_lfs(spec)
+        matrix = build_label_matrix(model, calibrated_prompts(prompt_scores), lfs, splits, spec.label_names)
+        return mlflow.record(context, spec.name, dg.Output(with_fm_usage(matrix, model.stats), metadata={
+            **matrix_summary(votes(matrix, "train")), **model.stats.as_dict(), "labeling_functions": len(lfs),
+            "labelers": dg.MetadataValue.json(labeler_columns(matrix))}))
+
+    @dg.asset_check(asset=key(spec, "weak_label_matrix"), name="label_matrix_expectations", blocking=True,
+                    description="GX: votes are -1 or a label index; train coverage >= label_model.min_coverage.")
+    def label_matrix_expectations(weak_label_matrix: pd.DataFrame) -> dg.AssetCheckResult:
+        from fmops_pipelines.validation import validate_label_matrix
+
+        return gx_result(*validate_label_matrix(weak_label_matrix, labeler_columns(weak_label_matrix), k,
+                                                spec.label_model.min_coverage))
+
+    @task_asset(spec, {"snorkel"}, "Label models fitted on the votes and calibrated on dev (every kind for 'auto'), "
+                                   "each with its dev macro-F1.")
+    def label_model(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame,
+                    weak_label_matrix: pd.DataFrame) -> dg.Output:
+        from fmops_pipelines.supervision.analysis import coverage_accuracy_plot, summarize_labelers
+
+        dev = part(splits, "dev")
+        lm = spec.label_model
+        candidates = fit_candidates(lm.kind, votes(weak_label_matrix, "train"), votes_for(weak_label_matrix, dev["id"]),
+                                    label_indices(dev["label"], spec.label_names), k,
+                                    class_balance(dev["label"], spec.label_names), lm.epochs, spec.splits.seed)
+        best = candidates.best_by_dev()
+        summary = summarize_labelers(weak_label_matrix, splits, best, spec.label_names)
+        return mlflow.record(context, spec.name, dg.Output(candidates, metadata={
+            "kinds": ", ".join(candidates.kinds), "best_by_dev": best.kind, "select_by": lm.select_by,
+            "dev_macro_f1": dg.MetadataValue.json(candidates.dev_scores),
+            "temperature": dg.MetadataValue.json({kd: m.temperature for kd, m in candidates.models.items()}),
+            "lf_analysis": table_value(summary), "coverage_vs_accuracy": png_md(coverage_accuracy_plot(summary),
+                                                                                   "labelers")}))
+
+    @task_asset(spec, {"pandas"}, "P[n, k]: probabilistic labels for the unlabeled train rows from each label model "
+                                  "the training stage chooses among (column label_model).")
+    def training_labels(context: dg.AssetExecutionContext, mlflow: MlflowTracking,
+                        weak_label_matrix: pd.DataFrame, label_model: LabelModelCandidates,
+                        prompt_scores: pd.DataFrame) -> dg.Output:
+        kinds = label_model.kinds if spec.label_model.select_by == "student" else [label_model.best_by_dev().kind]
+        out = candidate_training_labels(label_model, kinds, weak_label_matrix, spec.label_names,
+                                        anchor_ids(prompt_scores))
+        first = out[(out["label_model"] == kinds[0]) & out["covered"]]
+        return mlflow.record(context, spec.name, dg.Output(out, metadata={
+            "rows": int((out["label_model"] == kinds[0]).sum()), "covered_rows": len(first),
+            "coverage": float(out["covered"].mean()), "label_models": ", ".join(kinds),
+            "expected_class_share": dg.MetadataValue.json({
+                kd: {n: round(float(out.loc[(out["label_model"] == kd) & out["covered"], f"p_{n}"].mean()), 4)
+                     for n in spec.label_names} for kd in kinds})}))
+
+    @dg.asset_check(asset=key(spec, "training_labels"), name="training_label_expectations", blocking=True,
+                    description="GX: every probability in [0, 1] and every row sums to 1.")
+    def training_label_expectations(training_labels: pd.DataFrame) -> dg.AssetCheckResult:
+        from fmops_pipelines.validation import validate_training_labels
+
+        return gx_result(*validate_training_labels(training_labels, prob_columns(spec.label_names)))
+
+    return [weak_label_matrix, label_matrix_expectations, label_model, training_labels, training_label_expectations]

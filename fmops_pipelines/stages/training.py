@@ -1,0 +1,63 @@
+"""Training stage: the distilled specialist, trained on probabilistic labels, selected on dev, logged and registered."""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from fmops_pipelines.resources import ComputeResource, FmopsHome
+from fmops_pipelines.spec import TaskSpec
+from fmops_pipelines.stages.conventions import table_md, table_value, task_asset
+from fmops_pipelines.tracking import MlflowTracking
+
+
+class SpecialistConfig(dg.Config):
+    """Per-run overrides in the launchpad; empty values keep the task spec's and the compute resource's."""
+
+    device: str = Field(default="", description="'cpu', 'cuda' or 'cuda:N'; empty: the compute resource's device")
+    epochs: int = Field(default=0, ge=0, description="max epochs for every architecture; 0: the spec's")
+
+
+def with_overrides(spec: TaskSpec, config: SpecialistConfig) -> TaskSpec:
+    if not config.epochs:
+        return spec
+    s = spec.specialist
+    student = s.model_copy(update={"ngram": s.ngram.model_copy(update={"epochs": config.epochs}),
+                                   "encoder": s.encoder.model_copy(update={"epochs": config.epochs})})
+    return spec.model_copy(update={"specialist": student})
+
+
+def build(spec: TaskSpec) -> list:
+    @task_asset(spec, {"torch", "mlflow"}, "Students trained on the probabilistic labels of the label model that "
+                                           "teaches best (cuda when present), the best on dev registered.")
+    def specialist(context: dg.AssetExecutionContext, config: SpecialistConfig, mlflow: MlflowTracking,
+                   compute: ComputeResource, home: FmopsHome, splits: pd.DataFrame, training_labels: pd.DataFrame,
+                   label_model, prompt_scores: pd.DataFrame) -> dg.Output:
+        from fmops_pipelines.specialist.distillation import distill
+        from fmops_pipelines.specialist.packaging import log_and_register
+
+        run_spec, device = with_overrides(spec, config), compute.resolve(config.device)
+        with mlflow.run(context, spec.name) as run:
+            out = distill(run_spec, label_model, training_labels, splits, home.checkpoints(spec.name), device,
+                          on_epoch=lambda arch, r: run.log_metrics({f"{arch}_{k}": v for k, v in r.items()
+                                                                    if k != "epoch"}, step=r["epoch"]))
+            chosen = out.selection.chosen
+            registered = log_and_register(chosen.model, spec.name, out.texts, {
+                "label_model": out.teacher.kind, "architecture": chosen.architecture, "dagster_run_id": context.run_id,
+                "labelers": ",".join(prompt_scores.loc[prompt_scores["selected"], "prompt_id"])})
+            if not out.selection.met_min_throughput:
+                context.log.warning(f"{spec.name}: no architecture reached min_throughput={spec.specialist.min_throughput}"
+                                    f" texts/s; registered the fastest ({chosen.architecture})")
+            value = {**registered, "architecture": chosen.architecture, "label_model": out.teacher.kind,
+                     "best_epoch": chosen.history.best_epoch, "dev_macro_f1": chosen.dev["macro_f1"],
+                     "device": chosen.history.device, "train_rows": len(out.texts),
+                     "pseudo_labeled": chosen.self_training.pseudo_labeled,
+                     "self_training_kept": chosen.self_training.kept_second_round}
+            return run.record(dg.Output(value, metadata={
+                **value, "dev_accuracy": chosen.dev["accuracy"], "texts_per_s": round(chosen.texts_per_s, 1),
+                "train_seconds": round(chosen.history.seconds, 1),
+                "samples_per_s": round(chosen.history.samples_per_s, 1),
+                "label_model_student_dev": dg.MetadataValue.json(out.teacher_scores),
+                "candidates": table_value(pd.DataFrame(out.selection.table())),
+                "curve": table_md(pd.DataFrame(chosen.history.epochs), 50)}), params=run_spec.specialist.model_dump())
+
+    return [specialist]
