@@ -22,18 +22,19 @@ def bench(task: str, fm_texts: int, specialist_texts: int) -> dict:
     from fmops_pipelines.spec import get_spec
     from fmops_pipelines.specialist.packaging import champion_version, load_specialist
     from fmops_pipelines.specialist.student import measure_throughput
-    from fmops_pipelines.tracking import MlflowTracking
+    from fmops_pipelines import paths
+    from fmops_pipelines.mlflow_store import using_uri
 
     quiet_libraries()
     spec = get_spec(task)
-    MlflowTracking().configure()
-    version = champion_version(task)
-    if version is None:
-        raise SystemExit(f"{task}: no champion yet; run `fmops run {task}` first")
+    with using_uri(paths.mlflow_tracking_uri()):
+        version = champion_version(task)
+        if version is None:
+            raise SystemExit(f"{task}: no champion yet; run `fmops run {task}` first")
+        model = load_specialist(task, "champion")
     texts = part(make_splits(load_dataset(spec), spec.splits), "test")["text"].tolist()
     fm = fm_from_spec(spec.fm, cache=None)
     fm_rate = fm.measure_throughput(texts[:fm_texts])
-    model = load_specialist(task, "champion")
     sp_rate = measure_throughput(model, texts, min_seconds=float("inf"), max_texts=specialist_texts)
     summary = stored(task, "evaluation") or {}
     return {"task": task, "version": version, "fm": fm_rate, "specialist": sp_rate, "summary": summary}

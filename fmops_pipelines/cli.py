@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fmops_pipelines import paths
 from fmops_pipelines.errors import FmopsError, StateError
+from fmops_pipelines.mlflow_store import using_uri
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -47,10 +48,9 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
 def _with_alias(summary: dict) -> dict:
     """Fill model.alias from the registry as it is now."""
     from fmops_pipelines.specialist.packaging import champion_version
-    from fmops_pipelines.tracking import MlflowTracking
 
-    MlflowTracking().configure()
-    champion = champion_version(summary["task"])
+    with using_uri(paths.mlflow_tracking_uri()):
+        champion = champion_version(summary["task"])
     summary["model"]["alias"] = "champion" if champion == summary["model"]["version"] else None
     return summary
 
@@ -68,7 +68,7 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from fmops_pipelines.defs.factory import lifecycle_job_name
+    from fmops_pipelines.stages.jobs import lifecycle_job_name
     from fmops_pipelines.launcher import run_job, stored
     from fmops_pipelines.spec import get_spec
 
@@ -88,7 +88,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from fmops_pipelines.defs.factory import evaluation_job_name
+    from fmops_pipelines.stages.jobs import evaluation_job_name
     from fmops_pipelines.launcher import run_job, stored
     from fmops_pipelines.spec import get_spec
 
@@ -118,14 +118,13 @@ def cmd_predict(args) -> int:
         predict_frame,
     )
     from fmops_pipelines.storage import write_table
-    from fmops_pipelines.tracking import MlflowTracking
 
     spec = get_spec(args.task)
     inputs = read_texts(Path(args.input), args.text_column)
-    MlflowTracking().configure()
-    if champion_version(spec.name) is None:
-        raise StateError(f"{spec.name}: no champion model yet; run `fmops run {spec.name}` first")
-    model = load_specialist(spec.name, "champion")
+    with using_uri(paths.mlflow_tracking_uri()):
+        if champion_version(spec.name) is None:
+            raise StateError(f"{spec.name}: no champion model yet; run `fmops run {spec.name}` first")
+        model = load_specialist(spec.name, "champion")
     preds = predict_frame(model, inputs[args.text_column].tolist())
     out = attach_predictions(inputs, preds)
     write_table(out, Path(args.output))
@@ -152,11 +151,10 @@ def _record_champion(task: str, version: str, previous: str | None, reason: str)
 def cmd_promote(args) -> int:
     from fmops_pipelines.spec import get_spec
     from fmops_pipelines.specialist.packaging import promote
-    from fmops_pipelines.tracking import MlflowTracking
 
     spec = get_spec(args.task)
-    MlflowTracking().configure()
-    previous = promote(spec.name, args.version)
+    with using_uri(paths.mlflow_tracking_uri()):
+        previous = promote(spec.name, args.version)
     _record_champion(spec.name, args.version, previous, "fmops promote")
     print(f"{spec.name}: champion is now v{args.version} (previous: v{previous})" if previous
           else f"{spec.name}: champion is now v{args.version}")
@@ -166,11 +164,10 @@ def cmd_promote(args) -> int:
 def cmd_rollback(args) -> int:
     from fmops_pipelines.spec import get_spec
     from fmops_pipelines.specialist.packaging import rollback
-    from fmops_pipelines.tracking import MlflowTracking
 
     spec = get_spec(args.task)
-    MlflowTracking().configure()
-    restored, demoted = rollback(spec.name)
+    with using_uri(paths.mlflow_tracking_uri()):
+        restored, demoted = rollback(spec.name)
     _record_champion(spec.name, restored, demoted, "fmops rollback")
     print(f"{spec.name}: rolled back, champion is v{restored} again (v{demoted} is now 'previous')")
     return EXIT_OK

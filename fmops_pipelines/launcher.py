@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ def prepare_environment() -> None:
         config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     quiet_libraries()
-    from fmops_pipelines.tracking import init_tracking_store
+    from fmops_pipelines.mlflow_store import init_tracking_store
 
     init_tracking_store(paths.mlflow_tracking_uri())
 
@@ -73,11 +72,22 @@ def _root_error(error) -> tuple[str, str]:
     return error.cls_name or "", re.sub(rf"^[\w.]*\b{re.escape(error.cls_name or '')}: ", "", message)
 
 
-class _Progress:
-    """Turns Dagster events into one line per finished step and per check."""
+def step_labels(defs) -> dict[str, str]:
+    """Each step (op) of a task's definitions -> what a user calls it: `task/asset` or `task/asset:check`."""
+    labels = {}
+    for node in defs.resolve_asset_graph().assets_defs:
+        if node.is_executable:
+            checks = [k for k in node.check_keys if not node.keys]  # a standalone check's own step
+            labels[node.node_def.name] = (f"{checks[0].asset_key.to_user_string()}:{checks[0].name}" if checks
+                                          else ", ".join(k.to_user_string() for k in node.keys))
+    return labels
 
-    def __init__(self, out: TextIO, gate_names: set[str]):
-        self.out, self.gate_names = out, gate_names
+
+class _Progress:
+    """Turns the run's Dagster events, as the instance stores them, into one line per step and per check."""
+
+    def __init__(self, out: TextIO, gate_names: set[str], labels: dict[str, str]):
+        self.out, self.gate_names, self.labels = out, gate_names, labels
         self.started: dict[str, float] = {}
         self.outcome = RunOutcome(run_id="", success=False)
 
@@ -87,9 +97,7 @@ class _Progress:
         event = entry.dagster_event
         if event is None:
             return
-        step = (event.step_key or "").replace("__", "/")
-        if step.endswith("_dataset_expectations"):  # the check's own step: "<task>/dataset_dataset_expectations"
-            step = step.replace("_dataset_expectations", ":expectations")
+        step = self.labels.get(event.step_key or "", event.step_key or "")
         kind = event.event_type
         if kind == DagsterEventType.STEP_START:
             self.started[step] = entry.timestamp
@@ -113,45 +121,35 @@ class _Progress:
                 (self.outcome.failed_gates if name in self.gate_names else self.outcome.failed_checks).append(name)
 
 
-def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr) -> RunOutcome:
-    """Execute one of the task's jobs in-process on the FMOPS_HOME instance, printing progress."""
+def task_job_definitions(spec: TaskSpec):
+    """One task's definitions with the project's resources: what a CLI run executes."""
     import dagster as dg
 
-    from fmops_pipelines.defs.factory import build_definitions
+    from fmops_pipelines.defs.resources import resources
+    from fmops_pipelines.stages import task_definitions
+
+    return dg.Definitions.merge(task_definitions(spec), resources())
+
+
+def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr) -> RunOutcome:
+    """Execute one of the task's jobs in-process on the FMOPS_HOME instance, printing progress as the
+    instance stores each event (a listener on the run, no polling)."""
+    import dagster as dg
 
     prepare_environment()
-    job = build_definitions({spec.name: spec}).resolve_job_def(job_name)
+    defs = task_job_definitions(spec)
+    job = defs.resolve_job_def(job_name)
     instance = dg.DagsterInstance.get()
-    run_id = str(uuid.uuid4())  # known before launch, so progress can follow the run's events
-    progress = _Progress(out, {g.check_name for g in spec.gates})
-    result: dict = {}
-
-    def target() -> None:
-        try:
-            result["r"] = job.execute_in_process(
-                instance=instance, run_id=run_id, raise_on_error=False, tags={"fmops/launched_by": "cli"},
-                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
-        except BaseException as exc:  # noqa: BLE001 (reported below, never swallowed)
-            result["exc"] = exc
-
+    run_id = str(uuid.uuid4())  # known before launch, so the listener can be attached to it
+    progress = _Progress(out, {g.check_name for g in spec.gates}, step_labels(defs))
+    instance.add_event_listener(run_id, progress.handle)
     start = time.perf_counter()
     print(f"{spec.name}: {job_name} (run {run_id[:8]}, Dagster home {instance.root_directory})", file=out, flush=True)
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    seen = 0
-    while True:
-        alive = thread.is_alive()
-        logs = instance.all_logs(run_id)
-        for entry in logs[seen:]:
-            progress.handle(entry)
-        seen = len(logs)
-        if not alive:
-            break
-        time.sleep(0.5)
-    if "exc" in result:
-        raise result["exc"]
+    result = job.execute_in_process(
+        instance=instance, run_id=run_id, raise_on_error=False, tags={"fmops/launched_by": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
     outcome = progress.outcome
-    outcome.run_id, outcome.success, outcome.seconds = run_id, result["r"].success, time.perf_counter() - start
+    outcome.run_id, outcome.success, outcome.seconds = run_id, result.success, time.perf_counter() - start
     return outcome
 
 

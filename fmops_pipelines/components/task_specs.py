@@ -22,12 +22,7 @@ class FmopsTasks(dg.Component, dg.Model, dg.Resolvable):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         from fmops_pipelines.spec import discover_specs
-        from fmops_pipelines.stages import task_definitions
-        from fmops_pipelines.stages.jobs import all_tasks_evaluation_job
+        from fmops_pipelines.stages import definitions_for
 
         root = Path(self.assets_dir) if self.assets_dir else paths.assets_dir()
-        specs = {n: s for n, s in discover_specs(root).items() if self.tasks is None or n in self.tasks}
-        if not specs:
-            return dg.Definitions()
-        return dg.Definitions.merge(*(task_definitions(s) for s in specs.values()),
-                                    dg.Definitions(jobs=[all_tasks_evaluation_job(list(specs))]))
+        return definitions_for({n: s for n, s in discover_specs(root).items() if self.tasks is None or n in self.tasks})

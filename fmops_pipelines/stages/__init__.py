@@ -7,7 +7,7 @@ import dagster as dg
 
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages import data, deployment, evaluation, exploration, labeling, training
-from fmops_pipelines.stages.jobs import task_jobs
+from fmops_pipelines.stages.jobs import all_tasks_evaluation_job, task_jobs
 
 STAGES = (data, exploration, labeling, training, evaluation, deployment)
 
@@ -16,3 +16,11 @@ def task_definitions(spec: TaskSpec) -> dg.Definitions:
     """Every asset, check, job and schedule of one task (resources come from fmops_pipelines/defs)."""
     jobs, schedules = task_jobs(spec)
     return dg.Definitions(assets=[d for stage in STAGES for d in stage.build(spec)], jobs=jobs, schedules=schedules)
+
+
+def definitions_for(specs: dict[str, TaskSpec]) -> dg.Definitions:
+    """Every task's definitions plus the cross-task evaluation job (what the FmopsTasks component builds)."""
+    if not specs:
+        return dg.Definitions()
+    return dg.Definitions.merge(*(task_definitions(s) for s in specs.values()),
+                                dg.Definitions(jobs=[all_tasks_evaluation_job(list(specs))]))

@@ -12,7 +12,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from fmops_pipelines import paths
-from fmops_pipelines.defs.factory import lifecycle_job_name
+from fmops_pipelines.stages.jobs import lifecycle_job_name
 from fmops_pipelines.launcher import run_job, stored
 from fmops_pipelines.spec import load_spec
 from tests.conftest import REPO, small_sms_spec, write_task
@@ -55,7 +55,10 @@ def test_labels_and_probabilities_are_well_formed(project):
     labels = stored("sms_spam", "training_labels")
     assert np.allclose(labels[["p_ham", "p_spam"]].sum(axis=1), 1.0, atol=1e-6)
     preds = stored("sms_spam", "batch_predictions")
-    assert set(preds["label"]) <= set(spec.label_names) and len(preds) == len(labels)
+    # one row per unlabeled train row for each label model the training stage chose among
+    per_kind = labels.groupby("label_model")["id"].apply(lambda ids: tuple(sorted(ids)))
+    assert per_kind.nunique() == 1
+    assert set(preds["label"]) <= set(spec.label_names) and len(preds) == labels["id"].nunique()
 
 
 def test_gates_were_evaluated_and_the_champion_alias_set(project):

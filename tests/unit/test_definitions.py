@@ -1,15 +1,21 @@
+import json
 import subprocess
 import sys
 
 import dagster as dg
 
-from fmops_pipelines.defs.factory import build_definitions
+from fmops_pipelines.defs.resources import resources
 from fmops_pipelines.spec import discover_specs
+from fmops_pipelines.stages import definitions_for
 from tests.conftest import REPO
 
 STAGES = {"dataset": "data", "splits": "data", "prompt_scores": "exploration", "weak_label_matrix": "labeling",
           "label_model": "labeling", "training_labels": "labeling", "specialist": "training",
           "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "deployment"}
+
+
+def build_definitions(specs) -> dg.Definitions:
+    return dg.Definitions.merge(definitions_for(specs), resources())
 
 
 def test_every_task_has_the_whole_lifecycle_with_conventions():
@@ -43,3 +49,33 @@ def test_definitions_module_loads_without_heavy_imports():
             "print(sorted(m for m in ('torch', 'mlflow', 'great_expectations', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dg_lists_every_task_through_the_defs_folder():
+    """`dg list defs` (Dagster's own tooling) sees every task's assets, checks, jobs, schedules and resources."""
+    dg_cli = REPO / ".venv" / "bin" / "dg"
+    cmd = [str(dg_cli)] if dg_cli.exists() else [sys.executable, "-m", "dagster_dg_cli.cli"]
+    out = subprocess.run([*cmd, "list", "defs", "--json"], cwd=REPO, capture_output=True, text=True, check=True)
+    listed = json.loads(out.stdout)
+    specs = discover_specs(REPO / "assets")
+    assets = {a["asset_key"] for a in listed["assets"]}
+    assert {f"{t}/{name}" for t in specs for name in STAGES} <= assets
+    assert {j["name"] for j in listed["jobs"]} >= {f"{t}_lifecycle" for t in specs} | {"evaluation_job"}
+    assert {s["name"] for s in listed["schedules"]} == {f"{t}_nightly_batch_inference" for t in specs}
+    assert {r["name"] for r in listed["resources"]} == {"io_manager", "home", "mlflow", "fm", "compute"}
+    assert len(listed["asset_checks"]) == sum(3 + len(s.gates) for s in specs.values())
+
+
+def test_asset_specs_snapshot(snapshot):
+    """Every asset's shape (key, group, kinds, owners, code_version, deps, checks) as a reviewed snapshot:
+    a change of shape shows as a diff in tests/unit/__snapshots__ (update with `pytest --snapshot-update`)."""
+    graph = build_definitions(discover_specs(REPO / "assets")).resolve_asset_graph()
+    shape = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        shape[key.to_user_string()] = {
+            "group": node.group_name, "kinds": sorted(node.kinds), "owners": sorted(node.owners),
+            "code_version": node.code_version, "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "checks": sorted(c.name for c in graph.asset_check_keys if c.asset_key == key),
+            "description": node.description}
+    assert shape == snapshot

@@ -165,8 +165,8 @@ def test_a_generative_task_labels_through_the_dagster_assets(tmp_path, monkeypat
     """A task whose spec names an hf-generative model: exploration and the label matrix run on it."""
     import dagster as dg
 
-    from fmops_pipelines.defs.factory import build_task
-    from fmops_pipelines.defs.resources import default_resources
+    from fmops_pipelines.defs.resources import resources
+    from fmops_pipelines.stages import task_definitions
     from fmops_pipelines.launcher import stored
     from fmops_pipelines.spec import load_spec
     from tests.conftest import small_sms_spec, write_task
@@ -178,9 +178,8 @@ def test_a_generative_task_labels_through_the_dagster_assets(tmp_path, monkeypat
                                   {"name": "spam", "verbalizers": ["yes", "advert"]}])
     spec["splits"].update(max_rows=300, dev_size=40)
     task = load_spec(write_task(tmp_path / "assets", "sms_gen", spec))
-    defs, _, _ = build_task(task)
     keys = [dg.AssetKey(["sms_gen", name]) for name in ("dataset", "splits", "prompt_scores", "weak_label_matrix")]
-    result = dg.materialize(defs, selection=keys, resources=default_resources())
+    result = dg.materialize(task_definitions(task).assets, selection=keys, resources=resources().resources)
     assert result.success
     scores = stored("sms_gen", "prompt_scores")
     assert len(scores) == 2 * 4  # 2 verbalizer sets x (1 template + 3 AMA reformulations)

@@ -124,17 +124,18 @@ def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder
     import mlflow
 
     from fmops_pipelines.specialist.packaging import load_specialist, log_and_register
-    from fmops_pipelines.tracking import MlflowTracking, experiment_id
+    from fmops_pipelines.mlflow_store import experiment_id
+    from fmops_pipelines.tracking import MlflowTracking
 
     model, _ = train_encoder(EncoderConfig(labels=sms["labels"], model=tiny_encoder, max_length=32),
                              TrainConfig(epochs=1, batch_size=16, learning_rate=1e-3), sms["texts"][:48],
                              sms["soft"][:48], sms["dev"][:20], sms["y_dev"][:20])
     tracking = MlflowTracking()
-    tracking.configure()
-    with mlflow.start_run(experiment_id=experiment_id(tracking.uri, "encoder_registry_test")):
+    with tracking.active(), mlflow.start_run(experiment_id=experiment_id(tracking.uri, "encoder_registry_test")):
         registered = log_and_register(model, "encoder_registry_test", sms["texts"][:3], {"architecture": "encoder"})
-    requirements = mlflow.pyfunc.get_model_dependencies(registered["model_uri"], format="pip")
+    with tracking.active():
+        requirements = mlflow.pyfunc.get_model_dependencies(registered["model_uri"], format="pip")
+        loaded = load_specialist("encoder_registry_test", registered["version"])
     assert "transformers==" in Path(requirements).read_text()
-    loaded = load_specialist("encoder_registry_test", registered["version"])
     assert isinstance(loaded, EncoderSpecialist)
     assert np.allclose(loaded.predict_proba(sms["test"][:10]), model.predict_proba(sms["test"][:10]), atol=1e-5)
