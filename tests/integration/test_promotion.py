@@ -5,9 +5,11 @@ one is promoted with the old champion kept as `previous`; `fmops rollback` and `
 import numpy as np
 import pytest
 
+from fmops_pipelines import paths
 from fmops_pipelines.cli import main
 from fmops_pipelines.launcher import stored
-from fmops_pipelines.specialist.packaging import alias_version, champion_version
+from fmops_pipelines.mlflow_store import using_uri
+from fmops_pipelines.specialist import packaging
 from tests.conftest import small_sms_spec, write_task
 
 pytestmark = pytest.mark.integration
@@ -23,11 +25,20 @@ def project(tmp_path, monkeypatch):
                                                                                "length_buckets": [40]}]))
 
 
+def alias_version(task: str, alias: str) -> str | None:
+    with using_uri(paths.mlflow_tracking_uri()):  # the registry fmops runs use
+        return packaging.alias_version(task, alias)
+
+
+def champion_version(task: str) -> str | None:
+    return alias_version(task, "champion")
+
+
 def _shuffled_training_labels(monkeypatch):
     """Weaken the specialist: its probabilistic labels are permuted across rows before training."""
-    from fmops_pipelines.defs import labeling
+    from fmops_pipelines.supervision import label_models
 
-    real = labeling.training_labels
+    real = label_models.training_labels
 
     def shuffled(model, matrix, label_names, anchors=()):
         out = real(model, matrix, label_names, anchors)
@@ -35,7 +46,7 @@ def _shuffled_training_labels(monkeypatch):
         out[cols] = out[cols].to_numpy()[np.random.default_rng(0).permutation(len(out))]
         return out
 
-    monkeypatch.setattr(labeling, "training_labels", shuffled)
+    monkeypatch.setattr(label_models, "training_labels", shuffled)
 
 
 def test_gates_decide_promotion_and_rollback_restores(project, monkeypatch, capsys):
