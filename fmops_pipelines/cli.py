@@ -68,9 +68,9 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from fmops_pipelines.stages.jobs import lifecycle_job_name
     from fmops_pipelines.launcher import run_job, stored
     from fmops_pipelines.spec import get_spec
+    from fmops_pipelines.stages.jobs import lifecycle_job_name
 
     spec = get_spec(args.task)
     outcome = run_job(spec, lifecycle_job_name(spec.name))
@@ -88,9 +88,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from fmops_pipelines.stages.jobs import evaluation_job_name
     from fmops_pipelines.launcher import run_job, stored
     from fmops_pipelines.spec import get_spec
+    from fmops_pipelines.stages.jobs import evaluation_job_name
 
     spec = get_spec(args.task)
     if stored(spec.name, "specialist") is None:

@@ -48,7 +48,7 @@ class TrackedRun:
         now, metrics, logged_params = int(time.time() * 1000), [], dict(params or {})
         for key, raw in (output.metadata or {}).items():
             value = raw.value if isinstance(raw, dg.MetadataValue) else raw
-            if isinstance(value, bool) or isinstance(value, (int, float)):
+            if isinstance(value, (bool, int, float)):
                 metrics.append(Metric(_safe(key), float(value), now, 0, model_id=model_id))
             elif isinstance(raw, dg.MetadataValue) and raw.__class__.__name__ == "TableMetadataValue":
                 self.client.log_dict(self.run_id, [r.data for r in value.records], f"{_safe(key)}.json")

@@ -48,7 +48,8 @@ def _pip_requirements(model: Student) -> list[str]:
 
 
 def log_and_register(model: Student, task: str, example_texts: list[str], tags: dict[str, str]) -> dict:
-    """Log into the active MLflow run and register a new version; returns name, version and URIs."""
+    """Log into the active MLflow run and register a new version; returns name, version, URIs and MLflow 3's
+    LoggedModel id (metrics logged with it show on the model's page in MLflow)."""
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "specialist")
         info = mlflow.pyfunc.log_model(
@@ -64,7 +65,7 @@ def log_and_register(model: Student, task: str, example_texts: list[str], tags: 
     for key, value in tags.items():
         client.set_model_version_tag(model_name(task), version_, key, value)
     return {"name": model_name(task), "version": version_, "model_uri": info.model_uri,
-            "run_id": mlflow.active_run().info.run_id}
+            "model_id": info.model_id, "run_id": mlflow.active_run().info.run_id}
 
 
 def load_specialist(task: str, version_or_alias: str) -> Student:
@@ -72,11 +73,6 @@ def load_specialist(task: str, version_or_alias: str) -> Student:
     sep = "@" if not version_or_alias.isdigit() else "/"
     pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name(task)}{sep}{version_or_alias}")
     return pyfunc.unwrap_python_model().model
-
-
-def logged_model_id(task: str, version_: str) -> str | None:
-    """MLflow 3's LoggedModel id behind a registered version: metrics logged with it show on the model's page."""
-    return mlflow.MlflowClient().get_model_version(model_name(task), str(version_)).model_id
 
 
 def set_champion(task: str, version_: str) -> str | None:

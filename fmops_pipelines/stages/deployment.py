@@ -33,7 +33,12 @@ def build(spec: TaskSpec) -> list:
     @task_asset(spec, {"torch", "pandas"}, "Labels and class probabilities from the champion for the inference "
                                            "input (default: the unlabeled pool).", deps=[champion])
     def batch_predictions(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame) -> dg.Output:
-        from fmops_pipelines.specialist.packaging import attach_predictions, champion_version, load_specialist, predict_frame
+        from fmops_pipelines.specialist.packaging import (
+            attach_predictions,
+            champion_version,
+            load_specialist,
+            predict_frame,
+        )
 
         with mlflow.active():
             version = champion_version(spec.name)

@@ -26,13 +26,12 @@ def build(spec: TaskSpec) -> list:
                    home: FmopsHome, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
                    weak_label_matrix: pd.DataFrame, label_model, specialist: dict):
         from fmops_pipelines.evaluation.verdict import assess
-        from fmops_pipelines.specialist.packaging import champion_version, load_specialist, logged_model_id
+        from fmops_pipelines.specialist.packaging import champion_version, load_specialist
 
         version = specialist["version"]
         with mlflow.active():
             model, current = load_specialist(spec.name, version), champion_version(spec.name)
             champion = (current, load_specialist(spec.name, current)) if current not in (None, version) else None
-            model_id = logged_model_id(spec.name, version)
         report = home.reports(spec.name) / f"evaluation-v{version}-{context.run_id[:8]}.html"
         v = assess(spec, model, {"name": specialist["name"], "version": version}, champion, fm.for_spec(spec.fm),
                    splits, prompt_scores, weak_label_matrix, label_model.models[specialist["label_model"]], report)
@@ -45,7 +44,8 @@ def build(spec: TaskSpec) -> list:
                 "champion_compared": str(v.details["champion"]["version"]), "report": dg.MetadataValue.path(str(report)),
                 "confusion_matrix": png_md(v.plots["confusion"], "confusion matrix"),
                 "reliability": png_md(v.plots["reliability"], "reliability diagram"),
-                "summary": dg.MetadataValue.json(s), "details": dg.MetadataValue.json(v.details)}), model_id=model_id)
+                "summary": dg.MetadataValue.json(s), "details": dg.MetadataValue.json(v.details)}),
+                model_id=specialist.get("model_id"))  # the metrics show on the judged model's page in MLflow
         yield output
         for gate in s["gates"]:
             yield dg.AssetCheckResult(check_name=gate["name"], passed=gate["passed"], metadata={

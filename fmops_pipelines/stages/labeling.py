@@ -13,7 +13,13 @@ from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
 from fmops_pipelines.resources import FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import gx_result, key, png_md, table_value, task_asset
-from fmops_pipelines.supervision.label_matrix import build_label_matrix, labeler_columns, matrix_summary, votes, votes_for
+from fmops_pipelines.supervision.label_matrix import (
+    build_label_matrix,
+    labeler_columns,
+    matrix_summary,
+    votes,
+    votes_for,
+)
 from fmops_pipelines.supervision.label_models import (
     LabelModelCandidates,
     candidate_training_labels,

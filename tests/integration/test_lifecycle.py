@@ -12,9 +12,9 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from fmops_pipelines import paths
-from fmops_pipelines.stages.jobs import lifecycle_job_name
 from fmops_pipelines.launcher import run_job, stored
 from fmops_pipelines.spec import load_spec
+from fmops_pipelines.stages.jobs import lifecycle_job_name
 from tests.conftest import REPO, small_sms_spec, write_task
 
 pytestmark = pytest.mark.integration

@@ -166,9 +166,9 @@ def test_a_generative_task_labels_through_the_dagster_assets(tmp_path, monkeypat
     import dagster as dg
 
     from fmops_pipelines.defs.resources import resources
-    from fmops_pipelines.stages import task_definitions
     from fmops_pipelines.launcher import stored
     from fmops_pipelines.spec import load_spec
+    from fmops_pipelines.stages import task_definitions
     from tests.conftest import small_sms_spec, write_task
 
     model = _tiny_model(tmp_path / "tiny-gpt", "causal")

@@ -123,8 +123,8 @@ def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder
     """Logged as a models-from-code pyfunc with its tokenizer and pinned transformers; loaded by version."""
     import mlflow
 
-    from fmops_pipelines.specialist.packaging import load_specialist, log_and_register
     from fmops_pipelines.mlflow_store import experiment_id
+    from fmops_pipelines.specialist.packaging import load_specialist, log_and_register
     from fmops_pipelines.tracking import MlflowTracking
 
     model, _ = train_encoder(EncoderConfig(labels=sms["labels"], model=tiny_encoder, max_length=32),
