@@ -17,7 +17,7 @@ import pandas as pd
 from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: label_model holds every candidate; the training stage picks the teacher
 
 # Every asset of a task, in lifecycle order, with its stage (the asset group).
 TASK_ASSETS = {"dataset": "data", "splits": "data", "prompt_scores": "exploration", "weak_label_matrix": "labeling",

@@ -6,6 +6,7 @@ the registered model version they judge.
 import dagster as dg
 import pandas as pd
 
+from fmops_pipelines.errors import StateError
 from fmops_pipelines.resources import FmopsHome, FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import key, png_md, task_asset
@@ -28,13 +29,16 @@ def build(spec: TaskSpec) -> list:
         from fmops_pipelines.evaluation.verdict import assess
         from fmops_pipelines.specialist.packaging import champion_version, load_specialist
 
-        version = specialist["version"]
+        version, teacher = specialist["version"], getattr(label_model, "models", {}).get(specialist.get("label_model"))
+        if teacher is None:
+            raise StateError(f"{spec.name}: the stored specialist and label_model come from different fmops versions; "
+                             f"run `fmops run {spec.name}` again")
         with mlflow.active():
             model, current = load_specialist(spec.name, version), champion_version(spec.name)
             champion = (current, load_specialist(spec.name, current)) if current not in (None, version) else None
         report = home.reports(spec.name) / f"evaluation-v{version}-{context.run_id[:8]}.html"
         v = assess(spec, model, {"name": specialist["name"], "version": version}, champion, fm.for_spec(spec.fm),
-                   splits, prompt_scores, weak_label_matrix, label_model.models[specialist["label_model"]], report)
+                   splits, prompt_scores, weak_label_matrix, teacher, report)
         s = v.summary
         with mlflow.run(context, spec.name) as run:
             output = run.record(dg.Output(s, metadata={
