@@ -34,7 +34,7 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     dev = part(splits, "dev")
     dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
     teacher, scores = choose_teacher(s, spec.name, names, candidates, labels_frame, splits, dev_texts, y_dev,
-                                     spec.label_model.select_by)
+                                     spec.label_model.select_by, device)
     prior = class_balance(dev["label"], names) if s.match_dev_prior else None
     texts, targets, unlabeled = training_rows(spec.name, labels_of(labels_frame, teacher.kind), splits, names, prior)
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,

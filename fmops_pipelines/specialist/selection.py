@@ -107,17 +107,19 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
 
 
 def student_dev_score(spec, labels: list[str], texts: Sequence[str], soft_labels: np.ndarray,
-                      unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray) -> float:
+                      unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray,
+                      device: str | None = None) -> float:
     """Dev score (the spec's objective) of the fast n-gram student trained on these labels: how the label
     model is chosen, seconds per candidate where an encoder would take minutes."""
-    cfg, train_cfg = student_configs(spec, labels, "ngram")
+    cfg, train_cfg = student_configs(spec, labels, "ngram", device)
     model, _, _ = self_train(trainer("ngram", cfg, train_cfg, dev_texts, y_dev), texts, soft_labels,
                              unlabeled if spec.self_training else [], spec.self_training_threshold)
     return dev_scores(model, dev_texts, y_dev)[spec.objective]
 
 
 def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_frame, splits,
-                   dev_texts: Sequence[str], y_dev: np.ndarray, select_by: str) -> tuple[object, dict[str, float]]:
+                   dev_texts: Sequence[str], y_dev: np.ndarray, select_by: str,
+                   device: str | None = None) -> tuple[object, dict[str, float]]:
     """The label model whose labels teach the best fast student on dev (select_by 'student': the student is
     what ships, and the label model that labels dev best need not teach best), else the best by its own dev
     score. Returns the chosen FittedLabelModel and each candidate's student dev score."""
@@ -128,7 +130,7 @@ def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_f
         return candidates.best_by_dev(), {}
     scores = {kind: student_dev_score(spec, label_names,
                                       *training_rows(task, labels_of(labels_frame, kind), splits, label_names),
-                                      dev_texts, y_dev)
+                                      dev_texts, y_dev, device)
               for kind in candidates.kinds}
     return candidates.pick(scores), scores
 
