@@ -76,10 +76,13 @@ def step_labels(defs) -> dict[str, str]:
     """Each step (op) of a task's definitions -> what a user calls it: `task/asset` or `task/asset:check`."""
     labels = {}
     for node in defs.resolve_asset_graph().assets_defs:
-        if node.is_executable:
-            checks = [k for k in node.check_keys if not node.keys]  # a standalone check's own step
-            labels[node.node_def.name] = (f"{checks[0].asset_key.to_user_string()}:{checks[0].name}" if checks
-                                          else ", ".join(k.to_user_string() for k in node.keys))
+        if not node.is_executable:
+            continue
+        if node.keys:
+            labels[node.node_def.name] = ", ".join(k.to_user_string() for k in node.keys)
+        else:  # a standalone check's own step
+            check = next(iter(node.check_keys))
+            labels[node.node_def.name] = f"{check.asset_key.to_user_string()}:{check.name}"
     return labels
 
 

@@ -50,15 +50,15 @@ class TrackedRun:
             value = raw.value if isinstance(raw, dg.MetadataValue) else raw
             if isinstance(value, (bool, int, float)):
                 metrics.append(Metric(_safe(key), float(value), now, 0, model_id=model_id))
-            elif isinstance(raw, dg.MetadataValue) and raw.__class__.__name__ == "TableMetadataValue":
+            elif isinstance(raw, dg.TableMetadataValue):
                 self.client.log_dict(self.run_id, [r.data for r in value.records], f"{_safe(key)}.json")
-            elif isinstance(raw, dg.MetadataValue) and raw.__class__.__name__ == "MarkdownMetadataValue":
+            elif isinstance(raw, dg.MarkdownMetadataValue):
                 png = _INLINE_PNG.search(value)
                 if png:
                     self.client.log_image(self.run_id, _png_image(png.group(1)), f"{_safe(key)}.png")
                 else:
                     self.client.log_text(self.run_id, value, f"{_safe(key)}.md")
-            elif isinstance(raw, dg.MetadataValue) and raw.__class__.__name__ == "PathMetadataValue":
+            elif isinstance(raw, dg.PathMetadataValue):
                 if Path(value).is_file():
                     self.client.log_artifact(self.run_id, value, _safe(key))
             elif isinstance(value, (dict, list)):
@@ -112,7 +112,7 @@ class MlflowTracking(dg.ConfigurableResource):
             yield TrackedRun(mlflow.MlflowClient(tracking_uri=self.uri), run.info.run_id)
 
     def record(self, context: dg.AssetExecutionContext, task: str, output: dg.Output,
-               params: Mapping | None = None) -> dg.Output:
+               params: Mapping | None = None, model_id: str | None = None) -> dg.Output:
         """The common case: one MLflow run that holds exactly what the asset returned."""
         with self.run(context, task) as run:
-            return run.record(output, params)
+            return run.record(output, params, model_id)

@@ -40,17 +40,15 @@ def build(spec: TaskSpec) -> list:
         v = assess(spec, model, {"name": specialist["name"], "version": version}, champion, fm.for_spec(spec.fm),
                    splits, prompt_scores, weak_label_matrix, teacher, report)
         s = v.summary
-        with mlflow.run(context, spec.name) as run:
-            output = run.record(dg.Output(s, metadata={
-                "test_accuracy": s["test"]["accuracy"], "test_macro_f1": s["test"]["macro_f1"],
-                "ece": v.details["ece"], "passed": s["passed"], "model_version": version, **s["throughput"],
-                **{f"gate_{g['name']}": g["value"] for g in s["gates"]},
-                "champion_compared": str(v.details["champion"]["version"]), "report": dg.MetadataValue.path(str(report)),
-                "confusion_matrix": png_md(v.plots["confusion"], "confusion matrix"),
-                "reliability": png_md(v.plots["reliability"], "reliability diagram"),
-                "summary": dg.MetadataValue.json(s), "details": dg.MetadataValue.json(v.details)}),
-                model_id=specialist.get("model_id"))  # the metrics show on the judged model's page in MLflow
-        yield output
+        yield mlflow.record(context, spec.name, dg.Output(s, metadata={
+            "test_accuracy": s["test"]["accuracy"], "test_macro_f1": s["test"]["macro_f1"],
+            "ece": v.details["ece"], "passed": s["passed"], "model_version": version, **s["throughput"],
+            **{f"gate_{g['name']}": g["value"] for g in s["gates"]},
+            "champion_compared": str(v.details["champion"]["version"]), "report": dg.MetadataValue.path(str(report)),
+            "confusion_matrix": png_md(v.plots["confusion"], "confusion matrix"),
+            "reliability": png_md(v.plots["reliability"], "reliability diagram"),
+            "summary": dg.MetadataValue.json(s), "details": dg.MetadataValue.json(v.details)}),
+            model_id=specialist.get("model_id"))  # the metrics show on the judged model's page in MLflow
         for gate in s["gates"]:
             yield dg.AssetCheckResult(check_name=gate["name"], passed=gate["passed"], metadata={
                 "value": gate["value"], "threshold": gate["threshold"],
