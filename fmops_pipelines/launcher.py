@@ -134,9 +134,9 @@ def task_job_definitions(spec: TaskSpec):
     return dg.Definitions.merge(task_definitions(spec), resources())
 
 
-def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr) -> RunOutcome:
+def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr, partition_key: str | None = None) -> RunOutcome:
     """Execute one of the task's jobs in-process on the FMOPS_HOME instance, printing progress as the
-    instance stores each event (a listener on the run, no polling)."""
+    instance stores each event (a listener on the run, no polling). A partitioned job runs one partition."""
     import dagster as dg
 
     prepare_environment()
@@ -147,9 +147,12 @@ def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr) -> RunOutco
     progress = _Progress(out, {g.check_name for g in spec.gates}, step_labels(defs))
     instance.add_event_listener(run_id, progress.handle)
     start = time.perf_counter()
-    print(f"{spec.name}: {job_name} (run {run_id[:8]}, Dagster home {instance.root_directory})", file=out, flush=True)
+    where = f", partition {partition_key}" if partition_key else ""
+    print(f"{spec.name}: {job_name} (run {run_id[:8]}{where}, Dagster home {instance.root_directory})", file=out,
+          flush=True)
     result = job.execute_in_process(
         instance=instance, run_id=run_id, raise_on_error=False, tags={"fmops/launched_by": "cli"},
+        partition_key=partition_key,
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
     outcome = progress.outcome
     outcome.run_id, outcome.success, outcome.seconds = run_id, result.success, time.perf_counter() - start

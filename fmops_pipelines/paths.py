@@ -34,6 +34,11 @@ def storage_dir() -> Path:
     return fmops_home() / "storage"
 
 
+def predictions_dir(task: str) -> Path:
+    """Batch inference outputs, one file per partition."""
+    return fmops_home() / "predictions" / task
+
+
 def fm_cache_path() -> Path:
     return fmops_home() / "fm_cache.sqlite"
 

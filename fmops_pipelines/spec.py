@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from fmops_pipelines.errors import SpecError
-from fmops_pipelines.paths import assets_dir
+from fmops_pipelines.paths import assets_dir, fmops_home
 
 # The gate metrics a spec may name; fmops_pipelines.evaluation.gates computes each one.
 GATE_METRICS = ("label_coverage", "label_model_dev_accuracy", "test_accuracy", "test_macro_f1", "min_class_f1",
@@ -239,12 +239,37 @@ class GateSpec(_Strict):
         return self.name or (f"{self.metric}_{self.slice}" if self.slice else self.metric)
 
 
-class InferenceSpec(_Strict):
-    """Batch predictions: the input file (default: the task's unlabeled pool) and batch size."""
+class DriftSpec(_Strict):
+    """Per-partition drift of predictions against the champion's test-set profile: the population stability
+    index of predicted classes past `max_psi`, or mean confidence lower by more than `max_confidence_drop`,
+    makes the check warn (non-blocking)."""
 
-    input: str | None = None
+    max_psi: float = Field(default=0.2, gt=0)
+    max_confidence_drop: float = Field(default=0.1, gt=0, lt=1)
+    retrain: bool = False  # on drift, a sensor launches the lifecycle job (relabel, retrain, gate)
+
+
+class InferenceSpec(_Strict):
+    """Batch inference: files landing in the inbox become partitions scored by the champion. Settings left
+    empty are chosen by the throughput tuner on the machine that runs them."""
+
+    inbox: str | None = None  # default FMOPS_HOME/inbox/<task>; relative paths resolve against the task folder
     text_column: str = "text"
-    batch_size: int = Field(default=4096, ge=1)
+    output_format: Literal["parquet", "csv"] = "parquet"
+    settle_seconds: float = Field(default=5.0, ge=0)  # a file younger than this may still be being written
+    batch_size: int | None = Field(default=None, ge=1)
+    workers: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1)
+    device: str = "auto"  # 'auto': cuda for a torch champion when present; the n-gram champion runs on CPU
+    drift: DriftSpec = DriftSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _input_replaced(cls, raw):
+        if isinstance(raw, dict) and "input" in raw:
+            raise ValueError("'input' was replaced by 'inbox': put input files in the inbox folder (each file "
+                             "is one partition of batch_predictions)")
+        return raw
 
 
 class TaskSpec(_Strict):
@@ -320,6 +345,13 @@ class TaskSpec(_Strict):
     def root(self) -> Path:
         """The task's folder: relative dataset and inference paths resolve against it."""
         return self._folder or assets_dir() / self.name
+
+    def inbox(self) -> Path:
+        """Where new input files land (one partition each)."""
+        if self.inference.inbox is None:
+            return fmops_home() / "inbox" / self.name
+        path = Path(self.inference.inbox)
+        return path if path.is_absolute() else self.root / path
 
     def fingerprint(self) -> str:
         """Short content hash: the asset code_version, so Dagster shows when a spec changed."""

@@ -107,6 +107,8 @@ class MlflowTracking(dg.ConfigurableResource):
         asset_key = context.asset_key.to_user_string()
         tags = {"dagster.run_id": context.run_id, "dagster.asset_key": asset_key,
                 "dagster.job": context.job_name, "fmops.task": task}
+        if context.has_partition_key:
+            tags["dagster.partition"] = context.partition_key
         with self.active(), mlflow.start_run(experiment_id=experiment_id(self.uri, task, self.experiment_prefix),
                                              run_name=asset_key.replace("/", "."), tags=tags) as run:
             yield TrackedRun(mlflow.MlflowClient(tracking_uri=self.uri), run.info.run_id)

@@ -14,6 +14,7 @@ from fmops_pipelines.evaluation.metrics import headline, report
 from fmops_pipelines.evaluation.slices import slice_metrics
 from fmops_pipelines.fm.base import FoundationModel
 from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
+from fmops_pipelines.inference.drift import reference_profile
 from fmops_pipelines.specialist.student import Student, measure_throughput
 from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, precise_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba
@@ -72,6 +73,8 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
         "label_model_dev_accuracy": round(label_model.dev_accuracy if label_model.dev_accuracy is not None else float(
             (label_model.predict_proba(votes_for(matrix, dev["id"])).argmax(axis=1) == y_dev).mean()), 4),
         "champion": {"version": champion[0] if champion else None, "macro_f1": champion_f1},
+        # what batch inference compares each partition with (drift): predicted classes and confidence on test
+        "reference": reference_profile(probs),
     }
     return {"test": report(y_test, pred, label_names),
             "baselines": baselines(fm, prompt_scores, matrix, label_model, test, y_test, dev["label"], label_names),

@@ -15,11 +15,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import normalize
 from torch import nn
 
-from fmops_pipelines.specialist.hashing import WordNgramHasher
+from fmops_pipelines.specialist.ngram_features import Featurizer
 from fmops_pipelines.specialist.student import CONFIG_FILE, Student, autocast, pick_device, write_config
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, fingerprint, fit, noise_aware_loss
 
@@ -37,28 +35,6 @@ class NgramConfig:
     dropout: float = 0.2
     temperature: float = 1.0  # fitted on dev after training: soft-label students come out underconfident
     word_hashing: str = "token-murmur"  # "sklearn": HashingVectorizer, what models saved before it existed used
-
-
-class Featurizer:
-    """Texts -> L2-normalised sublinear counts over hashed word (and optional char_wb) n-grams; no fitted state."""
-
-    def __init__(self, cfg: NgramConfig):
-        n = 2 ** cfg.hash_bits
-        if cfg.word_hashing == "token-murmur":
-            self.vectorizers = [WordNgramHasher(tuple(cfg.word_ngrams), n)]
-        else:
-            self.vectorizers = [HashingVectorizer(n_features=n, ngram_range=tuple(cfg.word_ngrams),
-                                                  alternate_sign=False, norm=None, lowercase=True)]
-        if cfg.char_ngrams:
-            self.vectorizers.append(HashingVectorizer(n_features=n, analyzer="char_wb", alternate_sign=False,
-                                                      ngram_range=tuple(cfg.char_ngrams), norm=None, lowercase=True))
-        self.n_features = n * len(self.vectorizers)
-
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        parts = [v.transform(texts) for v in self.vectorizers]
-        X = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr")
-        X.data = np.log1p(X.data)  # sublinear term frequency
-        return normalize(X, norm="l2", copy=False)
 
 
 class NgramNet(nn.Module):

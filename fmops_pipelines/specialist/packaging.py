@@ -12,13 +12,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from fmops_pipelines.specialist.registry_names import model_name
 from fmops_pipelines.specialist.student import Student
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
-
-
-def model_name(task: str) -> str:
-    return f"{task}-specialist"
 
 
 def predict_frame(model: Student, texts: list[str], batch_size: int | None = None) -> pd.DataFrame:
@@ -61,11 +58,15 @@ def log_and_register(model: Student, task: str, example_texts: list[str], tags: 
             registered_model_name=model_name(task),
         )
     version_ = str(info.registered_model_version)
+    tag_version(task, version_, tags)
+    return {"name": model_name(task), "version": version_, "model_uri": info.model_uri,
+            "model_id": info.model_id, "run_id": mlflow.active_run().info.run_id}
+
+
+def tag_version(task: str, version_: str, tags: dict[str, str]) -> None:
     client = mlflow.MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(model_name(task), version_, key, value)
-    return {"name": model_name(task), "version": version_, "model_uri": info.model_uri,
-            "model_id": info.model_id, "run_id": mlflow.active_run().info.run_id}
 
 
 def load_specialist(task: str, version_or_alias: str) -> Student:

@@ -1,21 +1,24 @@
 """The Dagster layer of one task, one module per lifecycle stage (data -> exploration -> labeling ->
-training -> evaluation -> deployment), each asset a decorated function over one core call."""
+training -> evaluation -> deployment -> batch inference), each asset a decorated function over one core
+call, plus the sensors and schedules that run a task on its own."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.stages import data, deployment, evaluation, exploration, labeling, training
+from fmops_pipelines.stages import batch_inference, data, deployment, evaluation, exploration, labeling, training
+from fmops_pipelines.stages.automation import task_automation
 from fmops_pipelines.stages.jobs import all_tasks_evaluation_job, task_jobs
 
-STAGES = (data, exploration, labeling, training, evaluation, deployment)
+STAGES = (data, exploration, labeling, training, evaluation, deployment, batch_inference)
 
 
 def task_definitions(spec: TaskSpec) -> dg.Definitions:
-    """Every asset, check, job and schedule of one task (resources come from fmops_pipelines/defs)."""
-    jobs, schedules = task_jobs(spec)
-    return dg.Definitions(assets=[d for stage in STAGES for d in stage.build(spec)], jobs=jobs, schedules=schedules)
+    """Every asset, check, job, sensor and schedule of one task (resources come from fmops_pipelines/defs)."""
+    sensors, schedules = task_automation(spec)
+    return dg.Definitions(assets=[d for stage in STAGES for d in stage.build(spec)], jobs=task_jobs(spec),
+                          sensors=sensors, schedules=schedules)
 
 
 def definitions_for(specs: dict[str, TaskSpec]) -> dg.Definitions:

@@ -17,12 +17,12 @@ import pandas as pd
 from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
-CODE_VERSION = "2"  # 2: label_model holds every candidate; the training stage picks the teacher
+CODE_VERSION = "3"  # 3: batch_predictions partitioned by inbox file, streamed, with lineage
 
 # Every asset of a task, in lifecycle order, with its stage (the asset group).
 TASK_ASSETS = {"dataset": "data", "splits": "data", "prompt_scores": "exploration", "weak_label_matrix": "labeling",
                "label_model": "labeling", "training_labels": "labeling", "specialist": "training",
-               "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "deployment"}
+               "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "batch_inference"}
 
 
 def key(spec: TaskSpec, name: str) -> dg.AssetKey:

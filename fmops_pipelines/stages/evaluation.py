@@ -3,6 +3,8 @@ spec gate is a blocking check; a self-contained HTML report per evaluation; metr
 the registered model version they judge.
 """
 
+import json
+
 import dagster as dg
 import pandas as pd
 
@@ -27,7 +29,8 @@ def build(spec: TaskSpec) -> list:
                    home: FmopsHome, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
                    weak_label_matrix: pd.DataFrame, label_model, specialist: dict):
         from fmops_pipelines.evaluation.verdict import assess
-        from fmops_pipelines.specialist.packaging import champion_version, load_specialist
+        from fmops_pipelines.inference.bundle import TAG_FM_RATE, TAG_REFERENCE
+        from fmops_pipelines.specialist.packaging import champion_version, load_specialist, tag_version
 
         version, teacher = specialist["version"], getattr(label_model, "models", {}).get(specialist.get("label_model"))
         if teacher is None:
@@ -40,6 +43,9 @@ def build(spec: TaskSpec) -> list:
         v = assess(spec, model, {"name": specialist["name"], "version": version}, champion, fm.for_spec(spec.fm),
                    splits, prompt_scores, weak_label_matrix, teacher, report)
         s = v.summary
+        with mlflow.active():  # batch inference reads these from the version it serves: drift and cost baselines
+            tag_version(spec.name, version, {TAG_REFERENCE: json.dumps(v.details["reference"]),
+                                             TAG_FM_RATE: str(s["throughput"]["fm_texts_per_s"])})
         yield mlflow.record(context, spec.name, dg.Output(s, metadata={
             "test_accuracy": s["test"]["accuracy"], "test_macro_f1": s["test"]["macro_f1"],
             "ece": v.details["ece"], "passed": s["passed"], "model_version": version, **s["throughput"],

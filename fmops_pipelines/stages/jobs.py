@@ -19,20 +19,20 @@ def batch_job_name(task: str) -> str:
     return f"{task}_batch_inference"
 
 
-def task_jobs(spec: TaskSpec) -> tuple[list, list]:
-    """(jobs, schedules) of one task."""
+def task_jobs(spec: TaskSpec) -> list:
+    """The jobs of one task; batch inference is partitioned (one run per inbox file), the rest is not."""
+    batch_key = dg.AssetKey([spec.name, "batch_predictions"])
     lifecycle = dg.define_asset_job(
-        lifecycle_job_name(spec.name), selection=dg.AssetSelection.key_prefixes([spec.name]),
-        description=f"{spec.name}: data -> prompts -> weak labels -> specialist -> gates -> champion -> predictions")
+        lifecycle_job_name(spec.name),
+        selection=dg.AssetSelection.key_prefixes([spec.name]) - dg.AssetSelection.assets(batch_key),
+        description=f"{spec.name}: data -> prompts -> weak labels -> specialist -> gates -> champion")
     evaluation = dg.define_asset_job(
         evaluation_job_name(spec.name), selection=dg.AssetSelection.assets([spec.name, "evaluation"]),
         description=f"{spec.name}: re-evaluate the latest specialist on test and run its gates")
     batch = dg.define_asset_job(
-        batch_job_name(spec.name), selection=dg.AssetSelection.assets([spec.name, "batch_predictions"]),
-        description=f"{spec.name}: label the inference input with the current champion")
-    nightly = dg.ScheduleDefinition(name=f"{spec.name}_nightly_batch_inference", job=batch, cron_schedule="0 2 * * *",
-                                    default_status=dg.DefaultScheduleStatus.STOPPED)
-    return [lifecycle, evaluation, batch], [nightly]
+        batch_job_name(spec.name), selection=dg.AssetSelection.assets(batch_key),
+        description=f"{spec.name}: label one inbox file (partition) with the current champion")
+    return [lifecycle, evaluation, batch]
 
 
 def all_tasks_evaluation_job(tasks: list[str]) -> dg.UnresolvedAssetJobDefinition:

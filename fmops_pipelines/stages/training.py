@@ -32,6 +32,8 @@ def build(spec: TaskSpec) -> list:
     def specialist(context: dg.AssetExecutionContext, config: SpecialistConfig, mlflow: MlflowTracking,
                    compute: ComputeResource, home: FmopsHome, splits: pd.DataFrame, training_labels: pd.DataFrame,
                    label_model, prompt_scores: pd.DataFrame) -> dg.Output:
+        from fmops_pipelines.inference.bundle import TAG_FINGERPRINT, TAG_LABEL_MODEL
+        from fmops_pipelines.inference.lineage import labelers_fingerprint
         from fmops_pipelines.specialist.distillation import distill
         from fmops_pipelines.specialist.packaging import log_and_register
 
@@ -42,8 +44,9 @@ def build(spec: TaskSpec) -> list:
                                                                     if k != "epoch"}, step=r["epoch"]))
             chosen = out.selection.chosen
             registered = log_and_register(chosen.model, spec.name, out.texts, {
-                "label_model": out.teacher.kind, "architecture": chosen.architecture, "dagster_run_id": context.run_id,
-                "labelers": ",".join(prompt_scores.loc[prompt_scores["selected"], "prompt_id"])})
+                TAG_LABEL_MODEL: out.teacher.kind, "architecture": chosen.architecture, "dagster_run_id": context.run_id,
+                "labelers": ",".join(prompt_scores.loc[prompt_scores["selected"], "prompt_id"]),
+                TAG_FINGERPRINT: labelers_fingerprint(prompt_scores, spec)})
             if not out.selection.met_min_throughput:
                 context.log.warning(f"{spec.name}: no architecture reached min_throughput={spec.specialist.min_throughput}"
                                     f" texts/s; registered the fastest ({chosen.architecture})")

@@ -1,0 +1,66 @@
+"""One call for the whole last mile of one input file: the champion bundle, the tuned settings, the
+streamed scoring with lineage, cost against the FM and drift against the champion's reference.
+Used by the Dagster partition asset and by `fmops predict`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fmops_pipelines.inference.bundle import Bundle, load_bundle
+from fmops_pipelines.inference.drift import assess_drift
+from fmops_pipelines.inference.engine import ScoreStats, score_file
+from fmops_pipelines.inference.lineage import Lineage
+from fmops_pipelines.inference.tuning import Overrides, Tuned, sample_of, tuned_settings
+from fmops_pipelines.spec import DriftSpec
+
+
+@dataclass
+class BatchResult:
+    bundle: Bundle
+    tuned: Tuned
+    stats: ScoreStats
+    output: Path
+    cost: dict
+    drift: dict
+
+
+def fm_equivalent(rows: int, seconds: float, fm_texts_per_s: float | None) -> dict:
+    """What the same rows would have cost through the FM: one call per row with its best prompt, at the
+    FM's rate measured in evaluation (the cheapest way the FM could have labelled them)."""
+    cost = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / max(seconds, 1e-9), 1),
+            "fm_calls_equivalent": rows, "fm_seconds_equivalent": None, "speedup_vs_fm": None}
+    if fm_texts_per_s:
+        cost["fm_seconds_equivalent"] = round(rows / fm_texts_per_s, 1)
+        cost["speedup_vs_fm"] = round(cost["fm_seconds_equivalent"] / max(seconds, 1e-9), 1)
+    return cost
+
+
+def resolve_device(device: str, architecture: str) -> str:
+    """'auto' -> cuda for a torch champion when present; the n-gram champion always runs on CPU (numpy)."""
+    if architecture == "ngram":
+        return "cpu"
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def predict_file(task: str, source: Path, target: Path, *, text_column: str = "text", partition: str = "",
+                 run_id: str = "", fixed: Overrides = Overrides(), device: str = "auto", drift: DriftSpec = DriftSpec(),
+                 version: str | None = None) -> BatchResult:
+    bundle = load_bundle(task, version)
+    info = bundle.info
+    device = resolve_device(device, info["architecture"])
+    scorer = bundle.scorer(device)
+    tuned = tuned_settings(task, bundle.version, scorer, lambda: sample_of(source, text_column, info["architecture"]),
+                           text_column, device, fixed)
+    lineage = Lineage(info["model"], bundle.version, info["label_model"], info["labelers_fingerprint"], partition,
+                      run_id)
+    stats = score_file(scorer, source, target, lineage, tuned.settings, text_column, footer={
+        "fmops.source": str(source), "fmops.fm_texts_per_s": json.dumps(info.get("fm_texts_per_s"))})
+    return BatchResult(bundle, tuned, stats, target, fm_equivalent(stats.rows, stats.seconds, info["fm_texts_per_s"]),
+                       assess_drift(stats.profile(), info.get("reference"), drift.max_psi,
+                                    drift.max_confidence_drop))

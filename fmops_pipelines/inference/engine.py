@@ -1,0 +1,135 @@
+"""Streamed scoring: input batches -> champion probabilities -> output batches with labels, probabilities
+and lineage, written atomically; memory holds a few batches whatever the input size.
+
+With `workers` > 1 (fork-safe scorers only) batches are scored by forked processes that share the
+loaded model; results come back in input order, with at most 2 batches per worker in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from fmops_pipelines.inference.drift import PredictionProfile
+from fmops_pipelines.inference.lineage import Lineage
+from fmops_pipelines.inference.scorers import Settings
+from fmops_pipelines.inference.sinks import AtomicTableWriter
+from fmops_pipelines.inference.sources import read_batches
+
+_WORKER_SCORER = None  # set in the parent before forking; each worker inherits it
+
+
+def _score_in_worker(texts: list[str]) -> np.ndarray:
+    return _WORKER_SCORER.predict_proba(texts)
+
+
+class Predictor:
+    """`map(batches)` yields (batch, probabilities) in order, in this process or in forked workers."""
+
+    def __init__(self, scorer, settings: Settings, text_column: str):
+        self.scorer, self.settings, self.text_column = scorer, settings, text_column
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Predictor:
+        global _WORKER_SCORER
+        self.scorer.configure(self.settings)
+        if self.settings.workers > 1 and getattr(self.scorer, "fork_safe", False):
+            _WORKER_SCORER = self.scorer
+            self.pool = ProcessPoolExecutor(self.settings.workers, mp_context=multiprocessing.get_context("fork"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _texts(self, batch: pa.RecordBatch) -> list[str]:
+        return batch.column(self.text_column).to_pylist()
+
+    def map(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+        if self.pool is None:
+            for batch in batches:
+                yield batch, self.scorer.predict_proba(self._texts(batch))
+            return
+        pending: deque = deque()
+        for batch in batches:
+            pending.append((batch, self.pool.submit(_score_in_worker, self._texts(batch))))
+            if len(pending) >= 2 * self.settings.workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Slices of at most `rows` rows (zero-copy): the reader's block size is in bytes, the model's in texts."""
+    for batch in batches:
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
+
+
+def prediction_columns(batch: pa.RecordBatch, probs: np.ndarray, labels: list[str]) -> dict[str, pa.Array]:
+    """`label` (dictionary-encoded) and one float32 `p_<label>` per class; a name the input already uses
+    gets a `predicted_` prefix instead of replacing the user's column."""
+    taken = set(batch.schema.names)
+    label = pa.DictionaryArray.from_arrays(pa.array(probs.argmax(axis=1).astype(np.int32)), pa.array(labels))
+    columns = {"label": label, **{f"p_{name}": pa.array(probs[:, i]) for i, name in enumerate(labels)}}
+    return {(f"predicted_{k}" if k in taken else k): v for k, v in columns.items()}
+
+
+@dataclass
+class ScoreStats:
+    """What the partition's metadata, cost accounting and drift check need; filled as batches pass."""
+
+    labels: list[str]
+    seconds: float = 0.0
+    predicted: PredictionProfile = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.predicted = PredictionProfile(len(self.labels))
+
+    @property
+    def rows(self) -> int:
+        return self.predicted.rows
+
+    @property
+    def class_counts(self) -> np.ndarray:
+        return self.predicted.class_counts
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / max(self.seconds, 1e-9)
+
+    def add(self, probs: np.ndarray) -> None:
+        self.predicted.add(probs)
+
+    def profile(self) -> dict:
+        return self.predicted.as_dict()
+
+
+def score_file(scorer, source: Path, target: Path, lineage: Lineage, settings: Settings, text_column: str = "text",
+               footer: dict[str, str] | None = None) -> ScoreStats:
+    """Score `source` into `target` (format by extension) with lineage columns; nothing at `target` changes
+    unless every row was scored. The Parquet footer gets the lineage, `footer` and the run's figures."""
+    start = time.perf_counter()
+    stats = ScoreStats(scorer.labels)
+    with AtomicTableWriter(target, {**lineage.footer(), **(footer or {})}) as writer, \
+            Predictor(scorer, settings, text_column) as predictor:
+        for batch, probs in predictor.map(rebatch(read_batches(source, text_column), settings.batch_size)):
+            stats.add(probs)
+            columns = {**dict(zip(batch.schema.names, batch.columns, strict=True)),
+                       **prediction_columns(batch, probs, scorer.labels), **lineage.columns(batch.num_rows)}
+            writer.write(pa.RecordBatch.from_pydict(columns))
+        stats.seconds = time.perf_counter() - start
+        writer.metadata.update({"fmops.rows": str(stats.rows), "fmops.seconds": f"{stats.seconds:.3f}",
+                                "fmops.settings": json.dumps(settings.as_dict())})
+    return stats

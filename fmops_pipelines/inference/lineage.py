@@ -1,0 +1,54 @@
+"""Per-row lineage: which model, label model and labelers produced a prediction, in which partition and run.
+
+The labelers fingerprint hashes what taught the model (the selected prompts with their verbalizers and
+calibration, the labeling-function rules, the FM), so two predictions with the same fingerprint came
+from the same weak supervision; the registered model version lists the prompt ids behind it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fmops_pipelines.spec import TaskSpec
+
+PREFIX = "fmops_"
+
+
+def labelers_fingerprint(prompt_scores: pd.DataFrame, spec: TaskSpec) -> str:
+    """Hash of the selected prompts, the task.yaml rules, the task folder's Python labeling functions and the FM."""
+    prompts = prompt_scores.loc[prompt_scores["selected"], ["prompt_id", "template", "verbalizers", "temperature",
+                                                            "threshold"]]
+    payload = {"prompts": json.loads(prompts.to_json(orient="records")),
+               "rules": [lf.model_dump() for lf in spec.labeling_functions],
+               "python": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(spec.root.glob("*.py"))},
+               "fm": spec.fm.model_dump()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    model: str
+    model_version: str
+    label_model: str
+    labelers_fingerprint: str
+    partition: str
+    run_id: str
+
+    def columns(self, n: int) -> dict[str, pa.Array]:
+        """Constant columns for n rows, dictionary-encoded: one copy of each value whatever n."""
+        zeros = pa.array(np.zeros(n, dtype=np.int32))
+        return {f"{PREFIX}{name}": pa.DictionaryArray.from_arrays(zeros, pa.array([value], pa.string()))
+                for name, value in asdict(self).items()}
+
+    def footer(self) -> dict[str, str]:
+        return {f"fmops.{name}": value for name, value in asdict(self).items()}

@@ -1,0 +1,142 @@
+"""Inference inputs read as a stream of Arrow record batches (pyarrow's CSV, JSON and Parquet streaming
+readers), so memory holds one block, never the file.
+
+Every column of the input is kept; the text column must exist. Anything wrong with the file is a
+DataError of one line naming the file, the row where it is known, and the reason.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from fmops_pipelines.errors import DataError
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+BLOCK_BYTES = 1 << 20  # CSV/JSON read block; Arrow reads up to ~32 blocks ahead, so this bounds memory
+
+
+def input_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unsupported format '{path.suffix}' (use .csv, .parquet or .jsonl)")
+    return fmt
+
+
+def _first_bad_utf8_line(path: Path) -> int | None:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError:
+                return number
+    return None
+
+
+def _csv_batches(path: Path, text_column: str) -> Iterator[pa.RecordBatch]:
+    import pyarrow.csv as pcsv
+
+    bad: list = []
+
+    def on_invalid(row) -> str:
+        bad.append(row)
+        return "error"
+
+    def reader(column_types: dict | None):
+        return pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                             parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
+                             convert_options=pcsv.ConvertOptions(column_types=column_types or {}))
+
+    try:
+        names = reader(None).schema.names
+        stream = reader({name: pa.string() for name in names})  # every column as text: no per-block type guessing
+        yield from stream
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if bad:
+            row = bad[0]
+            raise DataError(f"{path}: line {row.number}: expected {row.expected_columns} fields, got "
+                            f"{row.actual_columns}") from None
+        if "invalid UTF8" in message:
+            line = _first_bad_utf8_line(path)
+            raise DataError(f"{path}: {f'line {line}: ' if line else ''}not valid UTF-8 text") from None
+        if "Empty CSV file" in message:
+            raise DataError(f"{path}: empty file") from None
+        raise DataError(f"{path}: cannot be read as CSV: {message.splitlines()[0]}") from None
+
+
+def _jsonl_batches(path: Path, text_column: str) -> Iterator[pa.RecordBatch]:
+    import json
+
+    import pyarrow.json as pjson
+
+    try:
+        yield from pjson.open_json(path, read_options=pjson.ReadOptions(block_size=BLOCK_BYTES), parse_options=
+                                   pjson.ParseOptions(explicit_schema=pa.schema([(text_column, pa.string())]),
+                                                      unexpected_field_behavior="infer"))
+    except pa.ArrowInvalid as exc:
+        with path.open("rb") as f:  # the error path only: find the first line that is not a JSON object
+            for number, line in enumerate(f, start=1):
+                try:
+                    if line.strip() and not isinstance(json.loads(line), dict):
+                        raise ValueError("not a JSON object")
+                except UnicodeDecodeError:
+                    raise DataError(f"{path}: line {number}: not valid UTF-8 text") from None
+                except ValueError as bad:
+                    raise DataError(f"{path}: line {number}: not a JSON object ({str(bad).splitlines()[0]})") from None
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file") from None
+        raise DataError(f"{path}: cannot be read as JSON lines: {str(exc).splitlines()[0]}") from None
+
+
+def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file")
+    try:
+        file = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a Parquet file ({str(exc).splitlines()[0]})") from None
+    yield from file.iter_batches(batch_size=batch_rows)
+
+
+def read_batches(path: Path, text_column: str = "text", batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+    """Record batches of the input with the text column as non-null strings; raises DataError on the first
+    problem (before any batch of a file with a missing column, at the block where a malformed row sits)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    fmt = input_format(path)
+    batches = {"csv": lambda: _csv_batches(path, text_column), "jsonl": lambda: _jsonl_batches(path, text_column),
+               "parquet": lambda: _parquet_batches(path, batch_rows)}[fmt]()
+    rows = 0
+    for batch in batches:
+        if text_column not in batch.schema.names:
+            raise DataError(f"{path}: missing column '{text_column}'; columns are {batch.schema.names}")
+        if batch.num_rows == 0:
+            continue
+        yield with_text_as_string(batch, text_column, path, rows)
+        rows += batch.num_rows
+    if rows == 0:
+        raise DataError(f"{path}: no rows to predict")
+
+
+def with_text_as_string(batch: pa.RecordBatch, text_column: str, path: Path, first_row: int) -> pa.RecordBatch:
+    import pyarrow.compute as pc
+
+    i = batch.schema.get_field_index(text_column)
+    column = batch.column(i)
+    if column.type not in (pa.string(), pa.large_string()):
+        try:
+            column = column.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(f"{path}: column '{text_column}' ({column.type}) is not text near row {first_row + 1}: "
+                            f"{str(exc).splitlines()[0]}") from None
+    if column.null_count:
+        column = pc.fill_null(column, "")
+    return batch.set_column(i, text_column, column)

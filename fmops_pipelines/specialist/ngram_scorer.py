@@ -1,0 +1,57 @@
+"""The n-gram student's forward pass in numpy/scipy, for CPU batch inference without torch.
+
+In eval mode the network is `head(EmbeddingBag_sum(indices, weights))`, which is exactly
+`(X @ E) @ W.T + b` for the sparse feature matrix X: one sparse-dense product. Weights are stored as
+.npy files and memory-mapped, so loading takes milliseconds and forked worker processes share the pages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fmops_pipelines.probability import softmax
+from fmops_pipelines.specialist.ngram_features import Featurizer
+
+ARRAYS = ("bag", "head_weight", "head_bias")
+
+
+class NgramScorer:
+    architecture = "ngram"
+    fork_safe = True  # numpy, scipy and mmh3 only: worker processes forked after loading share the weights
+
+    def __init__(self, cfg: dict, bag: np.ndarray, head_weight: np.ndarray, head_bias: np.ndarray):
+        self.cfg, self.labels, self.temperature = cfg, list(cfg["labels"]), float(cfg.get("temperature", 1.0))
+        self.featurizer = Featurizer(cfg)
+        self.bag, self.head_weight, self.head_bias = bag, head_weight.T.copy(), head_bias
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        X = self.featurizer.transform(texts, dtype=np.float32)
+        return (X @ self.bag) @ self.head_weight + self.head_bias
+
+    def configure(self, settings) -> None:
+        """Nothing to set: one process is single-threaded; parallelism comes from worker processes."""
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.logits(texts) / self.temperature).astype(np.float32, copy=False)
+
+    @staticmethod
+    def export(student, directory: Path) -> Path:
+        """Write a trained NgramSpecialist's config and weights as arrays (torch needed here only)."""
+        from dataclasses import asdict
+
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().float().cpu().numpy() for k, v in student.net.state_dict().items()}
+        for name, key in zip(ARRAYS, ("bag.weight", "head.weight", "head.bias"), strict=True):
+            np.save(directory / f"{name}.npy", state[key])
+        (directory / "config.json").write_text(json.dumps(asdict(student.cfg), indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> NgramScorer:
+        cfg = json.loads((directory / "config.json").read_text())
+        arrays = [np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS]
+        return cls(cfg, *arrays)
