@@ -17,6 +17,8 @@ from fmops_pipelines.errors import FmopsError, StateError
 from fmops_pipelines.mlflow_store import using_uri
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
+TUNING_NOTE = {"measured": "tuned now", "cached": "tuned earlier on this machine", "pinned": "set in task.yaml",
+               "defaults": "defaults: input smaller than a tuning sample"}
 
 
 def _fmt(x: float) -> str:
@@ -127,7 +129,7 @@ def cmd_predict(args) -> int:
     settings = r.tuned.settings
     print(f"wrote {r.stats.rows:,} predictions to {args.output} in {r.stats.seconds:.1f}s "
           f"({r.stats.rows_per_s:,.0f} rows/s; {r.bundle.info['model']} v{r.bundle.version}; batch "
-          f"{settings.batch_size} x {settings.workers} worker(s), {'cached' if r.tuned.cached else 'tuned now'})",
+          f"{settings.batch_size} x {settings.workers} worker(s), {TUNING_NOTE[r.tuned.how]})",
           file=sys.stderr)
     if r.drift["drifted"]:
         print(f"warning: predictions drifted from the champion's reference (class PSI {r.drift['class_psi']} vs "

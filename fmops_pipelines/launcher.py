@@ -95,7 +95,7 @@ class _Progress:
         self.outcome = RunOutcome(run_id="", success=False)
 
     def handle(self, entry) -> None:
-        from dagster import DagsterEventType
+        from dagster import AssetCheckSeverity, DagsterEventType
 
         event = entry.dagster_event
         if event is None:
@@ -119,8 +119,10 @@ class _Progress:
             name = data.check_name
             meta = {k: v.value for k, v in data.metadata.items()}
             detail = f"value {meta['value']} vs threshold {meta['threshold']}" if "value" in meta else ""
-            print(f"         check {name:<31} {'passed' if data.passed else 'FAILED'} {detail}", file=self.out, flush=True)
-            if not data.passed:
+            warn_only = data.severity == AssetCheckSeverity.WARN  # e.g. drift: reported, never a failed run
+            verdict = "passed" if data.passed else "WARN" if warn_only else "FAILED"
+            print(f"         check {name:<31} {verdict} {detail}", file=self.out, flush=True)
+            if not data.passed and not warn_only:
                 (self.outcome.failed_gates if name in self.gate_names else self.outcome.failed_checks).append(name)
 
 

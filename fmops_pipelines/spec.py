@@ -246,6 +246,7 @@ class DriftSpec(_Strict):
 
     max_psi: float = Field(default=0.2, gt=0)
     max_confidence_drop: float = Field(default=0.1, gt=0, lt=1)
+    min_rows: int = Field(default=100, ge=1)  # fewer predictions than this say nothing about a distribution
     retrain: bool = False  # on drift, a sensor launches the lifecycle job (relabel, retrain, gate)
 
 

@@ -63,4 +63,4 @@ def predict_file(task: str, source: Path, target: Path, *, text_column: str = "t
         "fmops.source": str(source), "fmops.fm_texts_per_s": json.dumps(info.get("fm_texts_per_s"))})
     return BatchResult(bundle, tuned, stats, target, fm_equivalent(stats.rows, stats.seconds, info["fm_texts_per_s"]),
                        assess_drift(stats.profile(), info.get("reference"), drift.max_psi,
-                                    drift.max_confidence_drop))
+                                    drift.max_confidence_drop, drift.min_rows))

@@ -55,11 +55,14 @@ def psi(actual: list[float], reference: list[float]) -> float:
     return float(np.sum((a - r) * np.log(a / r)))
 
 
-def assess_drift(profile: dict, reference: dict | None, max_psi: float, max_confidence_drop: float = 0.1) -> dict:
+def assess_drift(profile: dict, reference: dict | None, max_psi: float, max_confidence_drop: float = 0.1,
+                 min_rows: int = 100) -> dict:
     """{"checked", "drifted", "class_psi", "confidence_drop", "confidence_psi", ...}."""
     if not reference:
         return {"checked": False, "drifted": False, "reason": "the champion has no reference profile "
                                                                 "(evaluated before fmops recorded one)"}
+    if profile["n"] < min_rows:
+        return {"checked": False, "drifted": False, "reason": f"{profile['n']} rows, fewer than min_rows={min_rows}"}
     class_psi = psi(profile["class_share"], reference["class_share"])
     confidence_psi = psi(profile["confidence_share"], reference["confidence_share"])
     drop = reference["mean_confidence"] - profile["mean_confidence"]

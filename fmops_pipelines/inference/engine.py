@@ -12,6 +12,7 @@ import multiprocessing
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import chain, islice
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +41,7 @@ class Predictor:
         self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> Predictor:
-        global _WORKER_SCORER
         self.scorer.configure(self.settings)
-        if self.settings.workers > 1 and getattr(self.scorer, "fork_safe", False):
-            _WORKER_SCORER = self.scorer
-            self.pool = ProcessPoolExecutor(self.settings.workers, mp_context=multiprocessing.get_context("fork"))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -54,14 +51,24 @@ class Predictor:
     def _texts(self, batch: pa.RecordBatch) -> list[str]:
         return batch.column(self.text_column).to_pylist()
 
+    def _start_pool(self) -> ProcessPoolExecutor:
+        global _WORKER_SCORER
+        _WORKER_SCORER = self.scorer  # forked workers inherit the loaded model
+        self.pool = ProcessPoolExecutor(self.settings.workers, mp_context=multiprocessing.get_context("fork"))
+        return self.pool
+
     def map(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
-        if self.pool is None:
-            for batch in batches:
+        batches = iter(batches)
+        head = list(islice(batches, 2))
+        parallel = self.settings.workers > 1 and getattr(self.scorer, "fork_safe", False)
+        if len(head) < 2 or not parallel:  # a single batch: forking workers would cost more than it saves
+            for batch in chain(head, batches):
                 yield batch, self.scorer.predict_proba(self._texts(batch))
             return
+        pool = self.pool or self._start_pool()
         pending: deque = deque()
-        for batch in batches:
-            pending.append((batch, self.pool.submit(_score_in_worker, self._texts(batch))))
+        for batch in chain(head, batches):
+            pending.append((batch, pool.submit(_score_in_worker, self._texts(batch))))
             if len(pending) >= 2 * self.settings.workers:
                 done, future = pending.popleft()
                 yield done, future.result()

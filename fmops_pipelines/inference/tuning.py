@@ -24,6 +24,7 @@ from fmops_pipelines.inference.engine import Predictor, rebatch
 from fmops_pipelines.inference.scorers import Settings
 
 SAMPLE_TEXTS = {"ngram": 24576, "encoder": 768}
+DEFAULTS = {"ngram": Settings(4096), "encoder": Settings(64)}  # inputs smaller than a tuning sample use these
 MIN_SECONDS = 0.3  # per candidate, after a warm-up pass
 
 
@@ -41,7 +42,7 @@ class Tuned:
     settings: Settings
     texts_per_s: float
     table: list[dict]  # every candidate with its measured texts/s
-    cached: bool = False
+    how: str = "measured"  # "measured" now, "cached" from an earlier run, "pinned" in task.yaml, "defaults"
 
 
 def usable_cpus() -> int:
@@ -102,25 +103,30 @@ def cache_path(task: str, version: str, device: str, fixed: Overrides) -> Path:
     return paths.fmops_home() / "tuning" / task / f"v{version}-{machine_id(device)}-{overrides}.json"
 
 
-def tuned_settings(task: str, version: str, scorer, sample: Callable[[], pa.RecordBatch], text_column: str,
+def tuned_settings(task: str, version: str, scorer, sample: Callable[[], pa.RecordBatch | None], text_column: str,
                    device: str, fixed: Overrides = Overrides()) -> Tuned:
     """The cached choice for this model version on this machine, or a fresh measurement on `sample()`
-    (then cached)."""
+    (then cached); defaults when `sample()` says the input is too small to tune on."""
     if fixed.batch_size and fixed.workers and (fixed.threads or scorer.architecture == "ngram"):
         settings = Settings(fixed.batch_size, fixed.workers, fixed.threads, device)
-        return Tuned(settings, 0.0, [{**settings.as_dict(), "texts_per_s": None}], cached=True)
+        return Tuned(settings, 0.0, [{**settings.as_dict(), "texts_per_s": None}], how="pinned")
     path = cache_path(task, version, device, fixed)
     if path.is_file():
         raw = json.loads(path.read_text())
-        return Tuned(Settings(**raw["settings"]), raw["texts_per_s"], raw["table"], cached=True)
-    result = tune(scorer, sample(), text_column, device, fixed)
+        return Tuned(Settings(**raw["settings"]), raw["texts_per_s"], raw["table"], how="cached")
+    rows = sample()
+    if rows is None:  # a small input: not worth tuning, and not what the cache should learn from
+        base = DEFAULTS.get(scorer.architecture, DEFAULTS["encoder"])
+        settings = Settings(fixed.batch_size or base.batch_size, fixed.workers or 1, fixed.threads, device)
+        return Tuned(settings, 0.0, [{**settings.as_dict(), "texts_per_s": None}], how="defaults")
+    result = tune(scorer, rows, text_column, device, fixed)
     paths.atomic_write_bytes(path, json.dumps({"settings": result.settings.as_dict(), "texts_per_s":
                                                result.texts_per_s, "table": result.table}, indent=2).encode())
     return result
 
 
-def sample_of(source: Path, text_column: str, architecture: str) -> pa.RecordBatch:
-    """The first rows of the real input (cycled when the file is small), as one batch."""
+def sample_of(source: Path, text_column: str, architecture: str) -> pa.RecordBatch | None:
+    """The first rows of the real input as one batch, or None when the input is smaller than a sample."""
     from fmops_pipelines.inference.sources import read_batches
 
     want, taken, rows = SAMPLE_TEXTS.get(architecture, SAMPLE_TEXTS["encoder"]), [], 0
@@ -129,7 +135,6 @@ def sample_of(source: Path, text_column: str, architecture: str) -> pa.RecordBat
         rows += batch.num_rows
         if rows >= want:
             break
-    table = pa.Table.from_batches(taken)
-    while table.num_rows < want:
-        table = pa.concat_tables([table, table])
-    return table.slice(0, want).combine_chunks().to_batches()[0]
+    if rows < want:
+        return None
+    return pa.Table.from_batches(taken).slice(0, want).combine_chunks().to_batches()[0]

@@ -90,7 +90,7 @@ def task_automation(spec: TaskSpec) -> tuple[list, list]:
                 dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]), limit=1)
             if active:
                 return dg.SkipReason(f"a {lifecycle_job_name(spec.name)} run is already under way")
-            return dg.RunRequest(run_key=f"drift-{asset_event.storage_id}",
+            return dg.RunRequest(run_key=f"drift-{asset_event.run_id}",
                                  tags={"fmops/trigger": "drift", "fmops/partition": materialization.partition or ""})
 
         sensors.append(drift_retrain)

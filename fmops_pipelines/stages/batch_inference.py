@@ -55,9 +55,9 @@ def build(spec: TaskSpec) -> list:
                     "fm_seconds_equivalent": r.cost["fm_seconds_equivalent"] or 0.0,
                     "fm_calls_equivalent": r.cost["fm_calls_equivalent"],
                     "speedup_vs_fm": r.cost["speedup_vs_fm"] or 0.0,
-                    "tuned_texts_per_s": r.tuned.texts_per_s, "tuning_cached": r.tuned.cached,
+                    "tuned_texts_per_s": r.tuned.texts_per_s, "tuning": r.tuned.how,
                     "settings": dg.MetadataValue.json(r.tuned.settings.as_dict()),
-                    "tuning": dg.MetadataValue.json(r.tuned.table),
+                    "tuning_candidates": dg.MetadataValue.json(r.tuned.table),
                     "label_counts": dg.MetadataValue.json(dict(zip(r.bundle.info["labels"],
                                                                    r.stats.class_counts.tolist(), strict=True))),
                     "drift_detected": r.drift["drifted"], "drift": dg.MetadataValue.json(r.drift)}

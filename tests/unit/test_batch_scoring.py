@@ -114,8 +114,9 @@ def test_drift_fires_on_a_shifted_input_and_stays_quiet_on_an_unshifted_one(trai
     reference = reference_profile(scorer.predict_proba(d["test"]))  # what evaluation records for the champion
     rows = load_dataset(d["spec"].model_copy(update={"splits": d["spec"].splits.model_copy(update={"max_rows": None})}))
     seen = set(d["texts"]) | set(d["dev"]) | set(d["test"])
-    unshifted = rows.loc[~rows["text"].isin(seen), ["text"]].sample(2000, random_state=0)  # unseen, same source
-    spam_only = pd.DataFrame({"text": d["test_frame"].loc[d["test_frame"]["label"] == "spam", "text"]})
+    unseen = rows.loc[~rows["text"].isin(seen)]
+    unshifted = unseen[["text"]].sample(2000, random_state=0)  # rows the model never saw, from the same source
+    spam_only = unseen.loc[unseen["label"] == "spam", ["text"]].head(300)  # a spam wave
     results = {}
     for name, frame in (("unshifted", unshifted), ("shifted", spam_only)):
         frame.to_parquet(tmp_path / f"{name}.parquet")
@@ -128,6 +129,7 @@ def test_drift_fires_on_a_shifted_input_and_stays_quiet_on_an_unshifted_one(trai
     assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
     assert assess_drift(reference, None, 0.2) == {"checked": False, "drifted": False, "reason": (
         "the champion has no reference profile (evaluated before fmops recorded one)")}
+    assert not assess_drift({**reference, "n": 99}, reference, 0.2, min_rows=100)["checked"]
 
 
 def test_tuner_space_overrides_and_cache(trained, tmp_path, monkeypatch):
@@ -151,10 +153,12 @@ def test_tuner_space_overrides_and_cache(trained, tmp_path, monkeypatch):
     fixed = Overrides(batch_size=128)
     first = tuned_settings("sms_spam", "7", scorer, make_sample, "text", "cpu", fixed)
     again = tuned_settings("sms_spam", "7", scorer, make_sample, "text", "cpu", fixed)
-    assert not first.cached and again.cached and calls == [1]  # measured once per (version, machine)
+    assert first.how == "measured" and again.how == "cached" and calls == [1]  # measured once per (version, machine)
     assert again.settings == first.settings and first.settings.batch_size == 128
     assert first.texts_per_s == max(row["texts_per_s"] for row in first.table) > 0
     pinned = tuned_settings("sms_spam", "7", scorer, make_sample, "text", "cpu", Overrides(256, 1))
-    assert pinned.settings == Settings(256, 1, None, "cpu") and calls == [1]  # fully pinned: nothing measured
+    assert pinned.settings == Settings(256, 1, None, "cpu") and pinned.how == "pinned" and calls == [1]
+    small = tuned_settings("sms_spam", "8", scorer, lambda: None, "text", "cpu", Overrides())
+    assert small.how == "defaults" and not list((tmp_path / "home" / "tuning" / "sms_spam").glob("v8-*"))
     cached = json.loads(next((tmp_path / "home" / "tuning" / "sms_spam").glob("v7-*.json")).read_text())
     assert cached["settings"] == first.settings.as_dict()
