@@ -44,7 +44,7 @@ def test_run_materializes_every_asset(project):
     events = DagsterInstance.get().all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
     assert {e.dagster_event.asset_key.path[-1] for e in events} == {
         "dataset", "splits", "prompt_scores", "weak_label_matrix", "label_model", "training_labels", "specialist",
-        "evaluation", "champion", "batch_predictions"}
+        "evaluation", "champion"}  # batch_predictions is partitioned by inbox file: see test_batch_inference
 
 
 def test_labels_and_probabilities_are_well_formed(project):
@@ -54,11 +54,11 @@ def test_labels_and_probabilities_are_well_formed(project):
     assert set(np.unique(votes)) <= {-1, 0, 1} and (votes != -1).any()
     labels = stored("sms_spam", "training_labels")
     assert np.allclose(labels[["p_ham", "p_spam"]].sum(axis=1), 1.0, atol=1e-6)
-    preds = stored("sms_spam", "batch_predictions")
     # one row per unlabeled train row for each label model the training stage chose among
     per_kind = labels.groupby("label_model")["id"].apply(lambda ids: tuple(sorted(ids)))
     assert per_kind.nunique() == 1
-    assert set(preds["label"]) <= set(spec.label_names) and len(preds) == labels["id"].nunique()
+    splits = stored("sms_spam", "splits")
+    assert set(per_kind.iloc[0]) == set(splits.loc[splits["split"] == "train", "id"])
 
 
 def test_gates_were_evaluated_and_the_champion_alias_set(project):
@@ -88,12 +88,14 @@ def test_cli_evaluate_predict_and_warm_rerun(project, tmp_path):
     assert list(summary) == ["task", "model", "test", "baselines", "throughput", "labeling", "gates", "passed"]
     assert summary["model"]["alias"] == "champion"
 
-    (tmp_path / "in.csv").write_text("text\nURGENT! You have won a 1 week FREE membership, call 09061701461\nok see you\n")
+    (tmp_path / "in.csv").write_text("text\n\"URGENT! You have won a 1 week FREE membership, call 09061701461\"\nok see you\n")
     result = cli("predict", "sms_spam", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv"),
                  env=env)
     assert result.returncode == 0, result.stderr
     out = pd.read_csv(tmp_path / "out.csv")
-    assert list(out.columns) == ["text", "label", "p_ham", "p_spam"] and set(out["label"]) <= {"ham", "spam"}
+    assert list(out.columns) == ["text", "label", "p_ham", "p_spam", "fmops_model", "fmops_model_version",
+                                 "fmops_label_model", "fmops_labelers_fingerprint", "fmops_partition", "fmops_run_id"]
+    assert set(out["label"]) <= {"ham", "spam"} and (out["fmops_model_version"].astype(str) == summary["model"]["version"]).all()
 
     outcome = run_job(spec, lifecycle_job_name("sms_spam"))
     assert outcome.exit_code == 0

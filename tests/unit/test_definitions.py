@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 STAGES = {"dataset": "data", "splits": "data", "prompt_scores": "exploration", "weak_label_matrix": "labeling",
           "label_model": "labeling", "training_labels": "labeling", "specialist": "training",
-          "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "deployment"}
+          "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "batch_inference"}
 
 
 def build_definitions(specs) -> dg.Definitions:
@@ -31,17 +31,25 @@ def test_every_task_has_the_whole_lifecycle_with_conventions():
         assert upstream == {"splits", "prompt_scores", "weak_label_matrix", "label_model", "specialist"}
         check_names = {k.name for k in graph.asset_check_keys if k.asset_key.path[0] == task}
         assert check_names == {"dataset_expectations", "label_matrix_expectations", "training_label_expectations",
-                               *(g.check_name for g in spec.gates)}
+                               "prediction_drift", *(g.check_name for g in spec.gates)}
         for job in ("lifecycle", "evaluation", "batch_inference"):
             defs.resolve_job_def(f"{task}_{job}")
+        batch = graph.get(dg.AssetKey([task, "batch_predictions"]))
+        assert isinstance(batch.partitions_def, dg.DynamicPartitionsDefinition)
+        assert batch.partitions_def.name == f"{task}_inbox"
+        lifecycle = defs.resolve_job_def(f"{task}_lifecycle").asset_layer.selected_asset_keys
+        assert dg.AssetKey([task, "champion"]) in lifecycle and dg.AssetKey([task, "batch_predictions"]) not in lifecycle
+        assert defs.resolve_sensor_def(f"{task}_inbox_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+        assert defs.resolve_schedule_def(f"{task}_nightly_batch_inference").default_status == (
+            dg.DefaultScheduleStatus.RUNNING)
     evaluation_job = defs.resolve_job_def("evaluation_job")
     assert {k.path[0] for k in evaluation_job.asset_layer.selected_asset_keys} == set(specs)
 
 
-def test_gate_checks_are_blocking():
+def test_gate_checks_are_blocking_and_drift_only_warns():
     defs = build_definitions(discover_specs(REPO / "assets"))
     specs = [spec for a in defs.resolve_asset_graph().assets_defs for spec in a.check_specs]
-    assert specs and all(spec.blocking for spec in specs)
+    assert specs and all(spec.blocking == (spec.name != "prediction_drift") for spec in specs)
 
 
 def test_definitions_module_loads_without_heavy_imports():
@@ -63,7 +71,8 @@ def test_dg_lists_every_task_through_the_defs_folder():
     assert {j["name"] for j in listed["jobs"]} >= {f"{t}_lifecycle" for t in specs} | {"evaluation_job"}
     assert {s["name"] for s in listed["schedules"]} == {f"{t}_nightly_batch_inference" for t in specs}
     assert {r["name"] for r in listed["resources"]} == {"io_manager", "home", "mlflow", "fm", "compute"}
-    assert len(listed["asset_checks"]) == sum(3 + len(s.gates) for s in specs.values())
+    assert {s["name"] for s in listed["sensors"]} == {f"{t}_inbox_sensor" for t in specs}
+    assert len(listed["asset_checks"]) == sum(4 + len(s.gates) for s in specs.values())
 
 
 def test_asset_specs_snapshot(snapshot):
