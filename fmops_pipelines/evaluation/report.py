@@ -86,6 +86,17 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0, na_rep="", escape=True)
 
 
+def _batch_section(costs: dict | None) -> str:
+    if not costs or not costs["partitions"]:
+        return ""
+    fm = costs["fm_seconds_equivalent"]
+    saved = f", {fm / max(costs['seconds'], 1e-9):,.0f}x less time than the FM" if fm else ""
+    return (f"<h2>Batch inference so far</h2><p>{costs['partitions']} partitions, {costs['rows']:,} rows in "
+            f"{costs['seconds']:,.1f} s ({costs['rows_per_s']:,.0f} rows/s). Through the FM: {costs['fm_calls_equivalent']:,} "
+            f"calls, about {fm:,.0f} s{saved}. Rows by model version: "
+            f"{html.escape(', '.join(f'v{v}: {n:,}' for v, n in costs['rows_by_model_version'].items()))}.</p>")
+
+
 def render_report(summary: dict, details: dict, prompt_table: pd.DataFrame, labeler_table: pd.DataFrame,
                   plots: dict[str, bytes] | None = None) -> str:
     """The whole report as one HTML string; `plots` may pass pre-rendered PNGs to avoid drawing twice."""
@@ -127,6 +138,7 @@ def render_report(summary: dict, details: dict, prompt_table: pd.DataFrame, labe
 label-model dev accuracy {details['label_model_dev_accuracy']:.3f}.</p>
 {_table(per_class)}
 <div class="plots">{_img(plots['confusion'], 'confusion matrix')}{_img(plots['reliability'], 'reliability diagram')}</div>
+{_batch_section(details.get("batch_inference"))}
 <h2>Slices (test)</h2>
 {_table(slices)}
 <p class="muted">Buckets with fewer rows than the slice's min_rows are shown but not gated.</p>

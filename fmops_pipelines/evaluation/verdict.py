@@ -27,14 +27,16 @@ class Verdict:
 
 def assess(spec, model: Student, model_ref: dict, champion: tuple[str, Student] | None, fm: FoundationModel,
            splits: pd.DataFrame, prompt_scores: pd.DataFrame, matrix: pd.DataFrame, label_model: FittedLabelModel,
-           report_path: Path) -> Verdict:
-    """spec: the TaskSpec; model_ref: {"name", "version"} of the registered specialist."""
+           report_path: Path, batch_costs: dict | None = None) -> Verdict:
+    """spec: the TaskSpec; model_ref: {"name", "version"} of the registered specialist; batch_costs: the task's
+    batch inference so far (inference.ledger.task_costs), shown in the report."""
     measured = evaluate(model, fm, splits, prompt_scores, matrix, label_model, spec.label_names, spec.slices,
                         champion)
     # FM cost of labeling, carried by the exploration and labeling assets themselves
     measured["labeling"] = {**fm_usage(prompt_scores, matrix), "labelers": measured["labelers"]}
     summary = build_summary(spec.name, {**model_ref, "alias": None}, measured["test"], measured["baselines"],
                             measured["throughput"], measured["labeling"], evaluate_gates(spec.gates, measured))
+    measured["details"]["batch_inference"] = batch_costs
     plots = write_report(report_path, summary, measured["details"], prompt_scores,
                          summarize_labelers(matrix, splits, label_model, spec.label_names))
     return Verdict(summary, measured["details"], plots)

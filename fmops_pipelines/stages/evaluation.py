@@ -8,6 +8,7 @@ import json
 import dagster as dg
 import pandas as pd
 
+from fmops_pipelines import paths
 from fmops_pipelines.errors import StateError
 from fmops_pipelines.resources import FmopsHome, FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
@@ -30,6 +31,7 @@ def build(spec: TaskSpec) -> list:
                    weak_label_matrix: pd.DataFrame, label_model, specialist: dict):
         from fmops_pipelines.evaluation.verdict import assess
         from fmops_pipelines.inference.bundle import TAG_FM_RATE, TAG_REFERENCE
+        from fmops_pipelines.inference.ledger import task_costs
         from fmops_pipelines.specialist.packaging import champion_version, load_specialist, tag_version
 
         version, teacher = specialist["version"], getattr(label_model, "models", {}).get(specialist.get("label_model"))
@@ -41,7 +43,8 @@ def build(spec: TaskSpec) -> list:
             champion = (current, load_specialist(spec.name, current)) if current not in (None, version) else None
         report = home.reports(spec.name) / f"evaluation-v{version}-{context.run_id[:8]}.html"
         v = assess(spec, model, {"name": specialist["name"], "version": version}, champion, fm.for_spec(spec.fm),
-                   splits, prompt_scores, weak_label_matrix, teacher, report)
+                   splits, prompt_scores, weak_label_matrix, teacher, report,
+                   batch_costs=task_costs(paths.predictions_dir(spec.name)))
         s = v.summary
         with mlflow.active():  # batch inference reads these from the version it serves: drift and cost baselines
             tag_version(spec.name, version, {TAG_REFERENCE: json.dumps(v.details["reference"]),
@@ -51,6 +54,7 @@ def build(spec: TaskSpec) -> list:
             "ece": v.details["ece"], "passed": s["passed"], "model_version": version, **s["throughput"],
             **{f"gate_{g['name']}": g["value"] for g in s["gates"]},
             "champion_compared": str(v.details["champion"]["version"]), "report": dg.MetadataValue.path(str(report)),
+            "batch_inference_cost": dg.MetadataValue.json(v.details["batch_inference"]),
             "confusion_matrix": png_md(v.plots["confusion"], "confusion matrix"),
             "reliability": png_md(v.plots["reliability"], "reliability diagram"),
             "summary": dg.MetadataValue.json(s), "details": dg.MetadataValue.json(v.details)}),

@@ -11,6 +11,7 @@ from fmops_pipelines.data.readers import load_dataset
 from fmops_pipelines.errors import DataError
 from fmops_pipelines.inference.drift import assess_drift, psi, reference_profile
 from fmops_pipelines.inference.engine import score_file
+from fmops_pipelines.inference.ledger import task_costs
 from fmops_pipelines.inference.lineage import Lineage
 from fmops_pipelines.inference.scorers import Settings
 from fmops_pipelines.inference.sinks import read_footer
@@ -162,3 +163,19 @@ def test_tuner_space_overrides_and_cache(trained, tmp_path, monkeypatch):
     assert small.how == "defaults" and not list((tmp_path / "home" / "tuning" / "sms_spam").glob("v8-*"))
     cached = json.loads(next((tmp_path / "home" / "tuning" / "sms_spam").glob("v7-*.json")).read_text())
     assert cached["settings"] == first.settings.as_dict()
+
+
+def test_cost_ledger_sums_partitions_from_their_footers(trained, tmp_path):
+    _, scorer, d = trained
+    frame, source = _inputs(d, tmp_path, n=300)
+    out = tmp_path / "predictions"
+    for name, version in (("a.csv", "7"), ("b.csv", "8")):
+        lineage = Lineage("m", version, "snorkel", "f", name, "r")
+        score_file(scorer, source, out / f"{name}.parquet", lineage, Settings(batch_size=64),
+                   footer={"fmops.fm_texts_per_s": "100.0"})
+    (out / "notes.parquet").write_bytes(b"not ours")  # skipped, not fatal
+    costs = task_costs(out)
+    assert costs["partitions"] == 2 and costs["rows"] == 600 and costs["fm_calls_equivalent"] == 600
+    assert costs["fm_seconds_equivalent"] == 6.0 and costs["rows_by_model_version"] == {"7": 300, "8": 300}
+    assert costs["rows_per_s"] > 0
+    assert task_costs(tmp_path / "nowhere")["partitions"] == 0
