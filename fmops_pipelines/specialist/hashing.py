@@ -13,13 +13,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import partial
-from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
 import mmh3
 
-TOKEN = re.compile(r"(?u)\b\w\w+\b")
+# scikit-learn's token pattern is r"(?u)\b\w\w+\b"; greedy r"\w\w+" finds exactly the same tokens (a match
+# can only start at the beginning of a run of word characters and takes all of it) and runs ~20% faster
+TOKEN = re.compile(r"\w\w+")
+# Joins a batch of lowercased texts into one string, so the regex runs once per batch instead of once per
+# text (2x faster): ASCII capitals never survive str.lower(), so the separator is never part of a text
+SEPARATOR = "QXSEPARATORQX"
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio): spreads the combined bits
 _MAX_MEMO = 2_000_000  # distinct tokens remembered; past that the memo starts over
 _hash = partial(mmh3.hash, seed=0, signed=False)
@@ -32,16 +36,18 @@ class WordNgramHasher:
         self._memo: dict[str, int] = {}
 
     def _token_hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Every loop here is a C-level map/set operation: per-token Python bytecode was most of the cost."""
+        """Token hashes of the whole batch in order, and each text's token count. Every loop here is a
+        C-level operation: per-token Python bytecode was most of the cost."""
         memo = self._memo
         if len(memo) > _MAX_MEMO:
             memo.clear()
-        per_text = list(map(TOKEN.findall, map(str.lower, texts)))
-        lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
-        tokens = list(chain.from_iterable(per_text))
+        tokens = TOKEN.findall(f" {SEPARATOR} ".join(map(str.lower, texts)))
         unseen = set(tokens).difference(memo)
         memo.update(zip(unseen, map(_hash, unseen)))
-        return np.fromiter(map(memo.__getitem__, tokens), dtype=np.uint64, count=len(tokens)), lengths
+        hashes = np.fromiter(map(memo.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+        separator = np.fromiter(map(SEPARATOR.__eq__, tokens), dtype=bool, count=len(tokens))
+        text_of_token = np.cumsum(separator)[~separator]
+        return hashes[~separator], np.bincount(text_of_token, minlength=len(texts)).astype(np.int64)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Raw counts [n_texts, n_features] of the hashed n-grams of each text."""
