@@ -27,6 +27,7 @@ SEPARATOR = "QXSEPARATORQX"
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio): spreads the combined bits
 _MAX_MEMO = 2_000_000  # distinct tokens remembered; past that the memo starts over
 _hash = partial(mmh3.hash, seed=0, signed=False)
+_SEPARATOR_HASH = np.uint64(1 << 32)  # outside the 32-bit range of token hashes: no token can collide with it
 
 
 class WordNgramHasher:
@@ -39,13 +40,14 @@ class WordNgramHasher:
         """Token hashes of the whole batch in order, and each text's token count. Every loop here is a
         C-level operation: per-token Python bytecode was most of the cost."""
         memo = self._memo
-        if len(memo) > _MAX_MEMO:
+        if len(memo) > _MAX_MEMO or not memo:
             memo.clear()
+            memo[SEPARATOR] = _SEPARATOR_HASH
         tokens = TOKEN.findall(f" {SEPARATOR} ".join(map(str.lower, texts)))
         unseen = set(tokens).difference(memo)
         memo.update(zip(unseen, map(_hash, unseen)))
         hashes = np.fromiter(map(memo.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
-        separator = np.fromiter(map(SEPARATOR.__eq__, tokens), dtype=bool, count=len(tokens))
+        separator = hashes == _SEPARATOR_HASH
         text_of_token = np.cumsum(separator)[~separator]
         return hashes[~separator], np.bincount(text_of_token, minlength=len(texts)).astype(np.int64)
 
@@ -68,6 +70,8 @@ class WordNgramHasher:
             cols.append((combined % np.uint64(self.n_features)).astype(np.int64))
         row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-        X = sp.csr_matrix((np.ones(len(row), dtype=np.float64), (row, col)), shape=(len(texts), self.n_features))
-        X.sum_duplicates()
-        return X
+        # counts per (text, feature) by one sort of a combined key: already CSR order, no COO conversion
+        keys, counts = np.unique(row * self.n_features + col, return_counts=True)
+        indptr = np.searchsorted(keys // self.n_features, np.arange(len(texts) + 1), side="left")
+        return sp.csr_matrix((counts.astype(np.float64), keys % self.n_features, indptr),
+                             shape=(len(texts), self.n_features))
