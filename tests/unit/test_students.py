@@ -119,8 +119,16 @@ def test_train_and_select_trains_every_architecture_on_the_same_labels(sms, tiny
     assert not list((tmp_path / "ckpt").glob("*.pt"))  # checkpoints are removed once training completes
 
 
-def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder):
-    """Logged as a models-from-code pyfunc with its tokenizer and pinned transformers; loaded by version."""
+def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder, tmp_path):
+    """Logged as a models-from-code pyfunc with its tokenizer and pinned transformers; loaded by version;
+    exported as a serving bundle that batch inference streams a file through (torch scorer)."""
+    import pandas as pd
+
+    from fmops_pipelines.inference.bundle import load_bundle
+    from fmops_pipelines.inference.engine import score_file
+    from fmops_pipelines.inference.lineage import Lineage
+    from fmops_pipelines.inference.scorers import Settings
+
     import mlflow
 
     from fmops_pipelines.mlflow_store import experiment_id
@@ -139,3 +147,12 @@ def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder
     assert "transformers==" in Path(requirements).read_text()
     assert isinstance(loaded, EncoderSpecialist)
     assert np.allclose(loaded.predict_proba(sms["test"][:10]), model.predict_proba(sms["test"][:10]), atol=1e-5)
+
+    bundle = load_bundle("encoder_registry_test", registered["version"])
+    assert bundle.info["architecture"] == "encoder" and bundle.info["labels"] == sms["labels"]
+    pd.DataFrame({"text": sms["test"][:10]}).to_csv(tmp_path / "in.csv", index=False)
+    stats = score_file(bundle.scorer("cpu"), tmp_path / "in.csv", tmp_path / "out.parquet",
+                       Lineage("m", registered["version"], "mv", "f", "p", "r"), Settings(batch_size=4))
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert stats.rows == 10 and np.allclose(out[["p_ham", "p_spam"]].to_numpy(),
+                                            model.predict_proba(sms["test"][:10]), atol=1e-5)
