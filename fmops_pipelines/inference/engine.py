@@ -78,10 +78,24 @@ class Predictor:
 
 
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
-    """Slices of at most `rows` rows (zero-copy): the reader's block size is in bytes, the model's in texts."""
+    """Batches of exactly `rows` rows (the last may be shorter): the readers' blocks are sized in bytes,
+    the model's batches in texts."""
+    parts, count = [], 0
     for batch in batches:
-        for start in range(0, batch.num_rows, rows):
-            yield batch.slice(start, rows)
+        start = 0
+        while start < batch.num_rows:
+            take = min(rows - count, batch.num_rows - start)
+            parts.append(batch.slice(start, take))
+            count, start = count + take, start + take
+            if count == rows:
+                yield _joined(parts)
+                parts, count = [], 0
+    if parts:
+        yield _joined(parts)
+
+
+def _joined(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
+    return parts[0] if len(parts) == 1 else pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
 
 
 def prediction_columns(batch: pa.RecordBatch, probs: np.ndarray, labels: list[str]) -> dict[str, pa.Array]:
