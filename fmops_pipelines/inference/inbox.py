@@ -40,6 +40,11 @@ def signature(path: Path) -> str:
     return f"{stat.st_mtime_ns}-{stat.st_size}"
 
 
+def scored_since_written(source: Path, output: Path) -> bool:
+    """An output newer than its input: a backfill or `fmops batch` already scored this version of the file."""
+    return output.is_file() and output.stat().st_mtime_ns >= source.stat().st_mtime_ns
+
+
 def output_path(predictions: Path, key: str, fmt: str) -> Path:
     return predictions / f"{key}.{fmt}"
 

@@ -25,14 +25,17 @@ def _champion(task: str) -> str | None:
 
 def new_file_requests(spec: TaskSpec, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
     """Run requests for inbox files that are new or changed since the cursor, registering new partitions."""
-    from fmops_pipelines.inference.inbox import ready_files, signature
+    from fmops_pipelines.inference.inbox import output_path, ready_files, scored_since_written, signature
 
     files = ready_files(spec.inbox(), spec.inference.settle_seconds)
     seen = json.loads(cursor) if cursor else {}
     current = {name: signature(path) for name, path in files.items()}
-    changed = sorted(name for name, sig in current.items() if seen.get(name) != sig)
+    predictions = paths.predictions_dir(spec.name)
+    changed = sorted(name for name, sig in current.items() if seen.get(name) != sig
+                     and not scored_since_written(files[name], output_path(predictions, name,
+                                                                           spec.inference.output_format)))
     if not changed:
-        return dg.SkipReason(f"no new files in {spec.inbox()}")
+        return dg.SensorResult(skip_reason=f"no new files in {spec.inbox()}", cursor=json.dumps(current))
     if _champion(spec.name) is None:
         return dg.SkipReason(f"{len(changed)} new file(s) wait for a champion: run the {spec.name} lifecycle first")
     partitions = inbox_partitions(spec)

@@ -66,6 +66,7 @@ def evaluate_sensor(spec, name: str, cursor: str | None = None) -> Tick:
         if isinstance(r, dg.SkipReason):
             tick.skip_message = r.skip_message
         elif isinstance(r, dg.SensorResult):
+            tick.skip_message = r.skip_reason.skip_message if r.skip_reason else None
             tick.run_requests += list(r.run_requests or [])
             tick.cursor, tick.dynamic_partitions_requests = r.cursor, list(r.dynamic_partitions_requests or [])
     return tick
@@ -118,6 +119,8 @@ def test_inbox_files_become_partitions_scored_once_with_lineage(project):
     assert again["fmops_run_id"].iloc[0] != outputs["day1.csv"]["fmops_run_id"].iloc[0]
 
     assert "nothing to score" in cli("batch", TASK, "--rescore", env=env).stderr  # all by the champion already
+    fresh = evaluate_sensor(spec, f"{TASK}_inbox_sensor")  # a sensor with no cursor: outputs are newer than inputs
+    assert fresh.run_requests == [] and fresh.cursor
     assert catch_up_requests(spec, instance) == []
     (paths.predictions_dir(TASK) / "day2.jsonl.parquet").unlink()
     assert [r.partition_key for r in catch_up_requests(spec, instance)] == ["day2.jsonl"]
@@ -178,3 +181,21 @@ def test_kill_9_mid_file_then_rerun_gives_one_row_per_input_row(project, tmp_pat
     ids = pd.read_parquet(target, columns=["id"])["id"].astype(int)
     assert len(ids) == n and ids.is_unique and ids.tolist() == list(range(n))
     assert not list(tmp_path.glob(".big.parquet.tmp-*"))  # the dead run's temporary was removed
+
+
+def test_a_new_champion_rescores_existing_partitions_with_one_command(project):
+    spec, unseen, env = project
+    before = {p.name: pd.read_parquet(p)["fmops_model_version"].astype(str).iloc[0]
+              for p in paths.predictions_dir(TASK).glob("*.parquet")}
+    assert run_job(spec, lifecycle_job_name(TASK)).exit_code == 0  # retrained (FM answers cached): a new champion
+    champion = stored(TASK, "champion")["version"]
+    assert set(before.values()) == {str(int(champion) - 1)}
+    inbox = sorted(p.name for p in spec.inbox().iterdir())  # day2.jsonl's output was deleted above
+    assert sorted(f"{name}.parquet" for name in inbox) == sorted({*before, "day2.jsonl.parquet"})
+    # the nightly schedule would re-score every partition, and so does one command
+    assert sorted(r.partition_key for r in catch_up_requests(spec, dg.DagsterInstance.get())) == inbox
+    result = cli("batch", TASK, "--rescore", env=env)
+    assert result.returncode == 0, result.stderr
+    after = {p.name: pd.read_parquet(p)["fmops_model_version"].astype(str).unique().tolist()
+             for p in paths.predictions_dir(TASK).glob("*.parquet")}
+    assert after == {f"{name}.parquet": [champion] for name in inbox}
