@@ -49,8 +49,9 @@ def resolve_device(device: str, architecture: str) -> str:
 
 
 def predict_file(task: str, source: Path, target: Path, *, text_column: str = "text", partition: str = "",
-                 run_id: str = "", fixed: Overrides = Overrides(), device: str = "auto", drift: DriftSpec = DriftSpec(),
-                 version: str | None = None) -> BatchResult:
+                 run_id: str = "", fixed: Overrides | None = None, device: str = "auto",
+                 drift: DriftSpec | None = None, version: str | None = None) -> BatchResult:
+    fixed, drift = fixed or Overrides(), drift or DriftSpec()
     bundle = load_bundle(task, version)
     info = bundle.info
     device = resolve_device(device, info["architecture"])

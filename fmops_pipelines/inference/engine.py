@@ -12,10 +12,11 @@ import multiprocessing
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from itertools import chain, islice
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pyarrow as pa
@@ -40,7 +41,7 @@ class Predictor:
         self.scorer, self.settings, self.text_column = scorer, settings, text_column
         self.pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> Predictor:
+    def __enter__(self) -> Self:
         self.scorer.configure(self.settings)
         return self
 

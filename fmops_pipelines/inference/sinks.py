@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Self
 
 import pyarrow as pa
 
@@ -60,7 +61,7 @@ class AtomicTableWriter:
         self._buffered: list[pa.RecordBatch] = []
         self.rows = 0
 
-    def __enter__(self) -> AtomicTableWriter:
+    def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.path)
         return self

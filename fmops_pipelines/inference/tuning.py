@@ -71,7 +71,7 @@ def candidates(architecture: str, fork_safe: bool, device: str, fixed: Overrides
         batches, workers, threads = [64, 128, 256, 512], [1], [None]
     else:
         batches, workers, threads = [16, 32, 64], [1], sorted({1, cpus})
-    pick = lambda fixed_value, values: [fixed_value] if fixed_value else values  # noqa: E731
+    pick = lambda fixed_value, values: [fixed_value] if fixed_value else values
     return [Settings(b, w, t, device) for b in pick(fixed.batch_size, batches)
             for w in pick(fixed.workers, workers) for t in pick(fixed.threads, threads)]
 
@@ -89,7 +89,8 @@ def measure(scorer, settings: Settings, sample: pa.RecordBatch, text_column: str
         return rows / (time.perf_counter() - start)
 
 
-def tune(scorer, sample: pa.RecordBatch, text_column: str, device: str, fixed: Overrides = Overrides()) -> Tuned:
+def tune(scorer, sample: pa.RecordBatch, text_column: str, device: str, fixed: Overrides | None = None) -> Tuned:
+    fixed = fixed or Overrides()
     space = candidates(scorer.architecture, getattr(scorer, "fork_safe", False), device, fixed)
     table = []
     for settings in space:
@@ -104,9 +105,10 @@ def cache_path(task: str, version: str, device: str, fixed: Overrides) -> Path:
 
 
 def tuned_settings(task: str, version: str, scorer, sample: Callable[[], pa.RecordBatch | None], text_column: str,
-                   device: str, fixed: Overrides = Overrides()) -> Tuned:
+                   device: str, fixed: Overrides | None = None) -> Tuned:
     """The cached choice for this model version on this machine, or a fresh measurement on `sample()`
     (then cached); defaults when `sample()` says the input is too small to tune on."""
+    fixed = fixed or Overrides()
     if fixed.batch_size and fixed.workers and (fixed.threads or scorer.architecture == "ngram"):
         settings = Settings(fixed.batch_size, fixed.workers, fixed.threads, device)
         return Tuned(settings, 0.0, [{**settings.as_dict(), "texts_per_s": None}], how="pinned")

@@ -14,9 +14,9 @@ import re
 from collections.abc import Sequence
 from functools import partial
 
+import mmh3
 import numpy as np
 import scipy.sparse as sp
-import mmh3
 
 # scikit-learn's token pattern is r"(?u)\b\w\w+\b"; greedy r"\w\w+" finds exactly the same tokens (a match
 # can only start at the beginning of a run of word characters and takes all of it) and runs ~20% faster

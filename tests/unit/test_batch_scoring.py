@@ -76,7 +76,7 @@ def test_csv_and_jsonl_outputs_and_columns_the_input_already_has(trained, tmp_pa
 
 def test_a_bad_row_late_in_the_file_leaves_the_previous_output_untouched(trained, tmp_path):
     _, scorer, d = trained
-    frame, source = _inputs(d, tmp_path, n=400)
+    _, source = _inputs(d, tmp_path, n=400)
     target = tmp_path / "out.parquet"
     score_file(scorer, source, target, LINEAGE, Settings(batch_size=32))
     before = target.read_bytes()
@@ -167,7 +167,7 @@ def test_tuner_space_overrides_and_cache(trained, tmp_path, monkeypatch):
 
 def test_cost_ledger_sums_partitions_from_their_footers(trained, tmp_path):
     _, scorer, d = trained
-    frame, source = _inputs(d, tmp_path, n=300)
+    _, source = _inputs(d, tmp_path, n=300)
     out = tmp_path / "predictions"
     for name, version in (("a.csv", "7"), ("b.csv", "8")):
         lineage = Lineage("m", version, "snorkel", "f", name, "r")

@@ -122,15 +122,13 @@ def test_train_and_select_trains_every_architecture_on_the_same_labels(sms, tiny
 def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder, tmp_path):
     """Logged as a models-from-code pyfunc with its tokenizer and pinned transformers; loaded by version;
     exported as a serving bundle that batch inference streams a file through (torch scorer)."""
+    import mlflow
     import pandas as pd
 
     from fmops_pipelines.inference.bundle import load_bundle
     from fmops_pipelines.inference.engine import score_file
     from fmops_pipelines.inference.lineage import Lineage
     from fmops_pipelines.inference.scorers import Settings
-
-    import mlflow
-
     from fmops_pipelines.mlflow_store import experiment_id
     from fmops_pipelines.specialist.packaging import load_specialist, log_and_register
     from fmops_pipelines.tracking import MlflowTracking
