@@ -61,3 +61,19 @@ def test_fingerprint_changes_with_content(assets_dir):
     first = load_spec(write_task(assets_dir, "sms_spam", spec)).fingerprint()
     spec["prompts"]["max_labelers"] = 3
     assert load_spec(write_task(assets_dir, "sms_spam", spec)).fingerprint() != first
+
+
+def test_inbox_defaults_under_fmops_home_and_the_old_input_field_says_what_replaced_it(assets_dir, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setenv("FMOPS_HOME", str(tmp_path / "home"))
+    spec = load_spec(write_task(assets_dir, "sms_spam", shipped_spec("sms_spam")))
+    assert spec.inbox() == tmp_path / "home" / "inbox" / "sms_spam"
+    assert spec.inference.drift.max_psi == 0.2 and spec.inference.batch_size is None  # None: tuned
+    own = shipped_spec("sms_spam") | {"inference": {"inbox": "incoming", "output_format": "csv"}}
+    assert load_spec(write_task(assets_dir, "sms_spam", own)).inbox() == assets_dir / "sms_spam" / "incoming"
+    old = shipped_spec("sms_spam") | {"inference": {"input": "unlabeled.csv"}}
+    path = write_task(assets_dir, "sms_spam", old)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value) == (f"{path}: inference: 'input' was replaced by 'inbox': put input files in the inbox "
+                              "folder (each file is one partition of batch_predictions)")
