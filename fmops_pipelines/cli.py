@@ -85,6 +85,9 @@ def cmd_run(args) -> int:
         print_summary(_with_alias(summary))
     if outcome.failed_gates:
         print(f"gates failed: {', '.join(outcome.failed_gates)}; champion left unchanged", file=sys.stderr)
+    elif outcome.exit_code == EXIT_OK:
+        print(f"batch inference: put CSV / Parquet / JSONL files in {spec.inbox()} (the inbox sensor scores each "
+              f"one under `fmops ui`) or run `fmops batch {spec.name}`", file=sys.stderr)
     print(f"run {outcome.run_id} finished in {outcome.seconds:.0f}s (see it with `fmops ui`)", file=sys.stderr)
     return outcome.exit_code
 
