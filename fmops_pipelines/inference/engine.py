@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Self
 import numpy as np
 import pyarrow as pa
 
+from fmops_pipelines.errors import StateError
 from fmops_pipelines.inference.drift import PredictionProfile
 from fmops_pipelines.inference.lineage import Lineage
 from fmops_pipelines.inference.scorers import Settings
@@ -68,14 +70,18 @@ class Predictor:
             return
         pool = self.pool or self._start_pool()
         pending: deque = deque()
-        for batch in chain(head, batches):
-            pending.append((batch, pool.submit(_score_in_worker, self._texts(batch))))
-            if len(pending) >= 2 * self.settings.workers:
+        try:
+            for batch in chain(head, batches):
+                pending.append((batch, pool.submit(_score_in_worker, self._texts(batch))))
+                if len(pending) >= 2 * self.settings.workers:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
                 done, future = pending.popleft()
                 yield done, future.result()
-        while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
+        except BrokenProcessPool:
+            raise StateError("a scoring worker process died (killed, or out of memory?); no output was written: "
+                             "run again, or with fewer workers") from None
 
 
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
