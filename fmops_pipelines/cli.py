@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -222,15 +221,16 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    """`dg dev` (webserver + daemon, so sensors and schedules run) on the FMOPS_HOME instance; fmops owns the
+    process tree and stops all of it on Ctrl-C or SIGTERM."""
     from fmops_pipelines.launcher import prepare_environment
+    from fmops_pipelines.supervise import run_owned
 
     prepare_environment()
-    workspace = Path("workspace.yaml")
-    if not workspace.exists():  # a user's own project folder: point Dagster at the installed package
-        workspace = paths.fmops_home() / "workspace.yaml"
-        workspace.write_text("load_from:\n  - python_module: fmops_pipelines.definitions\n")
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
-    return subprocess.call(cmd, env={**os.environ})
+    dg_cli = Path(sys.executable).with_name("dg")  # installed with fmops (dagster-dg-cli)
+    launcher = [str(dg_cli)] if dg_cli.exists() else [sys.executable, "-m", "dagster"]
+    cmd = [*launcher, "dev", "-m", "fmops_pipelines.definitions", "-h", args.host, "-p", str(args.port)]
+    return run_owned(cmd, env={**os.environ})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="give the champion alias back to the previous version")
     p.add_argument("task")
     p.set_defaults(fn=cmd_rollback)
-    p = sub.add_parser("ui", help="the Dagster web UI on this project's runs")
+    p = sub.add_parser("ui", help="the Dagster web UI and daemon (sensors, schedules) on this project's runs")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(fn=cmd_ui)
