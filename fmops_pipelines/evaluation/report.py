@@ -134,7 +134,7 @@ def render_report(summary: dict, details: dict, prompt_table: pd.DataFrame, labe
 {_table(headline)}
 <p>Throughput: FM {tp['fm_texts_per_s']:,.0f} texts/s, specialist {tp['specialist_texts_per_s']:,.0f} texts/s
 ({tp['specialist_texts_per_s'] / max(tp['fm_texts_per_s'], 1e-9):,.0f}x). Labeling: {lab['labelers']} labelers,
-{lab['fm_calls']} FM calls, {lab['fm_cache_hits']} cache hits. Label coverage (train) {details['label_coverage']:.3f},
+{lab['fm_calls']:,} FM calls (new answers), {lab['fm_cache_hits']:,} requests answered by the FM cache. Label coverage (train) {details['label_coverage']:.3f},
 label-model dev accuracy {details['label_model_dev_accuracy']:.3f}.</p>
 {_table(per_class)}
 <div class="plots">{_img(plots['confusion'], 'confusion matrix')}{_img(plots['reliability'], 'reliability diagram')}</div>

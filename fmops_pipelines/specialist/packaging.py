@@ -5,7 +5,11 @@ Imported only inside asset bodies and CLI commands (MLflow is a heavy import).
 
 from __future__ import annotations
 
+import io
+import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
 from importlib.metadata import version
 from pathlib import Path
 
@@ -44,10 +48,24 @@ def _pip_requirements(model: Student) -> list[str]:
     return pins
 
 
+@contextmanager
+def _quiet_registry() -> Iterator[None]:
+    """MLflow prints "Successfully registered model" / "Created version" to stderr, in the middle of the
+    run's progress lines; they go to the `mlflow` logger (the run's log) instead."""
+    buffer = io.StringIO()
+    try:
+        with redirect_stderr(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            if line.strip():
+                logging.getLogger("mlflow").info(line)
+
+
 def log_and_register(model: Student, task: str, example_texts: list[str], tags: dict[str, str]) -> dict:
     """Log into the active MLflow run and register a new version; returns name, version, URIs and MLflow 3's
     LoggedModel id (metrics logged with it show on the model's page in MLflow)."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_registry():
         model.save(Path(tmp) / "specialist")
         info = mlflow.pyfunc.log_model(
             name="specialist",
