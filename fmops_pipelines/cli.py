@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from fmops_pipelines import paths
-from fmops_pipelines.errors import FmopsError, StateError
+from fmops_pipelines.errors import FmopsError, StateError, missing_driver
 from fmops_pipelines.mlflow_store import using_uri
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
@@ -289,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except FmopsError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        problem = missing_driver(exc)
+        if problem is None:
+            raise  # a bug: keep the traceback
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_ERROR
 
 

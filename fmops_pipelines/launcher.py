@@ -12,12 +12,14 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from fmops_pipelines import paths, storage
+from fmops_pipelines.errors import missing_driver
 from fmops_pipelines.spec import TaskSpec
 
-USER_ERRORS = ("DataError", "SpecError", "StateError", "LabelingFunctionError", "Failure")
+USER_ERRORS = ("DataError", "SpecError", "StateError", "EnvironmentProblem", "LabelingFunctionError", "Failure")
 
 
 @dataclass
@@ -38,14 +40,25 @@ class RunOutcome:
         return 0 if self.success else 2
 
 
+_OWN_DAGSTER_HOME = "FMOPS_OWN_DAGSTER_HOME"  # marks a DAGSTER_HOME that fmops itself set (children inherit it)
+
+
 def prepare_environment() -> None:
-    """FMOPS_HOME layout, DAGSTER_HOME for the instance, and the MLflow store created once."""
-    home = paths.dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
+    """The Dagster instance: DAGSTER_HOME as the user set it (e.g. Postgres storage in its dagster.yaml),
+    else the embedded one under FMOPS_HOME/dagster; the MLflow store created once."""
+    user_home = os.environ.get("DAGSTER_HOME")
+    if user_home and user_home != os.environ.get(_OWN_DAGSTER_HOME):
+        if not Path(user_home).is_dir():
+            from fmops_pipelines.errors import EnvironmentProblem
+
+            raise EnvironmentProblem(f"DAGSTER_HOME={user_home}: no such folder (it should hold dagster.yaml)")
+    else:
+        home = paths.dagster_home()
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = os.environ[_OWN_DAGSTER_HOME] = str(home)
     quiet_libraries()
     from fmops_pipelines.mlflow_store import init_tracking_store
 
@@ -111,7 +124,8 @@ class _Progress:
             if kind == DagsterEventType.STEP_FAILURE:
                 cls, message = _root_error(event.step_failure_data.error)
                 if cls != "DagsterAssetCheckFailedError":
-                    self.outcome.errors.append(message if cls in USER_ERRORS else f"{cls}: {message}")
+                    driver = missing_driver(ModuleNotFoundError(message)) if cls == "ModuleNotFoundError" else None
+                    self.outcome.errors.append(driver or (message if cls in USER_ERRORS else f"{cls}: {message}"))
         elif kind == DagsterEventType.STEP_SKIPPED:
             print(f"  [skip] {step}", file=self.out, flush=True)
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
