@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
 import time
 import uuid
@@ -159,6 +160,8 @@ def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr, partition_k
     defs = task_job_definitions(spec)
     job = defs.resolve_job_def(job_name)
     instance = dg.DagsterInstance.get()
+    for note in fail_orphaned_runs(instance):
+        print(f"note: {note}", file=out, flush=True)
     run_id = str(uuid.uuid4())  # known before launch, so the listener can be attached to it
     progress = _Progress(out, {g.check_name for g in spec.gates}, step_labels(defs))
     instance.add_event_listener(run_id, progress.handle)
@@ -167,12 +170,32 @@ def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr, partition_k
     print(f"{spec.name}: {job_name} (run {run_id[:8]}{where}, Dagster home {instance.root_directory})", file=out,
           flush=True)
     result = job.execute_in_process(
-        instance=instance, run_id=run_id, raise_on_error=False, tags={"fmops/launched_by": "cli"},
+        instance=instance, run_id=run_id, raise_on_error=False, tags={
+            "fmops/launched_by": "cli", "fmops/pid": str(os.getpid()), "fmops/host": socket.gethostname()},
         partition_key=partition_key,
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
     outcome = progress.outcome
     outcome.run_id, outcome.success, outcome.seconds = run_id, result.success, time.perf_counter() - start
     return outcome
+
+
+def fail_orphaned_runs(instance) -> list[str]:
+    """CLI runs execute in the fmops process; one killed (kill -9, OOM) leaves its run STARTED forever,
+    since no run monitor watches in-process runs. Runs whose process is gone from this host are marked
+    failed the next time fmops launches a run; returns what was done, one line per run."""
+    import dagster as dg
+    import psutil
+
+    notes = []
+    active = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+                                             tags={"fmops/launched_by": "cli", "fmops/host": socket.gethostname()}))
+    for run in active:
+        pid = int(run.tags.get("fmops/pid", "0"))
+        if pid and not psutil.pid_exists(pid):
+            instance.report_run_failed(run, message=f"the fmops process that ran it (pid {pid}) is gone: killed "
+                                                    "or crashed; outputs it had not finished were never written")
+            notes.append(f"marked run {run.run_id[:8]} ({run.job_name}) failed: its process {pid} is gone")
+    return notes
 
 
 def stored(task: str, asset: str):

@@ -1,0 +1,59 @@
+"""`kill -9` of `fmops run` during FM labeling: the killed run does not stay STARTED forever (the next
+launch marks it failed), and the re-run succeeds, paying only for FM answers the killed run had not cached."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import dagster as dg
+import pytest
+
+from fmops_pipelines import paths
+from fmops_pipelines.launcher import stored
+from tests.conftest import REPO, small_sms_spec, write_task
+
+pytestmark = pytest.mark.integration
+
+
+def cached_answers(path) -> int:
+    try:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT count(*) FROM responses").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_during_labeling_then_rerun(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("FMOPS_HOME", str(home))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("FMOPS_OWN_DAGSTER_HOME", raising=False)
+    write_task(tmp_path / "assets", "sms_spam", small_sms_spec(gates=[{"metric": "test_macro_f1", "min": 0.5}]))
+    env = {**os.environ, "FMOPS_ASSETS_DIR": str(tmp_path / "assets")}
+    cmd = [sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and cached_answers(paths.fm_cache_path()) == 0 and proc.poll() is None:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cached_before = cached_answers(paths.fm_cache_path())
+    assert cached_before > 0 and stored("sms_spam", "evaluation") is None  # killed during labeling
+
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    try:
+        instance = dg.DagsterInstance.get()
+        (killed,) = instance.get_runs()
+        assert killed.status == dg.DagsterRunStatus.STARTED  # what Dagster alone would show forever
+        result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+        assert result.returncode == 0, result.stderr
+        note = f"note: marked run {killed.run_id[:8]} (sms_spam_lifecycle) failed: its process {proc.pid} is gone"
+        assert note in result.stderr
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+    finally:
+        os.environ.pop("DAGSTER_HOME")
+    labeling = stored("sms_spam", "evaluation")["labeling"]
+    assert labeling["fm_calls"] <= cached_answers(paths.fm_cache_path()) - cached_before  # nothing asked twice
