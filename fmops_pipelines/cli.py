@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from fmops_pipelines import paths
+from fmops_pipelines.display import num
 from fmops_pipelines.errors import FmopsError, StateError, missing_driver
 from fmops_pipelines.mlflow_store import using_uri
 
@@ -22,13 +23,6 @@ TUNING_NOTE = {"measured": "tuned now", "cached": "tuned earlier on this machine
 
 def _fmt(x: float) -> str:
     return f"{x:.3f}"
-
-
-def _num(x: float) -> str:
-    """The one rounding rule for printed figures and ratios: 0 decimals from 100, 2 from 1, else 3."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return str(x)
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3f}"
 
 
 def print_summary(summary: dict, out=sys.stdout) -> None:
@@ -42,14 +36,14 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
         print(f"  {name:<24}{_fmt(m['accuracy']):>10}{_fmt(m['macro_f1']):>10}", file=out)
     gate_speedup = next((g["value"] for g in summary["gates"] if g["name"] == "speedup_over_fm"), None)
     speedup = gate_speedup or tp["specialist_texts_per_s"] / max(tp["fm_texts_per_s"], 1e-9)  # as the gate saw it
-    print(f"  throughput: FM {_num(tp['fm_texts_per_s'])} texts/s, specialist {_num(tp['specialist_texts_per_s'])} "
-          f"texts/s ({_num(speedup)}x)", file=out)
+    print(f"  throughput: FM {num(tp['fm_texts_per_s'])} texts/s, specialist {num(tp['specialist_texts_per_s'])} "
+          f"texts/s ({num(speedup)}x)", file=out)
     lab = summary["labeling"]
     print(f"  labeling: {lab['labelers']} labelers; {lab['fm_calls']:,} FM calls (new answers), "
           f"{lab['fm_cache_hits']:,} requests answered by the FM cache (this run's own earlier answers included)",
           file=out)
     for g in summary["gates"]:
-        print(f"  gate {g['name']:<24} {_num(g['value']):>10} vs {_num(g['threshold']):<8} "
+        print(f"  gate {g['name']:<24} {num(g['value']):>10} vs {num(g['threshold']):<8} "
               f"{'passed' if g['passed'] else 'FAILED'}", file=out)
     alias = summary["model"].get("alias")
     print(f"  model {summary['model']['name']} v{summary['model']['version']}"

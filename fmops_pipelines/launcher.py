@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from fmops_pipelines import paths, storage
+from fmops_pipelines.display import num
 from fmops_pipelines.errors import missing_driver
 from fmops_pipelines.spec import TaskSpec
 
@@ -133,7 +134,7 @@ class _Progress:
             data = event.event_specific_data
             name = data.check_name
             meta = {k: v.value for k, v in data.metadata.items()}
-            detail = f"value {meta['value']} vs threshold {meta['threshold']}" if "value" in meta else ""
+            detail = f"value {num(meta['value'])} vs threshold {num(meta['threshold'])}" if "value" in meta else ""
             warn_only = data.severity == AssetCheckSeverity.WARN  # e.g. drift: reported, never a failed run
             verdict = "passed" if data.passed else "WARN" if warn_only else "FAILED"
             print(f"         check {name:<31} {verdict} {detail}", file=self.out, flush=True)

@@ -36,3 +36,26 @@ def test_unknown_task_and_missing_champion_exit_2(assets_dir, tmp_path, monkeypa
     assert main(["predict", "sms_spam", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv")]) == 2
     assert "no champion model yet" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_summary_prints_every_figure_with_one_rounding_rule():
+    import io
+
+    from fmops_pipelines.cli import print_summary
+    from fmops_pipelines.display import num
+
+    m = {"accuracy": 0.9, "macro_f1": 0.8}
+    summary = {"task": "t", "model": {"name": "t-specialist", "version": "2", "alias": "champion"},
+               "test": {"n": 10, **m}, "baselines": {"best_prompt": m, "majority_vote": m, "label_model": m},
+               "throughput": {"fm_texts_per_s": 57.3, "specialist_texts_per_s": 121476.9},
+               "labeling": {"fm_calls": 5178, "fm_cache_hits": 62734, "labelers": 8},
+               "gates": [{"name": "speedup_over_fm", "value": 2119.4345, "threshold": 100.0, "passed": True},
+                         {"name": "ece", "value": 0.02171, "threshold": 0.1, "passed": True}], "passed": True}
+    out = io.StringIO()
+    print_summary(summary, out)
+    text = out.getvalue()
+    assert "throughput: FM 57.30 texts/s, specialist 121,477 texts/s (2,119x)" in text  # the gate's own ratio
+    assert "gate speedup_over_fm               2,119 vs 100      passed" in text
+    assert "gate ece                           0.022 vs 0.100    passed" in text
+    assert "5,178 FM calls (new answers), 62,734 requests answered by the FM cache" in text
+    assert [num(x) for x in (950.69, 1.5, 0.1853, -0.02)] == ["951", "1.50", "0.185", "-0.020"]
