@@ -12,6 +12,8 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -155,11 +157,48 @@ def task_job_definitions(spec: TaskSpec):
 def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr, partition_key: str | None = None) -> RunOutcome:
     """Execute one of the task's jobs in-process on the FMOPS_HOME instance, printing progress as the
     instance stores each event (a listener on the run, no polling). A partitioned job runs one partition."""
-    import dagster as dg
-
     prepare_environment()
     defs = task_job_definitions(spec)
     job = defs.resolve_job_def(job_name)
+    with one_run_at_a_time():
+        return _execute(spec, job, job_name, defs, out, partition_key)
+
+
+@contextmanager
+def one_run_at_a_time() -> Iterator[None]:
+    """The embedded instance and the asset storage under FMOPS_HOME take one CLI run at a time: a second
+    `fmops run` fails at once with one line instead of interleaving writes. An OS file lock, so a killed run
+    releases it. A DAGSTER_HOME of the user's own (Postgres) has no such limit and takes no lock."""
+    if os.environ.get("DAGSTER_HOME") != os.environ.get(_OWN_DAGSTER_HOME):
+        yield
+        return
+    import fcntl
+
+    from fmops_pipelines.errors import StateError
+
+    path = paths.fmops_home() / "run.lock"
+    with path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise StateError(f"{paths.fmops_home()}: another fmops run (pid {holder}) is using this FMOPS_HOME; its "
+                              "SQLite instance takes one run at a time: wait for it, or use a Postgres DAGSTER_HOME "
+                              "(deploy/postgres)") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _execute(spec: TaskSpec, job, job_name: str, defs, out: TextIO, partition_key: str | None) -> RunOutcome:
+    import dagster as dg
+
     instance = dg.DagsterInstance.get()
     for note in fail_orphaned_runs(instance):
         print(f"note: {note}", file=out, flush=True)

@@ -1,5 +1,6 @@
 """`kill -9` of `fmops run` during FM labeling: the killed run does not stay STARTED forever (the next
-launch marks it failed), and the re-run succeeds, paying only for FM answers the killed run had not cached."""
+launch marks it failed), and the re-run succeeds, paying only for FM answers the killed run had not cached.
+A second run on the same embedded FMOPS_HOME fails at once with one line instead of interleaving writes."""
 
 import os
 import signal
@@ -57,3 +58,26 @@ def test_kill_9_during_labeling_then_rerun(tmp_path, monkeypatch):
         os.environ.pop("DAGSTER_HOME")
     labeling = stored("sms_spam", "evaluation")["labeling"]
     assert labeling["fm_calls"] <= cached_answers(paths.fm_cache_path()) - cached_before  # nothing asked twice
+
+
+def test_a_second_run_on_the_same_embedded_home_fails_at_once_with_one_line(tmp_path):
+    home = tmp_path / "home"
+    write_task(tmp_path / "assets", "sms_spam", small_sms_spec(gates=[{"metric": "test_macro_f1", "min": 0.5}]))
+    env = {**os.environ, "FMOPS_ASSETS_DIR": str(tmp_path / "assets"), "FMOPS_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("FMOPS_OWN_DAGSTER_HOME", None)
+    cmd = [sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"]
+    first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock, deadline = home / "run.lock", time.time() + 120
+        while (lock.read_text() if lock.is_file() else "") != str(first.pid):
+            assert time.time() < deadline and first.poll() is None, "the first run never took the lock"
+            time.sleep(0.1)
+        second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert second.returncode == 2
+        assert second.stderr.strip() == (
+            f"error: {home}: another fmops run (pid {first.pid}) is using this FMOPS_HOME; its SQLite instance takes "
+            "one run at a time: wait for it, or use a Postgres DAGSTER_HOME (deploy/postgres)")
+    finally:
+        first.kill()
+        first.wait()
