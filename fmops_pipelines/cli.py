@@ -133,8 +133,8 @@ def cmd_predict(args) -> int:
                                      inference.threads),
                      device=args.device or inference.device, drift=inference.drift, version=args.version)
     settings = r.tuned.settings
-    print(f"wrote {r.stats.rows:,} predictions to {args.output} in {r.stats.seconds:.1f}s "
-          f"({r.stats.rows_per_s:,.0f} rows/s; {r.bundle.info['model']} v{r.bundle.version}; batch "
+    print(f"wrote {r.stats.rows:,} predictions to {args.output} in {num(r.stats.seconds)} s "
+          f"({num(r.stats.rows_per_s)} rows/s; {r.bundle.info['model']} v{r.bundle.version}; batch "
           f"{settings.batch_size} x {settings.workers} worker(s), {TUNING_NOTE[r.tuned.how]})",
           file=sys.stderr)
     if r.drift["drifted"]:
@@ -173,11 +173,16 @@ def cmd_batch(args) -> int:
     prepare_environment()
     instance, name = dg.DagsterInstance.get(), inbox_partitions(spec).name
     instance.add_dynamic_partitions(name, [k for k in keys if not instance.has_dynamic_partition(name, k)])
-    failed = [key for key in keys if run_job(spec, batch_job_name(spec.name), partition_key=key).exit_code != EXIT_OK]
+    failed = {}
+    for key in keys:
+        outcome = run_job(spec, batch_job_name(spec.name), partition_key=key)
+        if outcome.exit_code != EXIT_OK:
+            failed[key] = outcome.errors or [f"run {outcome.run_id[:8]} failed (see it in `fmops ui`)"]
     print(f"{spec.name}: scored {len(keys) - len(failed)} of {len(keys)} partition(s) with v{champion} into "
           f"{paths.predictions_dir(spec.name)}", file=sys.stderr)
-    for key in failed:
-        print(f"error: {spec.name}: partition {key!r} failed (see the run in `fmops ui`)", file=sys.stderr)
+    for key, errors in failed.items():
+        for error in errors:
+            print(f"error: {spec.name}/{key}: {error}", file=sys.stderr)
     return EXIT_ERROR if failed else EXIT_OK
 
 

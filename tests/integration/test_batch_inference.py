@@ -118,6 +118,12 @@ def test_inbox_files_become_partitions_scored_once_with_lineage(project):
     assert again["id"].tolist() == outputs["day1.csv"]["id"].tolist()
     assert again["fmops_run_id"].iloc[0] != outputs["day1.csv"]["fmops_run_id"].iloc[0]
 
+    (inbox / "broken.csv").write_bytes(b"id,text\n1,fine\n2,one,field,too many\n")
+    result = cli("batch", TASK, "--partition", "broken.csv", env=env)
+    assert result.returncode == 2 and not (paths.predictions_dir(TASK) / "broken.csv.parquet").exists()
+    assert f"error: {TASK}/broken.csv: {inbox / 'broken.csv'}: line 3: expected 2 fields, got 4" in result.stderr
+    (inbox / "broken.csv").unlink()
+
     assert "nothing to score" in cli("batch", TASK, "--rescore", env=env).stderr  # all by the champion already
     fresh = evaluate_sensor(spec, f"{TASK}_inbox_sensor")  # a sensor with no cursor: outputs are newer than inputs
     assert fresh.run_requests == [] and fresh.cursor
