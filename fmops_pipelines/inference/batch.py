@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmops_pipelines.errors import StateError
 from fmops_pipelines.inference.bundle import Bundle, load_bundle
 from fmops_pipelines.inference.drift import assess_drift
 from fmops_pipelines.inference.engine import ScoreStats, score_file
@@ -41,11 +42,13 @@ def resolve_device(device: str, architecture: str) -> str:
     """'auto' -> cuda for a torch champion when present; the n-gram champion always runs on CPU (numpy)."""
     if architecture == "ngram":
         return "cpu"
-    if device != "auto":
-        return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StateError(f"device '{device}' requested but torch sees no CUDA device on this machine")
+    return device
 
 
 def predict_file(task: str, source: Path, target: Path, *, text_column: str = "text", partition: str = "",

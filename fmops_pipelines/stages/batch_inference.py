@@ -42,7 +42,8 @@ def build(spec: TaskSpec) -> list:
         if not source.is_file():
             raise StateError(f"{spec.name}: partition '{partition}': its input {source} is no longer in the inbox")
         target = output_path(paths.predictions_dir(spec.name), partition, inference.output_format)
-        device = compute.resolve("" if inference.device == "auto" else inference.device)
+        # resolved by the champion's architecture: an n-gram champion never imports torch
+        device = inference.device if inference.device != "auto" else compute.device
         r = predict_file(spec.name, source, target, text_column=inference.text_column, partition=partition,
                          run_id=context.run_id, device=device, drift=inference.drift,
                          fixed=Overrides(inference.batch_size, inference.workers, inference.threads))
