@@ -58,19 +58,3 @@ def exists(stem: Path) -> bool:
     return any(stem.with_suffix(s).exists() for s in SUFFIXES)
 
 
-def write_table(df: pd.DataFrame, path: Path) -> None:
-    """A user-facing output file, format by extension, written atomically."""
-    from fmops_pipelines.errors import DataError
-
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        payload = df.to_csv(index=False).encode()
-    elif suffix == ".parquet":
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
-        payload = buf.getvalue()
-    elif suffix in (".jsonl", ".ndjson"):
-        payload = df.to_json(orient="records", lines=True, force_ascii=False).encode()
-    else:
-        raise DataError(f"{path}: unsupported output format '{suffix}' (use .csv, .parquet or .jsonl)")
-    atomic_write_bytes(path, payload)

@@ -78,17 +78,6 @@ def read_table(path: Path) -> pd.DataFrame:
     raise DataError(f"{path}: unsupported format '{suffix}' (use .csv, .parquet or .jsonl)")
 
 
-def read_texts(path: Path, text_column: str = "text") -> pd.DataFrame:
-    """An inference input: every column kept, the text column checked to exist and be non-empty."""
-    df = read_table(path)
-    if text_column not in df.columns:
-        raise DataError(f"{path}: missing column '{text_column}'; columns are {list(df.columns)}")
-    if df.empty:
-        raise DataError(f"{path}: no rows to predict")
-    df[text_column] = df[text_column].astype("string").fillna("")
-    return df.reset_index(drop=True)
-
-
 def read_wrench(paths: list[Path]) -> pd.DataFrame:
     """WRENCH JSON splits -> id, text, label (its label names), split, weak_labels (the LF votes).
 

@@ -1,6 +1,6 @@
 """One call for the whole last mile of one input file: the champion bundle, the tuned settings, the
 streamed scoring with lineage, cost against the FM and drift against the champion's reference.
-Used by the Dagster partition asset and by `fmops predict`."""
+Used by the Dagster partition asset (`score_partition`) and by `fmops predict` (`predict_file`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmops_pipelines import paths
 from fmops_pipelines.errors import StateError
 from fmops_pipelines.inference.bundle import Bundle, load_bundle
 from fmops_pipelines.inference.drift import assess_drift
 from fmops_pipelines.inference.engine import ScoreStats, score_file
+from fmops_pipelines.inference.inbox import output_path
 from fmops_pipelines.inference.lineage import Lineage
 from fmops_pipelines.inference.tuning import Overrides, Tuned, sample_of, tuned_settings
-from fmops_pipelines.spec import DriftSpec
+from fmops_pipelines.spec import DriftSpec, TaskSpec
 
 
 @dataclass
@@ -22,9 +24,23 @@ class BatchResult:
     bundle: Bundle
     tuned: Tuned
     stats: ScoreStats
+    source: Path
     output: Path
     cost: dict
     drift: dict
+
+    def summary(self) -> dict:
+        """What a scored partition reports (asset metadata, mirrored to MLflow): plain values and dicts."""
+        info, cost = self.bundle.info, self.cost
+        return {"rows": self.stats.rows, "path": str(self.output), "source": str(self.source),
+                "model_version": self.bundle.version, "label_model": info["label_model"],
+                "texts_per_s": cost["rows_per_s"], "wall_seconds": cost["seconds"],
+                "fm_seconds_equivalent": cost["fm_seconds_equivalent"] or 0.0,
+                "fm_calls_equivalent": cost["fm_calls_equivalent"], "speedup_vs_fm": cost["speedup_vs_fm"] or 0.0,
+                "tuned_texts_per_s": self.tuned.texts_per_s, "tuning": self.tuned.how,
+                "settings": self.tuned.settings.as_dict(), "tuning_candidates": self.tuned.table,
+                "label_counts": dict(zip(info["labels"], self.stats.class_counts.tolist(), strict=True)),
+                "drift_detected": self.drift["drifted"], "drift": self.drift}
 
 
 def fm_equivalent(rows: int, seconds: float, fm_texts_per_s: float | None) -> dict:
@@ -65,6 +81,19 @@ def predict_file(task: str, source: Path, target: Path, *, text_column: str = "t
                       run_id)
     stats = score_file(scorer, source, target, lineage, tuned.settings, text_column, footer={
         "fmops.source": str(source), "fmops.fm_texts_per_s": json.dumps(info.get("fm_texts_per_s"))})
-    return BatchResult(bundle, tuned, stats, target, fm_equivalent(stats.rows, stats.seconds, info["fm_texts_per_s"]),
+    return BatchResult(bundle, tuned, stats, source, target, fm_equivalent(stats.rows, stats.seconds, info["fm_texts_per_s"]),
                        assess_drift(stats.profile(), info.get("reference"), drift.max_psi,
                                     drift.max_confidence_drop, drift.min_rows))
+
+
+def score_partition(spec: TaskSpec, partition: str, run_id: str, device: str) -> BatchResult:
+    """One inbox file (partition key = its name) into its output under FMOPS_HOME/predictions, with the
+    spec's inference settings."""
+    inference = spec.inference
+    source = spec.inbox() / partition
+    if not source.is_file():
+        raise StateError(f"{spec.name}: partition '{partition}': its input {source} is no longer in the inbox")
+    target = output_path(paths.predictions_dir(spec.name), partition, inference.output_format)
+    return predict_file(spec.name, source, target, text_column=inference.text_column, partition=partition,
+                        run_id=run_id, device=device, drift=inference.drift,
+                        fixed=Overrides(inference.batch_size, inference.workers, inference.threads))

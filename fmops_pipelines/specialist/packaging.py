@@ -31,13 +31,6 @@ def predict_frame(model: Student, texts: list[str], batch_size: int | None = Non
     return out
 
 
-def attach_predictions(inputs: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
-    """Input rows with their predictions alongside; a prediction column whose name the input already
-    uses is prefixed with `predicted_` instead of clobbering it."""
-    renamed = preds.rename(columns=lambda c: f"predicted_{c}" if c in inputs.columns else c)
-    return pd.concat([inputs.reset_index(drop=True), renamed.reset_index(drop=True)], axis=1)
-
-
 def _pip_requirements(model: Student) -> list[str]:
     """Pinned explicitly so MLflow skips its slow requirement inference."""
     torch_version = version("torch").split("+")[0]

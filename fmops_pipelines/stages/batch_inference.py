@@ -4,8 +4,6 @@ the FM and a non-blocking drift check against the champion's reference profile."
 
 import dagster as dg
 
-from fmops_pipelines import paths
-from fmops_pipelines.errors import StateError
 from fmops_pipelines.resources import ComputeResource
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import key, task_asset
@@ -33,35 +31,17 @@ def build(spec: TaskSpec) -> list:
                 check_specs=[drift_check_spec(spec)])
     def batch_predictions(context: dg.AssetExecutionContext, mlflow: MlflowTracking,
                           compute: ComputeResource) -> dg.MaterializeResult:
-        from fmops_pipelines.inference.batch import predict_file
-        from fmops_pipelines.inference.inbox import output_path
-        from fmops_pipelines.inference.tuning import Overrides
+        from fmops_pipelines.inference.batch import score_partition
 
-        partition = context.partition_key
-        source = spec.inbox() / partition
-        if not source.is_file():
-            raise StateError(f"{spec.name}: partition '{partition}': its input {source} is no longer in the inbox")
-        target = output_path(paths.predictions_dir(spec.name), partition, inference.output_format)
         # resolved by the champion's architecture: an n-gram champion never imports torch
         device = inference.device if inference.device != "auto" else compute.device
-        r = predict_file(spec.name, source, target, text_column=inference.text_column, partition=partition,
-                         run_id=context.run_id, device=device, drift=inference.drift,
-                         fixed=Overrides(inference.batch_size, inference.workers, inference.threads))
+        r = score_partition(spec, context.partition_key, context.run_id, device)
         if r.drift["drifted"]:
-            context.log.warning(f"{spec.name}/{partition}: predictions drifted from the champion's reference "
-                                f"(class PSI {r.drift['class_psi']}, mean confidence down {r.drift['confidence_drop']})")
-        metadata = {"rows": r.stats.rows, "path": dg.MetadataValue.path(str(target)), "source": str(source),
-                    "model_version": r.bundle.version, "label_model": r.bundle.info["label_model"],
-                    "texts_per_s": r.cost["rows_per_s"], "wall_seconds": r.cost["seconds"],
-                    "fm_seconds_equivalent": r.cost["fm_seconds_equivalent"] or 0.0,
-                    "fm_calls_equivalent": r.cost["fm_calls_equivalent"],
-                    "speedup_vs_fm": r.cost["speedup_vs_fm"] or 0.0,
-                    "tuned_texts_per_s": r.tuned.texts_per_s, "tuning": r.tuned.how,
-                    "settings": dg.MetadataValue.json(r.tuned.settings.as_dict()),
-                    "tuning_candidates": dg.MetadataValue.json(r.tuned.table),
-                    "label_counts": dg.MetadataValue.json(dict(zip(r.bundle.info["labels"],
-                                                                   r.stats.class_counts.tolist(), strict=True))),
-                    "drift_detected": r.drift["drifted"], "drift": dg.MetadataValue.json(r.drift)}
+            context.log.warning(f"{spec.name}/{context.partition_key}: predictions drifted from the champion's "
+                                f"reference (class PSI {r.drift['class_psi']}, mean confidence down "
+                                f"{r.drift['confidence_drop']})")
+        metadata = {k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v for k, v in r.summary().items()}
+        metadata["path"] = dg.MetadataValue.path(metadata["path"])
         drift = dg.AssetCheckResult(check_name="prediction_drift", passed=not r.drift["drifted"],
                                     severity=dg.AssetCheckSeverity.WARN, metadata={
                                         k: v for k, v in r.drift.items() if isinstance(v, (int, float, str, bool))})

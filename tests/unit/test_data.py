@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from fmops_pipelines.data import registry
-from fmops_pipelines.data.readers import load_dataset, read_texts
+from fmops_pipelines.data.readers import load_dataset
 from fmops_pipelines.data.splits import class_balance, make_splits, split_summary
 from fmops_pipelines.errors import DataError
 from fmops_pipelines.spec import SplitSpec, load_spec
@@ -97,9 +97,3 @@ def test_class_balance_is_smoothed():
     assert balance[1] > 0 and abs(balance.sum() - 1) < 1e-9
 
 
-def test_read_texts_checks_the_column(tmp_path):
-    path = tmp_path / "in.csv"
-    path.write_text("message\nhello\n")
-    with pytest.raises(DataError, match=r"in.csv: missing column 'text'; columns are \['message'\]"):
-        read_texts(path)
-    assert read_texts(path, "message")["message"].tolist() == ["hello"]
