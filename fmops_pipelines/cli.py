@@ -25,8 +25,9 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
-def print_summary(summary: dict, out=sys.stdout) -> None:
-    """The end-of-run table: baselines vs specialist on held-out test, throughput, labeling, gates."""
+def print_summary(summary: dict, out=sys.stdout, fm_abstains: dict | None = None) -> None:
+    """The end-of-run table: baselines vs specialist on held-out test, throughput, labeling (with the FM
+    requests that got no usable answer, by reason, when there were any), gates."""
     test, base, tp = summary["test"], summary["baselines"], summary["throughput"]
     rows = [("best single prompt", base["best_prompt"]), ("majority vote", base["majority_vote"]),
             ("label model", base["label_model"]), (f"specialist v{summary['model']['version']}", test)]
@@ -42,6 +43,10 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
     print(f"  labeling: {lab['labelers']} labelers; {lab['fm_calls']:,} FM calls (new answers), "
           f"{lab['fm_cache_hits']:,} requests answered by the FM cache (this run's own earlier answers included)",
           file=out)
+    if fm_abstains:
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in fm_abstains.items())
+        print(f"  FM requests without a usable answer: {sum(fm_abstains.values()):,} ({reasons}); those rows "
+              "abstained for that prompt", file=out)
     for g in summary["gates"]:
         print(f"  gate {g['name']:<24} {num(g['value']):>10} vs {num(g['threshold']):<8} "
               f"{'passed' if g['passed'] else 'FAILED'}", file=out)
@@ -58,6 +63,15 @@ def _with_alias(summary: dict) -> dict:
         champion = champion_version(summary["task"])
     summary["model"]["alias"] = "champion" if champion == summary["model"]["version"] else None
     return summary
+
+
+def _fm_abstains(task: str) -> dict:
+    """Abstains by reason, carried by the stored exploration and labeling assets (fm.base.with_fm_usage)."""
+    from fmops_pipelines.fm.base import fm_usage
+    from fmops_pipelines.launcher import stored
+
+    frames = [f for f in (stored(task, "prompt_scores"), stored(task, "weak_label_matrix")) if f is not None]
+    return fm_usage(*frames)["fm_abstains"]
 
 
 def cmd_tasks(args) -> int:
@@ -85,7 +99,7 @@ def cmd_run(args) -> int:
         print(f"error: {spec.name}: data check '{check}' failed; downstream assets were not updated", file=sys.stderr)
     summary = stored(spec.name, "evaluation")
     if outcome.exit_code != EXIT_ERROR and summary is not None:
-        print_summary(_with_alias(summary))
+        print_summary(_with_alias(summary), fm_abstains=_fm_abstains(spec.name))
     if outcome.failed_gates:
         print(f"gates failed: {', '.join(outcome.failed_gates)}; champion left unchanged", file=sys.stderr)
     elif outcome.exit_code == EXIT_OK:

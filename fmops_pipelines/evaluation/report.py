@@ -86,6 +86,14 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0, na_rep="", escape=True)
 
 
+def _abstained(abstains: dict | None) -> str:
+    """", N rows got no usable FM answer (reason n, ...)" or nothing."""
+    if not abstains:
+        return ""
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in abstains.items())
+    return f", {sum(abstains.values()):,} FM requests got no usable answer and abstained ({html.escape(reasons)})"
+
+
 def _batch_section(costs: dict | None) -> str:
     if not costs or not costs["partitions"]:
         return ""
@@ -134,7 +142,7 @@ def render_report(summary: dict, details: dict, prompt_table: pd.DataFrame, labe
 {_table(headline)}
 <p>Throughput: FM {tp['fm_texts_per_s']:,.0f} texts/s, specialist {tp['specialist_texts_per_s']:,.0f} texts/s
 ({tp['specialist_texts_per_s'] / max(tp['fm_texts_per_s'], 1e-9):,.0f}x). Labeling: {lab['labelers']} labelers,
-{lab['fm_calls']:,} FM calls (new answers), {lab['fm_cache_hits']:,} requests answered by the FM cache. Label coverage (train) {details['label_coverage']:.3f},
+{lab['fm_calls']:,} FM calls (new answers), {lab['fm_cache_hits']:,} requests answered by the FM cache{_abstained(details.get('fm_abstains'))}. Label coverage (train) {details['label_coverage']:.3f},
 label-model dev accuracy {details['label_model_dev_accuracy']:.3f}.</p>
 {_table(per_class)}
 <div class="plots">{_img(plots['confusion'], 'confusion matrix')}{_img(plots['reliability'], 'reliability diagram')}</div>

@@ -37,6 +37,7 @@ def assess(spec, model: Student, model_ref: dict, champion: tuple[str, Student] 
     summary = build_summary(spec.name, {**model_ref, "alias": None}, measured["test"], measured["baselines"],
                             measured["throughput"], measured["labeling"], evaluate_gates(spec.gates, measured))
     measured["details"]["batch_inference"] = batch_costs
+    measured["details"]["fm_abstains"] = measured["labeling"]["fm_abstains"]  # rows the FM left unanswered, by reason
     plots = write_report(report_path, summary, measured["details"], prompt_scores,
                          summarize_labelers(matrix, splits, label_model, spec.label_names))
     return Verdict(summary, measured["details"], plots)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -40,14 +41,17 @@ class Prompt:
 
 @dataclass
 class FMStats:
-    """What labeling cost: texts sent to the model vs answered from the cache."""
+    """What labeling cost: texts sent to the model vs answered from the cache, and the asked rows that got no
+    usable answer, by reason (an answer outside the label set, or an endpoint fault that outlived its retries)."""
 
     calls: int = 0
     cache_hits: int = 0
     seconds: float = 0.0
+    abstains: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
-        return {"fm_calls": self.calls, "fm_cache_hits": self.cache_hits, "fm_seconds": round(self.seconds, 3)}
+        return {"fm_calls": self.calls, "fm_cache_hits": self.cache_hits, "fm_seconds": round(self.seconds, 3),
+                "fm_abstains": dict(sorted(self.abstains.items()))}
 
 
 def with_fm_usage(frame, stats: FMStats):
@@ -58,9 +62,11 @@ def with_fm_usage(frame, stats: FMStats):
 
 
 def fm_usage(*frames) -> dict:
-    """FM calls and cache hits summed over frames made by with_fm_usage."""
+    """FM calls, cache hits and abstains by reason, summed over frames made by with_fm_usage."""
     usages = [f.attrs.get("fm_usage", {}) for f in frames]
-    return {k: sum(int(u.get(k, 0)) for u in usages) for k in ("fm_calls", "fm_cache_hits")}
+    abstains = sum((Counter(u.get("fm_abstains") or {}) for u in usages), Counter())
+    return {**{k: sum(int(u.get(k, 0)) for u in usages) for k in ("fm_calls", "fm_cache_hits")},
+            "fm_abstains": dict(sorted(abstains.items()))}
 
 
 class FoundationModel(Protocol):

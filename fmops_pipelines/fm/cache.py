@@ -10,6 +10,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,19 +50,40 @@ class FMCache:
         self._db.close()
 
 
+@dataclass(frozen=True)
+class NoAnswer:
+    """A row the FM could not answer (the endpoint kept failing): it abstains in this run and is not cached,
+    so the next run asks again. `reason` is counted in FMStats.abstains unless it is "not_asked"."""
+
+    reason: str
+    width: int
+
+    def scores(self) -> np.ndarray:
+        return np.full(self.width, np.nan, dtype=np.float32)
+
+
 def cached_compute(cache: FMCache | None, keys: Sequence[str], inputs: Sequence, compute: Callable[[list], Sequence],
-                   stats) -> list[np.ndarray]:
-    """Values for keys: cached ones are read; the rest are computed in one call (a repeated key once) and
-    stored. Counts FM calls, cache hits and FM seconds on `stats` (an FMStats)."""
+                   stats, chunk_size: int | None = None) -> list[np.ndarray]:
+    """Values for keys: cached ones are read; the rest are computed (a repeated key once) `chunk_size` at a
+    time, each chunk stored as soon as it is answered, so a crash or a failing endpoint loses at most one
+    chunk. Counts FM calls, cache hits, FM seconds and unanswered rows on `stats` (an FMStats)."""
     found = cache.get_many(list(set(keys))) if cache is not None else {}
     missing = dict(sorted({k: x for k, x in zip(keys, inputs) if k not in found}.items()))
     stats.cache_hits += len(keys) - len(missing)
-    if missing:
-        start = time.perf_counter()
-        new = dict(zip(missing, compute(list(missing.values()))))
-        stats.seconds += time.perf_counter() - start
-        stats.calls += len(missing)
+    todo, step = list(missing.items()), chunk_size or max(len(missing), 1)
+    for start in range(0, len(todo), step):
+        chunk = dict(todo[start : start + step])
+        began = time.perf_counter()
+        new = dict(zip(chunk, compute(list(chunk.values()))))
+        stats.seconds += time.perf_counter() - began
+        answered = {k: v for k, v in new.items() if not isinstance(v, NoAnswer)}
+        stats.calls += len(answered)
         if cache is not None:  # an abstain (NaN) is cached too: the same question gets the same answer
-            cache.put_many(new)
-        found.update(new)
+            cache.put_many(answered)
+        for k, v in new.items():
+            if isinstance(v, NoAnswer):
+                if v.reason != "not_asked":
+                    stats.abstains[v.reason] += 1
+                v = v.scores()
+            found[k] = v
     return [found[k] for k in keys]

@@ -64,6 +64,13 @@ def png_md(png: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
+def fm_metadata(stats) -> dict:
+    """An FMStats as asset metadata: calls, cache hits, seconds, and the rows that abstained by reason."""
+    usage = stats.as_dict()
+    abstains = usage.pop("fm_abstains")
+    return {**usage, "fm_abstained_rows": sum(abstains.values()), "fm_abstains": dg.MetadataValue.json(abstains)}
+
+
 def gx_result(success: bool, rows: list[dict]) -> dg.AssetCheckResult:
     """A Great Expectations validation as a check result with one row per expectation."""
     return dg.AssetCheckResult(passed=success, metadata={"expectations": table_md(pd.DataFrame(rows), 100)})

@@ -8,7 +8,7 @@ from fmops_pipelines.fm.base import with_fm_usage
 from fmops_pipelines.fm.exploration import candidates_for, explore_prompts
 from fmops_pipelines.resources import FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.stages.conventions import table_md, task_asset
+from fmops_pipelines.stages.conventions import fm_metadata, table_md, task_asset
 from fmops_pipelines.tracking import MlflowTracking
 
 POOL_SIZE = 2000  # unlabeled rows used for contextual calibration
@@ -30,7 +30,7 @@ def build(spec: TaskSpec) -> list:
                                 anchor=spec.prompts.anchor)
         shown = table[["rank", "prompt_id", "template", "dev_accuracy", "dev_macro_f1", "coverage", "selected"]]
         return mlflow.record(context, spec.name, dg.Output(with_fm_usage(table, model.stats), metadata={
-            **model.stats.as_dict(), "fm_backend": model.backend, "fm_model": model.model_id,
+            **fm_metadata(model.stats), "fm_backend": model.backend, "fm_model": model.model_id,
             "fm_revision": model.revision, "candidates": len(table), "selected": int(table["selected"].sum()),
             "best_dev_macro_f1": float(table["dev_macro_f1"].iloc[0]), "prompts": table_md(shown)}))
 

@@ -12,7 +12,7 @@ from fmops_pipelines.fm.base import with_fm_usage
 from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
 from fmops_pipelines.resources import FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.stages.conventions import gx_result, key, png_md, table_value, task_asset
+from fmops_pipelines.stages.conventions import fm_metadata, gx_result, key, png_md, table_value, task_asset
 from fmops_pipelines.supervision.label_matrix import (
     build_label_matrix,
     labeler_columns,
@@ -40,7 +40,7 @@ def build(spec: TaskSpec) -> list:
         model, lfs = fm.for_spec(spec.fm), task_lfs(spec)
         matrix = build_label_matrix(model, calibrated_prompts(prompt_scores), lfs, splits, spec.label_names)
         return mlflow.record(context, spec.name, dg.Output(with_fm_usage(matrix, model.stats), metadata={
-            **matrix_summary(votes(matrix, "train")), **model.stats.as_dict(), "labeling_functions": len(lfs),
+            **matrix_summary(votes(matrix, "train")), **fm_metadata(model.stats), "labeling_functions": len(lfs),
             "labelers": dg.MetadataValue.json(labeler_columns(matrix))}))
 
     @dg.asset_check(asset=key(spec, "weak_label_matrix"), name="label_matrix_expectations", blocking=True,

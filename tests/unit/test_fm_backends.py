@@ -14,7 +14,7 @@ from fmops_pipelines.fm.base import Prompt
 from fmops_pipelines.fm.cache import FMCache
 from fmops_pipelines.fm.exploration import calibrate, generative_candidates
 from fmops_pipelines.fm.generative import GenerativeFM
-from fmops_pipelines.fm.openai_compat import EndpointError, OpenAICompatibleFM, parse_answer
+from fmops_pipelines.fm.openai_compat import OpenAICompatibleFM, parse_answer
 
 TEXTS = ["WINNER! claim your free prize now", "see you at dinner", "call 0800 to win cash", "ok lol"]
 PROMPT = Prompt("Message: {text}\nIs it spam? Answer:", (" no", " yes"))
@@ -149,10 +149,10 @@ def test_openai_unparseable_answers_abstain_and_failures_retry(server, tmp_path)
 
     _Server.mode, _Server.failures_left = "text", 2
     assert fm.score(["free prize"], Prompt("{text}", ("ham", "spam"))).argmax() == 1
-    _Server.failures_left = 10
-    with pytest.raises(EndpointError, match="HTTP 503"):
-        OpenAICompatibleFM("tiny", server, cache=None, max_retries=1, backoff_s=0.01).score(
-            ["x"], Prompt("{text}", ("ham", "spam")))
+    _Server.failures_left = 10  # every try fails: the row abstains for its reason (tests/unit/test_fm_faults.py)
+    failing = OpenAICompatibleFM("tiny", server, cache=None, max_retries=1, backoff_s=0.01)
+    assert np.isnan(failing.score(["x"], Prompt("{text}", ("ham", "spam")))).all()
+    assert dict(failing.stats.abstains) == {"http_503": 1}
 
 
 def test_parse_answer():
