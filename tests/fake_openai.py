@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 SLOW_S = 1.0
 
@@ -23,7 +24,7 @@ SLOW_S = 1.0
 class FaultyEndpoint(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     lock = threading.Lock()
-    tries: Counter = Counter()  # message -> requests seen
+    tries: ClassVar[Counter] = Counter()  # message -> requests seen (reset by serve())
     answered = 0
     down_after: int | None = None
     fault_share = 0.0

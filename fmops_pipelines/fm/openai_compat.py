@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -107,10 +106,10 @@ class OpenAICompatibleFM:
             if exc.code in RETRY_STATUS or exc.code in ROW_REJECTED_STATUS:
                 raise _RowFailure(f"http_{exc.code}", f"HTTP {exc.code} {exc.reason}") from None
             raise EndpointError(f"{self.url}: HTTP {exc.code} {exc.reason}") from None  # key, URL or model wrong
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise _RowFailure("timeout", f"no reply within {self.timeout_s:g} s") from exc
         except urllib.error.URLError as exc:
-            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+            if isinstance(exc.reason, TimeoutError):
                 raise _RowFailure("timeout", f"no reply within {self.timeout_s:g} s") from None
             raise _RowFailure("connection", str(exc.reason)) from None
         except (ConnectionError, http.client.HTTPException) as exc:
