@@ -244,16 +244,25 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    """`dg dev` (webserver + daemon, so sensors and schedules run) on the FMOPS_HOME instance; fmops owns the
-    process tree and stops all of it on Ctrl-C or SIGTERM."""
+    """`dg dev` (webserver + daemon, so sensors and schedules run) on the FMOPS_HOME instance, and the reports
+    folder served at FMOPS_REPORTS_URL; fmops owns the process tree and stops all of it on Ctrl-C or SIGTERM."""
     from fmops_pipelines.launcher import prepare_environment
+    from fmops_pipelines.report_server import local_address, serve_reports
     from fmops_pipelines.supervise import run_owned
 
     prepare_environment()
+    reports = local_address(paths.reports_url())
+    if reports is not None:  # plots inline on asset pages and reports one click away (see report_server)
+        server = serve_reports(paths.reports_dir(), *reports)
+        print(f"reports: {paths.reports_url()} serves {paths.reports_dir()}", file=sys.stderr)
     dg_cli = Path(sys.executable).with_name("dg")  # installed with fmops (dagster-dg-cli)
     launcher = [str(dg_cli)] if dg_cli.exists() else [sys.executable, "-m", "dagster"]
     cmd = [*launcher, "dev", "-m", "fmops_pipelines.definitions", "-h", args.host, "-p", str(args.port)]
-    return run_owned(cmd, env={**os.environ})
+    try:
+        return run_owned(cmd, env={**os.environ})
+    finally:
+        if reports is not None:
+            server.shutdown()
 
 
 def build_parser() -> argparse.ArgumentParser:

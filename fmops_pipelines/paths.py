@@ -39,6 +39,20 @@ def predictions_dir(task: str) -> Path:
     return fmops_home() / "predictions" / task
 
 
+def reports_dir() -> Path:
+    """Evaluation reports and their plots, one folder per task: static files, published at reports_url()."""
+    return fmops_home() / "reports"
+
+
+DEFAULT_REPORTS_URL = "http://localhost:3030"
+
+
+def reports_url() -> str:
+    """Where a browser finds reports_dir(): FMOPS_REPORTS_URL, else the server `fmops ui` starts beside the UI.
+    In a deployment, point it at wherever that folder is published (a web server, a bucket)."""
+    return os.environ.get("FMOPS_REPORTS_URL", DEFAULT_REPORTS_URL).rstrip("/")
+
+
 def fm_cache_path() -> Path:
     return fmops_home() / "fm_cache.sqlite"
 

@@ -27,6 +27,17 @@ class FmopsHome(dg.ConfigurableResource):
     def reports(self, task: str) -> Path:
         return self.root / "reports" / task
 
+    def report_url(self, file: Path) -> str:
+        """The browser address of a file under the reports folder (see paths.reports_url)."""
+        return f"{paths.reports_url()}/{file.relative_to(self.root / 'reports').as_posix()}"
+
+    def publish_plot(self, task: str, folder: str, name: str, png: bytes, alt: str) -> dg.MetadataValue:
+        """Write a plot under reports/<task>/<folder>/ and return Markdown that shows it inline on the asset
+        page: Dagster renders short Markdown in place, but hides a long (base64) one behind a link."""
+        path = self.reports(task) / folder / f"{name}.png"
+        paths.atomic_write_bytes(path, png)
+        return dg.MetadataValue.md(f"![{alt}]({self.report_url(path)})")
+
     def checkpoints(self, task: str) -> Path:
         return self.root / "checkpoints" / task
 

@@ -10,7 +10,6 @@ materialization, tagged with the Dagster run id and asset key, in one experiment
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -22,8 +21,6 @@ import dagster as dg
 
 from fmops_pipelines import paths
 from fmops_pipelines.mlflow_store import experiment_id, using_uri
-
-_INLINE_PNG = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
 
 
 @dataclass
@@ -53,14 +50,12 @@ class TrackedRun:
             elif isinstance(raw, dg.TableMetadataValue):
                 self.client.log_dict(self.run_id, [r.data for r in value.records], f"{_safe(key)}.json")
             elif isinstance(raw, dg.MarkdownMetadataValue):
-                png = _INLINE_PNG.search(value)
-                if png:
-                    self.client.log_image(self.run_id, _png_image(png.group(1)), f"{_safe(key)}.png")
-                else:
-                    self.client.log_text(self.run_id, value, f"{_safe(key)}.md")
+                self.client.log_text(self.run_id, value, f"{_safe(key)}.md")
             elif isinstance(raw, dg.PathMetadataValue):
                 if Path(value).is_file():
                     self.client.log_artifact(self.run_id, value, _safe(key))
+                elif Path(value).is_dir():  # e.g. an evaluation's plots
+                    self.client.log_artifacts(self.run_id, value, _safe(key))
             elif isinstance(value, (dict, list)):
                 self.client.log_dict(self.run_id, value, f"{_safe(key)}.json")
             elif isinstance(value, str):
@@ -72,14 +67,6 @@ class TrackedRun:
 
 def _safe(key: str) -> str:
     return re.sub(r"[^\w\-. /]", "_", key)
-
-
-def _png_image(b64: str):
-    import io
-
-    from PIL import Image
-
-    return Image.open(io.BytesIO(base64.b64decode(b64)))
 
 
 class MlflowTracking(dg.ConfigurableResource):

@@ -1,4 +1,5 @@
-"""What every task asset shares: key prefix, group, kinds, owners, code_version, and name-based wiring.
+"""What every task asset shares: key prefix, group (the task), stage tag, kinds, owners, code_version, and
+name-based wiring.
 
 `task_asset` is `@dg.asset` with the task's conventions. A parameter named after a task asset (`splits`,
 `label_model`, ...) is that asset of the same task: Dagster's own rule that an argument named like an
@@ -7,7 +8,6 @@ asset is that asset, scoped to the task's key prefix so no key resolves across t
 
 from __future__ import annotations
 
-import base64
 import inspect
 import math
 
@@ -19,7 +19,9 @@ from fmops_pipelines.spec import TaskSpec
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
 CODE_VERSION = "3"  # 3: batch_predictions partitioned by inbox file, streamed, with lineage
 
-# Every asset of a task, in lifecycle order, with its stage (the asset group).
+# Every asset of a task, in lifecycle order, with its stage (the asset's `stage` tag). The asset group is the
+# task: in the UI's lineage each group is one task's whole path, so tasks are told apart at a glance, and
+# `tag:stage=labeling` selects one stage across tasks.
 TASK_ASSETS = {"dataset": "data", "splits": "data", "prompt_scores": "exploration", "weak_label_matrix": "labeling",
                "label_model": "labeling", "training_labels": "labeling", "specialist": "training",
                "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "batch_inference"}
@@ -30,13 +32,15 @@ def key(spec: TaskSpec, name: str) -> dg.AssetKey:
 
 
 def task_asset(spec: TaskSpec, kinds: set[str], description: str, **kwargs):
-    """`@dg.asset` for one task: named by the function, grouped by its stage, inputs wired by parameter name."""
+    """`@dg.asset` for one task: named by the function, grouped by its task, tagged with its stage, inputs wired
+    by parameter name."""
 
     def decorate(fn):
         name = fn.__name__
         params = inspect.signature(fn).parameters
         ins = {p: dg.AssetIn(key=key(spec, p)) for p in params if p in TASK_ASSETS}
-        return dg.asset(name=name, key_prefix=[spec.name], ins=ins, group_name=TASK_ASSETS[name], kinds=kinds,
+        return dg.asset(name=name, key_prefix=[spec.name], ins=ins, group_name=spec.name,
+                        tags={"stage": TASK_ASSETS[name]}, kinds=kinds,
                         owners=spec.owners, code_version=f"{CODE_VERSION}-{spec.fingerprint()}",
                         description=description, **kwargs)(fn)
 
@@ -57,11 +61,6 @@ def table_value(df: pd.DataFrame) -> dg.MetadataValue:
                                         else str(v)) for k, v in row.items()})
                for row in df.to_dict("records")]
     return dg.MetadataValue.table(records=records, schema=schema)
-
-
-def png_md(png: bytes, alt: str) -> dg.MetadataValue:
-    """A PNG shown inline on the asset page (and logged to MLflow as a PNG by the tracking resource)."""
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def fm_metadata(stats) -> dict:

@@ -12,7 +12,7 @@ from fmops_pipelines import paths
 from fmops_pipelines.errors import StateError
 from fmops_pipelines.resources import FmopsHome, FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.stages.conventions import key, png_md, task_asset
+from fmops_pipelines.stages.conventions import key, task_asset
 from fmops_pipelines.tracking import MlflowTracking
 
 
@@ -41,7 +41,8 @@ def build(spec: TaskSpec) -> list:
         with mlflow.active():
             model, current = load_specialist(spec.name, version), champion_version(spec.name)
             champion = (current, load_specialist(spec.name, current)) if current not in (None, version) else None
-        report = home.reports(spec.name) / f"evaluation-v{version}-{context.run_id[:8]}.html"
+        stem = f"evaluation-v{version}-{context.run_id[:8]}"
+        report = home.reports(spec.name) / f"{stem}.html"
         v = assess(spec, model, {"name": specialist["name"], "version": version}, champion, fm.for_spec(spec.fm),
                    splits, prompt_scores, weak_label_matrix, teacher, report,
                    batch_costs=task_costs(paths.predictions_dir(spec.name)))
@@ -53,10 +54,14 @@ def build(spec: TaskSpec) -> list:
             "test_accuracy": s["test"]["accuracy"], "test_macro_f1": s["test"]["macro_f1"],
             "ece": v.details["ece"], "passed": s["passed"], "model_version": version, **s["throughput"],
             **{f"gate_{g['name']}": g["value"] for g in s["gates"]},
-            "champion_compared": str(v.details["champion"]["version"]), "report": dg.MetadataValue.path(str(report)),
+            "champion_compared": str(v.details["champion"]["version"]),
+            "report": dg.MetadataValue.url(home.report_url(report)), "report_file": dg.MetadataValue.path(str(report)),
             "batch_inference_cost": dg.MetadataValue.json(v.details["batch_inference"]),
-            "confusion_matrix": png_md(v.plots["confusion"], "confusion matrix"),
-            "reliability": png_md(v.plots["reliability"], "reliability diagram"),
+            "confusion_matrix": home.publish_plot(spec.name, stem, "confusion_matrix", v.plots["confusion"],
+                                                  "confusion matrix"),
+            "reliability": home.publish_plot(spec.name, stem, "reliability", v.plots["reliability"],
+                                             "reliability diagram"),
+            "plots": dg.MetadataValue.path(str(home.reports(spec.name) / stem)),
             "summary": dg.MetadataValue.json(s), "details": dg.MetadataValue.json(v.details)}),
             model_id=specialist.get("model_id"))  # the metrics show on the judged model's page in MLflow
         for gate in s["gates"]:

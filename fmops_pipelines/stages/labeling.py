@@ -10,9 +10,9 @@ import pandas as pd
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.fm.base import with_fm_usage
 from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
-from fmops_pipelines.resources import FoundationModelResource
+from fmops_pipelines.resources import FmopsHome, FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.stages.conventions import fm_metadata, gx_result, key, png_md, table_value, task_asset
+from fmops_pipelines.stages.conventions import fm_metadata, gx_result, key, table_value, task_asset
 from fmops_pipelines.supervision.label_matrix import (
     build_label_matrix,
     labeler_columns,
@@ -53,7 +53,7 @@ def build(spec: TaskSpec) -> list:
 
     @task_asset(spec, {"snorkel"}, "Label models fitted on the votes and calibrated on dev (every kind for 'auto'), "
                                    "each with its dev macro-F1.")
-    def label_model(context: dg.AssetExecutionContext, mlflow: MlflowTracking, splits: pd.DataFrame,
+    def label_model(context: dg.AssetExecutionContext, mlflow: MlflowTracking, home: FmopsHome, splits: pd.DataFrame,
                     weak_label_matrix: pd.DataFrame) -> dg.Output:
         from fmops_pipelines.supervision.analysis import coverage_accuracy_plot, summarize_labelers
 
@@ -68,8 +68,10 @@ def build(spec: TaskSpec) -> list:
             "kinds": ", ".join(candidates.kinds), "best_by_dev": best.kind, "select_by": lm.select_by,
             "dev_macro_f1": dg.MetadataValue.json(candidates.dev_scores),
             "temperature": dg.MetadataValue.json({kd: m.temperature for kd, m in candidates.models.items()}),
-            "lf_analysis": table_value(summary), "coverage_vs_accuracy": png_md(coverage_accuracy_plot(summary),
-                                                                                   "labelers")}))
+            "lf_analysis": table_value(summary),
+            "coverage_vs_accuracy": home.publish_plot(spec.name, f"label-model-{context.run_id[:8]}",
+                                                      "coverage_vs_accuracy", coverage_accuracy_plot(summary),
+                                                      "labelers: dev accuracy vs train coverage")}))
 
     @task_asset(spec, {"pandas"}, "P[n, k]: probabilistic labels for the unlabeled train rows from each label model "
                                   "the training stage chooses among (column label_model).")

@@ -3,54 +3,24 @@ code servers, and nothing survives it."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import psutil
 import pytest
 
 from tests.conftest import REPO
+from tests.processes import alive, free_port, wait_for_ui
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_ui(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, f"fmops ui exited early with {proc.returncode}"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError(f"the UI did not answer on port {port} within {timeout}s")
-
-
-def alive(pids: list[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_fmops_ui_stops_every_process_it_started(tmp_path, sig):
     port = free_port()
-    env = {**os.environ, "FMOPS_HOME": str(tmp_path / "home"), "FMOPS_ASSETS_DIR": str(REPO / "assets")}
+    env = {**os.environ, "FMOPS_HOME": str(tmp_path / "home"), "FMOPS_ASSETS_DIR": str(REPO / "assets"),
+           "FMOPS_REPORTS_URL": f"http://localhost:{free_port()}"}
     proc = subprocess.Popen([sys.executable, "-m", "fmops_pipelines.cli", "ui", "--port", str(port)], cwd=tmp_path,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

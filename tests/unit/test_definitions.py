@@ -23,9 +23,9 @@ def test_every_task_has_the_whole_lifecycle_with_conventions():
     defs = build_definitions(specs)
     graph = defs.resolve_asset_graph()
     for task, spec in specs.items():
-        for name, group in STAGES.items():
+        for name, stage in STAGES.items():
             node = graph.get(dg.AssetKey([task, name]))
-            assert node.group_name == group
+            assert node.group_name == task and node.tags["stage"] == stage  # a group per task, a tag per stage
             assert node.kinds and node.owners and node.code_version and node.description
         upstream = {k.path[-1] for k in graph.get(dg.AssetKey([task, "evaluation"])).parent_keys}
         assert upstream == {"splits", "prompt_scores", "weak_label_matrix", "label_model", "specialist"}
@@ -76,14 +76,14 @@ def test_dg_lists_every_task_through_the_defs_folder():
 
 
 def test_asset_specs_snapshot(snapshot):
-    """Every asset's shape (key, group, kinds, owners, code_version, deps, checks) as a reviewed snapshot:
+    """Every asset's shape (key, group, stage, kinds, owners, code_version, deps, checks) as a reviewed snapshot:
     a change of shape shows as a diff in tests/unit/__snapshots__ (update with `pytest --snapshot-update`)."""
     graph = build_definitions(discover_specs(REPO / "assets")).resolve_asset_graph()
     shape = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
         shape[key.to_user_string()] = {
-            "group": node.group_name, "kinds": sorted(node.kinds), "owners": sorted(node.owners),
+            "group": node.group_name, "stage": node.tags["stage"], "kinds": sorted(node.kinds), "owners": sorted(node.owners),
             "code_version": node.code_version, "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "checks": sorted(c.name for c in graph.asset_check_keys if c.asset_key == key),
             "description": node.description}

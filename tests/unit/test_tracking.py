@@ -7,7 +7,7 @@ import mlflow
 import pandas as pd
 
 from fmops_pipelines.mlflow_store import using_uri
-from fmops_pipelines.stages.conventions import png_md, table_value
+from fmops_pipelines.stages.conventions import table_value
 from fmops_pipelines.stages.training import SpecialistConfig, with_overrides
 from fmops_pipelines.tracking import TrackedRun
 
@@ -27,18 +27,22 @@ def test_record_mirrors_metadata_by_kind(tmp_path):
     with using_uri(uri):
         client = mlflow.MlflowClient(tracking_uri=uri)
         run_id = client.create_run(client.create_experiment("t")).info.run_id
-    report = tmp_path / "report.html"
+    report, plots = tmp_path / "report.html", tmp_path / "plots"
     report.write_text("<html></html>")
+    plots.mkdir()
+    (plots / "confusion.png").write_bytes(_png())
     output = dg.Output({"v": 1}, metadata={
         "rows": 10, "coverage": 0.5, "passed": True, "source": "a.csv",
         "counts": dg.MetadataValue.json({"spam": 3}), "table": table_value(pd.DataFrame({"a": [1, 2]})),
-        "plot": png_md(_png(), "plot"), "note": dg.MetadataValue.md("# hi"), "report": dg.MetadataValue.path(str(report))})
+        "plots": dg.MetadataValue.path(str(plots)), "note": dg.MetadataValue.md("# hi"),
+        "report": dg.MetadataValue.path(str(report))})
     assert TrackedRun(client, run_id).record(output, params={"epochs": 3}) is output
     run = client.get_run(run_id)
     assert run.data.metrics == {"rows": 10.0, "coverage": 0.5, "passed": 1.0}
     assert run.data.params == {"source": "a.csv", "epochs": "3"}
-    assert {a.path for a in client.list_artifacts(run_id)} == {"counts.json", "table.json", "plot.png", "note.md",
+    assert {a.path for a in client.list_artifacts(run_id)} == {"counts.json", "table.json", "plots", "note.md",
                                                                "report"}
+    assert [a.path for a in client.list_artifacts(run_id, "plots")] == ["plots/confusion.png"]
 
 
 def test_using_uri_restores_the_global_uri(tmp_path):
