@@ -61,11 +61,36 @@ def read_ag_news(paths: list[Path]) -> pd.DataFrame:
     return df[CORE_COLUMNS]
 
 
+def _check_text_file(path: Path) -> None:
+    """An empty file, bytes that are not UTF-8 and an unclosed quote, each said with the line where it is
+    (pandas' own messages give positions within an internal buffer, or a row count without the header)."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: the file is empty (not even a header row)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8") from None
+    if path.suffix.lower() == ".csv":
+        import csv
+        import io
+
+        reader, last = csv.reader(io.StringIO(text, newline=""), strict=True), 0
+        try:
+            for _ in reader:
+                last = reader.line_num
+        except csv.Error as exc:
+            raise DataError(f"{path}: broken CSV quoting in the record that starts on line {last + 1} ({exc})") from None
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV / Parquet / JSONL file as strings where the format allows; errors name the file."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
+    if suffix in (".csv", ".jsonl", ".ndjson"):
+        _check_text_file(path)
     try:
         if suffix == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -50,6 +50,7 @@ class TrainHistory:
     seconds: float = 0.0
     samples_per_s: float = 0.0
     device: str = "cpu"
+    resumed_after_epoch: int = 0  # >0: this training picked up a killed one's checkpoint after that epoch
 
 
 def noise_aware_loss(logits: torch.Tensor, targets: torch.Tensor, kind: Loss) -> torch.Tensor:
@@ -112,6 +113,7 @@ def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
             best_state, stale, first_epoch = state["best_state"], state["stale"], state["epoch"] + 1
             history.epochs, history.best_epoch, history.best_dev_macro_f1 = (
                 state["epochs"], state["best_epoch"], state["best_dev_macro_f1"])
+            history.resumed_after_epoch = state["epoch"]
     start = time.perf_counter()
     for epoch in range(first_epoch, train_cfg.epochs + 1):
         if stale >= train_cfg.patience:

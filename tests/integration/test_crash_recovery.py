@@ -1,6 +1,8 @@
-"""`kill -9` of `fmops run` during FM labeling: the killed run does not stay STARTED forever (the next
-launch marks it failed), and the re-run succeeds, paying only for FM answers the killed run had not cached.
-A second run on the same embedded FMOPS_HOME fails at once with one line instead of interleaving writes."""
+"""`kill -9` of `fmops run` during FM labeling and during training: the killed run does not stay STARTED
+forever (the next launch marks it failed), and the re-run succeeds, paying only for FM answers the killed
+run had not cached and resuming training from the killed run's last epoch checkpoint, with the same final
+outputs as an uninterrupted run. A second run on the same embedded FMOPS_HOME fails at once with one line
+instead of interleaving writes."""
 
 import os
 import signal
@@ -58,6 +60,49 @@ def test_kill_9_during_labeling_then_rerun(tmp_path, monkeypatch):
         os.environ.pop("DAGSTER_HOME")
     labeling = stored("sms_spam", "evaluation")["labeling"]
     assert labeling["fm_calls"] <= cached_answers(paths.fm_cache_path()) - cached_before  # nothing asked twice
+
+
+def run_env(root, home) -> dict:
+    write_task(root / "assets", "sms_spam", small_sms_spec(gates=[{"metric": "test_macro_f1", "min": 0.5}]))
+    env = {**os.environ, "FMOPS_ASSETS_DIR": str(root / "assets"), "FMOPS_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("FMOPS_OWN_DAGSTER_HOME", None)
+    return env
+
+
+CMD = [sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"]
+
+
+def test_kill_9_during_training_resumes_from_the_checkpoint_to_the_same_model(tmp_path, monkeypatch):
+    reference = tmp_path / "uninterrupted"
+    done = subprocess.run(CMD, cwd=REPO, env=run_env(tmp_path / "a", reference), capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+
+    home = tmp_path / "home"
+    env = run_env(tmp_path / "b", home)
+    proc = subprocess.Popen(CMD, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints, deadline = home / "checkpoints" / "sms_spam", time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not list(checkpoints.glob("*.pt")):
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)  # right after the first epoch checkpoint of the specialist step
+    proc.wait()
+    assert list(checkpoints.glob("*.pt")), "the run finished training before it could be killed"
+
+    rerun = subprocess.run(CMD, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"its process {proc.pid} is gone" in rerun.stderr  # the killed run was marked failed
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    instance = dg.DagsterInstance.get()
+    event = instance.get_latest_materialization_event(dg.AssetKey(["sms_spam", "specialist"]))
+    assert event.asset_materialization.metadata["resumed_after_epoch"].value >= 1
+    assert not list(checkpoints.glob("*.pt"))  # removed once training completed
+
+    outputs = {}
+    for name, root in (("resumed", home), ("uninterrupted", reference)):
+        monkeypatch.setenv("FMOPS_HOME", str(root))
+        outputs[name] = (stored("sms_spam", "evaluation")["test"], stored("sms_spam", "specialist")["best_epoch"])
+    assert outputs["resumed"] == outputs["uninterrupted"]
 
 
 def test_a_second_run_on_the_same_embedded_home_fails_at_once_with_one_line(tmp_path):

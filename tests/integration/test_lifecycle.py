@@ -104,17 +104,77 @@ def test_cli_evaluate_predict_and_warm_rerun(project, tmp_path):
     assert int(rerun["model"]["version"]) == int(summary["model"]["version"]) + 1
 
 
-def test_bad_data_stops_with_one_line_and_keeps_earlier_results(project, tmp_path):
-    spec, _, env = project
+def _csv(content: bytes):
+    def write(tmp_path, spec):
+        (tmp_path / "bad.csv").write_bytes(content)
+        spec["dataset"] = {"path": str(tmp_path / "bad.csv")}
+    return write
+
+
+def _raising_rule(tmp_path, spec):
+    (tmp_path / "assets" / "sms_spam").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "assets" / "sms_spam" / "rules.py").write_text(
+        "from fmops_pipelines.supervision.lfs import labeling_function\n"
+        "@labeling_function(label='spam')\ndef fragile(text):\n    return text.split()[4] == 'free'\n")
+
+
+def _corrupt_dataset(tmp_path, spec):
+    copy = tmp_path / "data" / "sms_spam_uci" / "SMSSpamCollection"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes((paths.data_home() / "sms_spam_uci" / "SMSSpamCollection").read_bytes()[:-10])
+
+
+# Bad input, case by case: (set-up, the one error line it must give). Each leaves earlier results as they were.
+BAD_INPUT = {
+    "malformed task.yaml": (
+        lambda tmp_path, spec: "dataset: [unclosed\n",
+        "error: {tmp}/assets/sms_spam/task.yaml: line 2: invalid YAML: expected ',' or ']', but got '<stream end>'"),
+    "unknown field": (
+        lambda tmp_path, spec: spec.update(prompts={**spec["prompts"], "max_labeller": 3}),
+        "error: {tmp}/assets/sms_spam/task.yaml: prompts.max_labeller: Extra inputs are not permitted"),
+    "label outside the label set": (
+        _csv(b"text,label\nhello,ham\nbuy eggs,eggs\n"),
+        ("error: {tmp}/bad.csv: row id=row-000001: label 'eggs' is not one of ['ham', 'spam'] (map it with "
+         "dataset.label_map)")),
+    "missing text column": (
+        _csv(b"message,label\nhello,ham\n"),
+        "error: {tmp}/bad.csv: missing column 'text' (dataset.text_column); columns are ['message', 'label']"),
+    "empty file": (_csv(b""), "error: {tmp}/bad.csv: the file is empty (not even a header row)"),
+    "non-UTF-8 bytes": (
+        _csv("text,label\nhello,ham\ncaf\u00e9 ol\u00e9,spam\n".encode("latin-1")),
+        "error: {tmp}/bad.csv: line 3 is not UTF-8 (byte 0xe9); save the file as UTF-8"),
+    "broken CSV quoting": (
+        _csv(b'text,label\nhello,ham\n"win a prize,spam\nok,ham\n'),
+        "error: {tmp}/bad.csv: broken CSV quoting in the record that starts on line 3 (unexpected end of data)"),
+    "dataset checksum mismatch": (
+        _corrupt_dataset,
+        ("error: {tmp}/data/sms_spam_uci/SMSSpamCollection: checksum mismatch: expected sha256 "
+         "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d, got "
+         "800e3133896f2e6e3e405d75ca3886f398f11954104dc0e85b277c99b518c474")),
+    "labeling function that raises": (
+        _raising_rule,
+        ("error: labeling function 'fragile' ({tmp}/assets/sms_spam/rules.py) failed on row id=sms-00038: "
+         "IndexError: list index out of range")),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_stops_with_one_line_and_keeps_earlier_results(project, tmp_path, case):
+    _, _, env = project
     before = {name: (paths.storage_dir() / "sms_spam" / f"{name}.json").read_text() for name in ("evaluation", "champion")}
-    bad = small_sms_spec(gates=GATES, dataset={"path": str(tmp_path / "bad.csv")})
-    (tmp_path / "bad.csv").write_text("message,label\nhello,ham\n")
-    write_task(tmp_path / "assets", "sms_spam", bad)
-    result = cli("run", "sms_spam", env={**env, "FMOPS_ASSETS_DIR": str(tmp_path / "assets")})
-    assert result.returncode == 2
+    spec = small_sms_spec(gates=GATES)
+    setup, expected = BAD_INPUT[case]
+    raw = setup(tmp_path, spec)
+    task_yaml = write_task(tmp_path / "assets", "sms_spam", spec)
+    if isinstance(raw, str):
+        task_yaml.write_text(raw)
+    run_env = {**env, "FMOPS_ASSETS_DIR": str(tmp_path / "assets")}
+    if case == "dataset checksum mismatch":
+        run_env["FMOPS_DATA_HOME"] = str(tmp_path / "data")
+    result = cli("run", "sms_spam", env=run_env)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {tmp_path / 'bad.csv'}: missing column 'text' (dataset.text_column); "
-                      "columns are ['message', 'label']"]
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
+    assert errors == [expected.format(tmp=tmp_path)]
     after = {name: (paths.storage_dir() / "sms_spam" / f"{name}.json").read_text() for name in before}
     assert after == before

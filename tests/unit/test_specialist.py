@@ -75,7 +75,7 @@ def test_an_interrupted_training_resumes_to_the_same_model(trained, tmp_path):
     seen = []
     resumed, history = train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=lambda r: seen.append(r["epoch"]),
                                    checkpoint=ckpt)
-    assert seen == [4, 5] and not ckpt.exists()
+    assert seen == [4, 5] and not ckpt.exists() and history.resumed_after_epoch == 3
     assert [e["train_loss"] for e in history.epochs] == pytest.approx([e["train_loss"] for e in ref_history.epochs])
     assert np.allclose(resumed.predict_proba(texts[:30]), reference.predict_proba(texts[:30]), atol=1e-6)
 
