@@ -57,6 +57,38 @@ def small_sms_spec(**overrides) -> dict:
     return spec
 
 
+SMALL_RUN_GATES = [{"metric": "test_macro_f1", "min": 0.5}, {"metric": "speedup_over_fm", "min": 10},
+                   {"metric": "label_coverage", "min": 0.1}]
+
+
+def small_run_env(root: Path, home: Path) -> dict:
+    """Environment for `fmops run sms_spam` on the small slice (SMALL_RUN_GATES) with its own FMOPS_HOME
+    and embedded instance."""
+    write_task(root / "assets", "sms_spam", small_sms_spec(gates=SMALL_RUN_GATES))
+    env = {**os.environ, "FMOPS_ASSETS_DIR": str(root / "assets"), "FMOPS_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("FMOPS_OWN_DAGSTER_HOME", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def finished_small_run(tmp_path_factory) -> tuple[Path, dict]:
+    """(root, env) of one uninterrupted `fmops run sms_spam` on the small slice, made once per session:
+    the UI test browses it, the crash tests compare their resumed runs with it. Tests only read it."""
+    import subprocess
+    import sys
+
+    from tests.processes import free_port
+
+    root = tmp_path_factory.mktemp("finished_small_run")
+    # plots and reports are linked at this address from the asset pages; `fmops ui` serves it (test_ui_browser)
+    env = {**small_run_env(root, root / "home"), "FMOPS_REPORTS_URL": f"http://localhost:{free_port()}"}
+    done = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root, env
+
+
 def sms_student_data(root: Path, smoothing: float = 0.1) -> dict:
     """The small sms_spam slice for student tests: train texts with soft labels smoothed from their gold
     labels (labels the test split never sees), dev and test texts with gold label indices."""

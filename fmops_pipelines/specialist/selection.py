@@ -28,6 +28,7 @@ class Candidate:
     dev: dict[str, float]
     texts_per_s: float
     eligible: bool = True
+    resumed_after_epoch: int = 0  # >0: a training of this step picked up a killed run's checkpoint there
 
     def row(self) -> dict:
         return {"architecture": self.architecture, "dev_macro_f1": round(self.dev["macro_f1"], 4),
@@ -96,13 +97,23 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
     timing_texts = list(texts) or list(dev_texts)
     for arch in spec.architectures:
         cfg, train_cfg = student_configs(spec, labels, arch, device)
-        train = trainer(arch, cfg, train_cfg, dev_texts, y_dev,
-                        (lambda row, a=arch: on_epoch(a, row)) if on_epoch else None,
-                        checkpoint_dir / f"{arch}.pt" if checkpoint_dir else None)
+        histories: list[TrainHistory] = []
+
+        def train(texts_, soft_, arch=arch, cfg=cfg, train_cfg=train_cfg, histories=histories):
+            """One round of self-training, with its own checkpoint file: a run killed in round 2 resumes
+            round 2 (round 1's file would not match its inputs and would be overwritten)."""
+            checkpoint = checkpoint_dir / f"{arch}-round{len(histories) + 1}.pt" if checkpoint_dir else None
+            fit = trainer(arch, cfg, train_cfg, dev_texts, y_dev,
+                          (lambda row: on_epoch(arch, row)) if on_epoch else None, checkpoint)
+            model_, history_ = fit(texts_, soft_)
+            histories.append(history_)
+            return model_, history_
+
         model, history, report = self_train(train, texts, soft_labels, unlabeled if spec.self_training else [],
                                             spec.self_training_threshold)
         candidates.append(Candidate(arch, model, history, report, dev_scores(model, dev_texts, y_dev),
-                                    measure_throughput(model, timing_texts)))
+                                    measure_throughput(model, timing_texts),
+                                    resumed_after_epoch=max(h.resumed_after_epoch for h in histories)))
     return select(candidates, spec.objective, spec.min_throughput)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from fmops_pipelines import paths
 from fmops_pipelines.launcher import stored
-from tests.conftest import REPO, small_sms_spec, write_task
+from tests.conftest import REPO, small_run_env
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +29,22 @@ def cached_answers(path) -> int:
         return 0
 
 
-def test_kill_9_during_labeling_then_rerun(tmp_path, monkeypatch):
+CMD = [sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"]
+
+
+def final_outputs(home) -> tuple:
+    """What a run leaves that must not depend on how it got there: held-out test metrics, best epoch."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMOPS_HOME", str(home))
+        return stored("sms_spam", "evaluation")["test"], stored("sms_spam", "specialist")["best_epoch"]
+
+
+def test_kill_9_during_labeling_then_rerun(tmp_path, monkeypatch, finished_small_run):
     home = tmp_path / "home"
+    env = small_run_env(tmp_path, home)
     monkeypatch.setenv("FMOPS_HOME", str(home))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    monkeypatch.delenv("FMOPS_OWN_DAGSTER_HOME", raising=False)
-    write_task(tmp_path / "assets", "sms_spam", small_sms_spec(gates=[{"metric": "test_macro_f1", "min": 0.5}]))
-    env = {**os.environ, "FMOPS_ASSETS_DIR": str(tmp_path / "assets")}
-    cmd = [sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(CMD, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and cached_answers(paths.fm_cache_path()) == 0 and proc.poll() is None:
         time.sleep(0.1)
@@ -46,41 +53,24 @@ def test_kill_9_during_labeling_then_rerun(tmp_path, monkeypatch):
     cached_before = cached_answers(paths.fm_cache_path())
     assert cached_before > 0 and stored("sms_spam", "evaluation") is None  # killed during labeling
 
-    os.environ["DAGSTER_HOME"] = str(home / "dagster")
-    try:
-        instance = dg.DagsterInstance.get()
-        (killed,) = instance.get_runs()
-        assert killed.status == dg.DagsterRunStatus.STARTED  # what Dagster alone would show forever
-        result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
-        assert result.returncode == 0, result.stderr
-        note = f"note: marked run {killed.run_id[:8]} (sms_spam_lifecycle) failed: its process {proc.pid} is gone"
-        assert note in result.stderr
-        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
-    finally:
-        os.environ.pop("DAGSTER_HOME")
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    instance = dg.DagsterInstance.get()
+    (killed,) = instance.get_runs()
+    assert killed.status == dg.DagsterRunStatus.STARTED  # what Dagster alone would show forever
+    result = subprocess.run(CMD, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    note = f"note: marked run {killed.run_id[:8]} (sms_spam_lifecycle) failed: its process {proc.pid} is gone"
+    assert note in result.stderr
+    assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
     labeling = stored("sms_spam", "evaluation")["labeling"]
     assert labeling["fm_calls"] <= cached_answers(paths.fm_cache_path()) - cached_before  # nothing asked twice
+    assert final_outputs(home) == final_outputs(finished_small_run[0] / "home")
 
 
-def run_env(root, home) -> dict:
-    write_task(root / "assets", "sms_spam", small_sms_spec(gates=[{"metric": "test_macro_f1", "min": 0.5}]))
-    env = {**os.environ, "FMOPS_ASSETS_DIR": str(root / "assets"), "FMOPS_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
-    env.pop("FMOPS_OWN_DAGSTER_HOME", None)
-    return env
-
-
-CMD = [sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"]
-
-
-def test_kill_9_during_training_resumes_from_the_checkpoint_to_the_same_model(tmp_path, monkeypatch):
-    reference = tmp_path / "uninterrupted"
-    done = subprocess.run(CMD, cwd=REPO, env=run_env(tmp_path / "a", reference), capture_output=True, text=True,
-                          timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
-
+def test_kill_9_during_training_resumes_from_the_checkpoint_to_the_same_model(tmp_path, monkeypatch,
+                                                                              finished_small_run):
     home = tmp_path / "home"
-    env = run_env(tmp_path / "b", home)
+    env = small_run_env(tmp_path, home)
     proc = subprocess.Popen(CMD, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints, deadline = home / "checkpoints" / "sms_spam", time.time() + 600
     while time.time() < deadline and proc.poll() is None and not list(checkpoints.glob("*.pt")):
@@ -93,25 +83,15 @@ def test_kill_9_during_training_resumes_from_the_checkpoint_to_the_same_model(tm
     assert rerun.returncode == 0, rerun.stderr
     assert f"its process {proc.pid} is gone" in rerun.stderr  # the killed run was marked failed
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
-    instance = dg.DagsterInstance.get()
-    event = instance.get_latest_materialization_event(dg.AssetKey(["sms_spam", "specialist"]))
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["sms_spam", "specialist"]))
     assert event.asset_materialization.metadata["resumed_after_epoch"].value >= 1
     assert not list(checkpoints.glob("*.pt"))  # removed once training completed
-
-    outputs = {}
-    for name, root in (("resumed", home), ("uninterrupted", reference)):
-        monkeypatch.setenv("FMOPS_HOME", str(root))
-        outputs[name] = (stored("sms_spam", "evaluation")["test"], stored("sms_spam", "specialist")["best_epoch"])
-    assert outputs["resumed"] == outputs["uninterrupted"]
+    assert final_outputs(home) == final_outputs(finished_small_run[0] / "home")
 
 
 def test_a_second_run_on_the_same_embedded_home_fails_at_once_with_one_line(tmp_path):
     home = tmp_path / "home"
-    write_task(tmp_path / "assets", "sms_spam", small_sms_spec(gates=[{"metric": "test_macro_f1", "min": 0.5}]))
-    env = {**os.environ, "FMOPS_ASSETS_DIR": str(tmp_path / "assets"), "FMOPS_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
-    env.pop("FMOPS_OWN_DAGSTER_HOME", None)
-    cmd = [sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"]
+    env, cmd = small_run_env(tmp_path, home), CMD
     first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         lock, deadline = home / "run.lock", time.time() + 120

@@ -13,33 +13,27 @@ from pathlib import Path
 import pytest
 
 from fmops_pipelines.stages.conventions import TASK_ASSETS
-from tests.conftest import REPO, shipped_spec, small_sms_spec, write_task
+from tests.conftest import REPO, SMALL_RUN_GATES, shipped_spec, write_task
 from tests.processes import free_port, wait_for_ui
 
 CHROMIUM = os.environ.get("FMOPS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.integration, pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")]
 SHOTS = Path(os.environ.get("FMOPS_TEST_ARTIFACTS", REPO / "test-artifacts")) / "screenshots"
-GATES = [{"metric": "test_macro_f1", "min": 0.5}, {"metric": "speedup_over_fm", "min": 10},
-         {"metric": "label_coverage", "min": 0.1}]
 LOCATION = "fmops_pipelines.definitions"
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory):
-    """A finished sms_spam run and `fmops ui` on its FMOPS_HOME: (base URL, reports URL)."""
-    root = tmp_path_factory.mktemp("ui")
-    write_task(root / "assets", "sms_spam", small_sms_spec(gates=GATES))
-    write_task(root / "assets", "youtube_spam", shipped_spec("youtube_spam"))  # defined, never run: a second group
-    reports_url, port = f"http://localhost:{free_port()}", free_port()
-    env = {**os.environ, "FMOPS_HOME": str(root / "home"), "FMOPS_ASSETS_DIR": str(root / "assets"),
-           "FMOPS_REPORTS_URL": reports_url}
-    env.pop("DAGSTER_HOME", None)
-    env.pop("FMOPS_OWN_DAGSTER_HOME", None)
-    run = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=900, check=False)
-    assert run.returncode == 0, run.stderr[-2000:]
-    proc = subprocess.Popen([sys.executable, "-m", "fmops_pipelines.cli", "ui", "--port", str(port)], cwd=root,
+def ui(finished_small_run, tmp_path_factory):
+    """`fmops ui` on the FMOPS_HOME of the session's finished small sms_spam run, with a second task defined
+    but never run: (base URL, reports URL)."""
+    root, env = finished_small_run
+    assets = tmp_path_factory.mktemp("ui_assets")
+    shutil.copytree(root / "assets" / "sms_spam", assets / "sms_spam")
+    write_task(assets, "youtube_spam", shipped_spec("youtube_spam"))  # defined, never run: a second group
+    reports_url, port = env["FMOPS_REPORTS_URL"], free_port()  # the address the run linked its plots at
+    env = {**env, "FMOPS_ASSETS_DIR": str(assets)}
+    proc = subprocess.Popen([sys.executable, "-m", "fmops_pipelines.cli", "ui", "--port", str(port)], cwd=assets,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_ui(port, proc)
@@ -99,7 +93,7 @@ def test_the_evaluation_shows_its_blocking_checks_passing(page, ui):
         page.get_by_text(gate, exact=True).first.click()
         page.get_by_text("This is a blocking asset check.").wait_for()
         assert page.get_by_text("Passed", exact=True).first.is_visible()
-    assert page.get_by_text("Succeeded").count() == len(GATES)
+    assert page.get_by_text("Succeeded").count() == len(SMALL_RUN_GATES)
     shot(page, "3-evaluation-blocking-checks")
 
 
