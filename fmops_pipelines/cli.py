@@ -14,6 +14,7 @@ from pathlib import Path
 from fmops_pipelines import paths
 from fmops_pipelines.display import num
 from fmops_pipelines.errors import FmopsError, StateError, missing_driver
+from fmops_pipelines.evaluation.summary import speedup
 from fmops_pipelines.mlflow_store import using_uri
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
@@ -35,10 +36,8 @@ def print_summary(summary: dict, out=sys.stdout, fm_abstains: dict | None = None
     print(f"  {'model':<24}{'accuracy':>10}{'macro-F1':>10}", file=out)
     for name, m in rows:
         print(f"  {name:<24}{_fmt(m['accuracy']):>10}{_fmt(m['macro_f1']):>10}", file=out)
-    gate_speedup = next((g["value"] for g in summary["gates"] if g["name"] == "speedup_over_fm"), None)
-    speedup = gate_speedup or tp["specialist_texts_per_s"] / max(tp["fm_texts_per_s"], 1e-9)  # as the gate saw it
     print(f"  throughput: FM {num(tp['fm_texts_per_s'])} texts/s, specialist {num(tp['specialist_texts_per_s'])} "
-          f"texts/s ({num(speedup)}x)", file=out)
+          f"texts/s ({num(speedup(summary))}x)", file=out)
     lab = summary["labeling"]
     print(f"  labeling: {lab['labelers']} labelers; {lab['fm_calls']:,} FM calls (new answers), "
           f"{lab['fm_cache_hits']:,} requests answered by the FM cache (this run's own earlier answers included)",

@@ -104,11 +104,13 @@ def step_labels(defs) -> dict[str, str]:
 
 
 class _Progress:
-    """Turns the run's Dagster events, as the instance stores them, into one line per step and per check."""
+    """Turns the run's Dagster events, as the instance stores them, into one line per step with its seconds;
+    the checks a step evaluated follow its line (a check that is its own step goes on that step's line)."""
 
     def __init__(self, out: TextIO, gate_names: set[str], labels: dict[str, str]):
         self.out, self.gate_names, self.labels = out, gate_names, labels
         self.started: dict[str, float] = {}
+        self.checks: dict[str, list[tuple[str, str]]] = {}  # step -> (check name, verdict and detail)
         self.outcome = RunOutcome(run_id="", success=False)
 
     def handle(self, entry) -> None:
@@ -124,7 +126,12 @@ class _Progress:
         elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
             took = entry.timestamp - self.started.get(step, entry.timestamp)
             mark = "ok " if kind == DagsterEventType.STEP_SUCCESS else "FAIL"
-            print(f"  [{mark}] {step:<38} {took:6.1f}s", file=self.out, flush=True)
+            checks = self.checks.pop(step, [])
+            own = [verdict for name, verdict in checks if step.endswith(f":{name}")]
+            print(f"  [{mark}] {step:<52} {took:6.1f}s  {own[0] if own else ''}".rstrip(), file=self.out, flush=True)
+            for name, verdict in checks:
+                if not step.endswith(f":{name}"):
+                    print(f"         check {name:<45} {verdict}", file=self.out, flush=True)
             if kind == DagsterEventType.STEP_FAILURE:
                 cls, message = _root_error(event.step_failure_data.error)
                 if cls != "DagsterAssetCheckFailedError":
@@ -139,7 +146,7 @@ class _Progress:
             detail = f"value {num(meta['value'])} vs threshold {num(meta['threshold'])}" if "value" in meta else ""
             warn_only = data.severity == AssetCheckSeverity.WARN  # e.g. drift: reported, never a failed run
             verdict = "passed" if data.passed else "WARN" if warn_only else "FAILED"
-            print(f"         check {name:<31} {verdict} {detail}", file=self.out, flush=True)
+            self.checks.setdefault(step, []).append((name, f"{verdict} {detail}".strip()))
             if not data.passed and not warn_only:
                 (self.outcome.failed_gates if name in self.gate_names else self.outcome.failed_checks).append(name)
 

@@ -13,6 +13,9 @@ import io
 import numpy as np
 import pandas as pd
 
+from fmops_pipelines.display import num
+from fmops_pipelines.evaluation.summary import speedup
+
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
@@ -113,7 +116,7 @@ def render_report(summary: dict, details: dict, prompt_table: pd.DataFrame, labe
     model = summary["model"]
     gates = pd.DataFrame(summary["gates"]) if summary["gates"] else pd.DataFrame(columns=["name", "value", "threshold", "passed"])
     gate_rows = "".join(
-        f"<tr><td>{html.escape(g['name'])}</td><td>{g['value']}</td><td>{g['threshold']}</td>"
+        f"<tr><td>{html.escape(g['name'])}</td><td>{num(g['value'])}</td><td>{num(g['threshold'])}</td>"
         f"<td class=\"{'pass' if g['passed'] else 'fail'}\">{'passed' if g['passed'] else 'FAILED'}</td></tr>"
         for g in gates.to_dict("records"))
     base, test, tp, lab = summary["baselines"], summary["test"], summary["throughput"], summary["labeling"]
@@ -140,8 +143,8 @@ def render_report(summary: dict, details: dict, prompt_table: pd.DataFrame, labe
 <table><tr><th>gate</th><th>value</th><th>threshold</th><th>verdict</th></tr>{gate_rows}</table>
 <h2>Specialist vs its teachers (test)</h2>
 {_table(headline)}
-<p>Throughput: FM {tp['fm_texts_per_s']:,.0f} texts/s, specialist {tp['specialist_texts_per_s']:,.0f} texts/s
-({tp['specialist_texts_per_s'] / max(tp['fm_texts_per_s'], 1e-9):,.0f}x). Labeling: {lab['labelers']} labelers,
+<p>Throughput: FM {num(tp['fm_texts_per_s'])} texts/s, specialist {num(tp['specialist_texts_per_s'])} texts/s
+({num(speedup(summary))}x). Labeling: {lab['labelers']} labelers,
 {lab['fm_calls']:,} FM calls (new answers), {lab['fm_cache_hits']:,} requests answered by the FM cache{_abstained(details.get('fm_abstains'))}. Label coverage (train) {details['label_coverage']:.3f},
 label-model dev accuracy {details['label_model_dev_accuracy']:.3f}.</p>
 {_table(per_class)}

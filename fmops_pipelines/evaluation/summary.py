@@ -20,3 +20,10 @@ def build_summary(task: str, model: dict, test: dict, baselines: dict, throughpu
     }
     assert tuple(summary) == SUMMARY_KEYS
     return summary
+
+
+def speedup(summary: dict) -> float:
+    """Specialist over FM throughput as the speedup gate saw it (unrounded rates), else from the summary."""
+    tp = summary["throughput"]
+    return next((g["value"] for g in summary["gates"] if g["name"] == "speedup_over_fm"),
+                tp["specialist_texts_per_s"] / max(tp["fm_texts_per_s"], 1e-9))

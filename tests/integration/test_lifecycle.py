@@ -1,5 +1,6 @@
 """The whole graph through Dagster on a 700-row slice of the real SMS data, then the CLI on its results."""
 
+import io
 import json
 import os
 import subprocess
@@ -32,7 +33,9 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     os.environ["FMOPS_ASSETS_DIR"] = str(root / "assets")
     spec = load_spec(write_task(root / "assets", "sms_spam", small_sms_spec(gates=GATES)))
-    outcome = run_job(spec, lifecycle_job_name("sms_spam"))
+    console = io.StringIO()
+    outcome = run_job(spec, lifecycle_job_name("sms_spam"), out=console)
+    outcome.console = console.getvalue()
     yield spec, outcome, {**os.environ}
     os.environ.pop("FMOPS_ASSETS_DIR")
 
@@ -45,6 +48,20 @@ def test_run_materializes_every_asset(project):
     assert {e.dagster_event.asset_key.path[-1] for e in events} == {
         "dataset", "splits", "prompt_scores", "weak_label_matrix", "label_model", "training_labels", "specialist",
         "evaluation", "champion"}  # batch_predictions is partitioned by inbox file: see test_batch_inference
+
+
+def test_the_console_shows_one_line_per_step_with_its_checks_after_it(project):
+    lines = project[1].console.splitlines()
+    steps = [line for line in lines if line.startswith("  [ok ]")]
+    assert [line.split()[2] for line in steps] == [
+        "sms_spam/dataset", "sms_spam/dataset:dataset_expectations", "sms_spam/splits", "sms_spam/prompt_scores",
+        "sms_spam/weak_label_matrix", "sms_spam/weak_label_matrix:label_matrix_expectations", "sms_spam/label_model",
+        "sms_spam/training_labels", "sms_spam/training_labels:training_label_expectations", "sms_spam/specialist",
+        "sms_spam/evaluation", "sms_spam/champion"]
+    assert all(line.endswith("passed") for line in steps if ":" in line.split()[2])  # a check step: its verdict
+    gates = lines[lines.index(next(line for line in steps if "/evaluation" in line)) + 1:][:len(GATES)]
+    assert [line.split()[1] for line in gates] == [g["metric"] for g in GATES]
+    assert all(" passed value " in line for line in gates)
 
 
 def test_labels_and_probabilities_are_well_formed(project):

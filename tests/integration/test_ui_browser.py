@@ -79,6 +79,7 @@ def test_the_task_is_its_own_group_and_its_lineage_renders(page, ui):
     base, _ = ui
     visit(page, f"{base}/asset-groups", "sms_spam")
     assert page.get_by_text("youtube_spam", exact=True).filter(visible=True).count()
+    page.get_by_text("fetching statuses").first.wait_for(state="hidden")
     shot(page, "1-global-lineage-one-group-per-task")
     visit(page, f"{base}/locations/{LOCATION}/asset-groups/sms_spam", "evaluation")
     for name in TASK_ASSETS:

@@ -52,8 +52,9 @@ def test_summary_prints_every_figure_with_one_rounding_rule():
                "gates": [{"name": "speedup_over_fm", "value": 2119.4345, "threshold": 100.0, "passed": True},
                          {"name": "ece", "value": 0.02171, "threshold": 0.1, "passed": True}], "passed": True}
     out = io.StringIO()
-    print_summary(summary, out)
+    print_summary(summary, out, fm_abstains={"http_503": 3, "timeout": 1})
     text = out.getvalue()
+    assert "FM requests without a usable answer: 4 (http_503 3, timeout 1); those rows abstained" in text
     assert "throughput: FM 57.30 texts/s, specialist 121,477 texts/s (2,119x)" in text  # the gate's own ratio
     assert "gate speedup_over_fm               2,119 vs 100      passed" in text
     assert "gate ece                           0.022 vs 0.100    passed" in text

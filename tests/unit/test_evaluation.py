@@ -100,3 +100,7 @@ def test_html_report_is_self_contained():
     assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 2
     assert "gates FAILED" in html and "chars &gt;=40" in html
     assert "<script>" not in html and "http" not in html  # nothing external, user text escaped
+    assert "no usable answer" not in html  # nothing to report when every request was answered
+    m["details"]["fm_abstains"] = {"http_503": 3, "off_label": 2}
+    html = render_report(summary, m["details"], prompts, labelers)
+    assert "5 FM requests got no usable answer and abstained (http_503 3, off_label 2)" in html
