@@ -54,7 +54,10 @@ def reports_url() -> str:
 
 
 def fm_cache_path() -> Path:
-    return fmops_home() / "fm_cache.sqlite"
+    """FM answers, keyed by everything that changes them: FMOPS_FM_CACHE to share one cache between homes
+    (answers are the expensive part of a run), else FMOPS_HOME/fm_cache.sqlite."""
+    configured = os.environ.get("FMOPS_FM_CACHE")
+    return Path(configured).resolve() if configured else fmops_home() / "fm_cache.sqlite"
 
 
 # Read once at import: MLflow itself exports MLFLOW_TRACKING_URI into os.environ once a model is logged,

@@ -21,6 +21,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 def _fmops_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("fmops_home")
     os.environ["FMOPS_HOME"] = str(home)
+    # one FM cache for every test's FMOPS_HOME, so each small run does not embed the same slice again;
+    # tests about caching itself take their own (small_run_env(own_fm_cache=True))
+    os.environ["FMOPS_FM_CACHE"] = str(home / "shared_fm_cache.sqlite")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     return home
 
@@ -61,13 +64,13 @@ SMALL_RUN_GATES = [{"metric": "test_macro_f1", "min": 0.5}, {"metric": "speedup_
                    {"metric": "label_coverage", "min": 0.1}]
 
 
-def small_run_env(root: Path, home: Path) -> dict:
+def small_run_env(root: Path, home: Path, own_fm_cache: bool = False) -> dict:
     """Environment for `fmops run sms_spam` on the small slice (SMALL_RUN_GATES) with its own FMOPS_HOME
-    and embedded instance."""
+    and embedded instance; the session's shared FM cache unless `own_fm_cache` (then a cold one in home)."""
     write_task(root / "assets", "sms_spam", small_sms_spec(gates=SMALL_RUN_GATES))
     env = {**os.environ, "FMOPS_ASSETS_DIR": str(root / "assets"), "FMOPS_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
-    env.pop("FMOPS_OWN_DAGSTER_HOME", None)
+    for name in ("DAGSTER_HOME", "FMOPS_OWN_DAGSTER_HOME", *(("FMOPS_FM_CACHE",) if own_fm_cache else ())):
+        env.pop(name, None)
     return env
 
 

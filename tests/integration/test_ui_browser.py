@@ -57,17 +57,16 @@ def browser():
 def page(browser, ui):
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.set_default_timeout(60_000)
+    skip = page.get_by_role("button", name="Skip")  # Dagster's community dialog, whenever it opens
+    page.add_locator_handler(skip, lambda: skip.click())
     yield page
     page.close()
 
 
 def visit(page, url: str, ready_text: str) -> None:
-    """Open a UI page, wait for `ready_text`, and dismiss Dagster's first-visit community dialog."""
+    """Open a UI page and wait for `ready_text`."""
     page.goto(url)
-    skip = page.get_by_role("button", name="Skip")
     page.get_by_text(ready_text, exact=True).filter(visible=True).first.wait_for()
-    if skip.count():
-        skip.click()
 
 
 def shot(page, name: str) -> None:
