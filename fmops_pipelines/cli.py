@@ -163,7 +163,7 @@ def cmd_batch(args) -> int:
 
     from fmops_pipelines.inference.inbox import needing_scores, ready_files
     from fmops_pipelines.inference.registry_alias import alias_version
-    from fmops_pipelines.launcher import prepare_environment, run_job
+    from fmops_pipelines.launcher import prepare_environment, run_partitions
     from fmops_pipelines.spec import get_spec
     from fmops_pipelines.specialist.registry_names import model_name
     from fmops_pipelines.stages.batch_inference import inbox_partitions
@@ -186,11 +186,9 @@ def cmd_batch(args) -> int:
     prepare_environment()
     instance, name = dg.DagsterInstance.get(), inbox_partitions(spec).name
     instance.add_dynamic_partitions(name, [k for k in keys if not instance.has_dynamic_partition(name, k)])
-    failed = {}
-    for key in keys:
-        outcome = run_job(spec, batch_job_name(spec.name), partition_key=key)
-        if outcome.exit_code != EXIT_OK:
-            failed[key] = outcome.errors or [f"run {outcome.run_id[:8]} failed (see it in `fmops ui`)"]
+    outcomes = run_partitions(spec, batch_job_name(spec.name), keys, parallel=args.parallel)
+    failed = {key: outcome.errors or [f"run {outcome.run_id[:8]} failed (see it in `fmops ui`)"]
+              for key, outcome in outcomes.items() if outcome.exit_code != EXIT_OK}
     print(f"{spec.name}: scored {len(keys) - len(failed)} of {len(keys)} partition(s) with v{champion} into "
           f"{paths.predictions_dir(spec.name)}", file=sys.stderr)
     for key, errors in failed.items():
@@ -289,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--rescore", action="store_true", help="also re-score partitions an earlier champion labelled")
     p.add_argument("--partition", action="append", help="score this inbox file (repeatable); default: all unscored")
+    p.add_argument("--parallel", type=int, default=4,
+                   help="with FMOPS_EXECUTOR=celery, partitions in flight at once (about 2x the workers)")
     p.set_defaults(fn=cmd_batch)
     p = sub.add_parser("promote", help="make a registered specialist version the champion")
     p.add_argument("task")

@@ -25,7 +25,8 @@ class EnvironmentProblem(FmopsError):
 
 
 # optional drivers -> the pip extra of fmops that installs them
-DRIVER_EXTRAS = {"psycopg2": "postgres", "psycopg": "postgres", "dagster_postgres": "postgres"}
+DRIVER_EXTRAS = {"psycopg2": "postgres", "psycopg": "postgres", "dagster_postgres": "postgres",
+                 "dagster_celery": "celery", "celery": "celery", "redis": "celery"}
 
 
 def missing_driver(exc: BaseException) -> str | None:

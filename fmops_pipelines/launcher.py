@@ -1,7 +1,8 @@
 """Runs a task's jobs through Dagster from the CLI, on the FMOPS_HOME instance, with live progress.
 
-Runs execute in-process (heavy libraries load once, which on 2 cores beats a process per step) and are
-recorded in the same Dagster instance that `fmops ui` serves, so every CLI run shows up in the UI.
+Runs execute in-process (heavy libraries load once, which on 2 cores beats a process per step), or with
+FMOPS_EXECUTOR=celery step by step on Celery workers (see execution.py), and are recorded in the same
+Dagster instance that `fmops ui` serves, so every CLI run shows up in the UI.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ from typing import TextIO
 from fmops_pipelines import paths, storage
 from fmops_pipelines.display import num
 from fmops_pipelines.errors import missing_driver
+from fmops_pipelines.execution import uses_celery
 from fmops_pipelines.spec import TaskSpec
 
 USER_ERRORS = ("DataError", "SpecError", "StateError", "EnvironmentProblem", "LabelingFunctionError", "Failure")
@@ -63,6 +67,11 @@ def prepare_environment() -> None:
         if not config.exists():
             config.write_text("telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = os.environ[_OWN_DAGSTER_HOME] = str(home)
+        if uses_celery():
+            from fmops_pipelines.errors import EnvironmentProblem
+
+            raise EnvironmentProblem("FMOPS_EXECUTOR=celery: Celery workers need a Dagster instance they can share; "
+                                     "set DAGSTER_HOME to a Postgres-backed one (deploy/postgres/dagster.yaml)")
     quiet_libraries()
     from fmops_pipelines.mlflow_store import init_tracking_store
 
@@ -161,6 +170,27 @@ def task_job_definitions(spec: TaskSpec):
     return dg.Definitions.merge(task_definitions(spec), resources())
 
 
+_WORKER_JOBS: dict[tuple[str, str], object] = {}  # (job name, spec as JSON) -> job: a worker builds it once
+
+
+def task_job(task: str, job_name: str):
+    """The reconstructor Celery workers call to load a step's job: the same definitions the CLI built, from
+    the task spec as it is now (a changed task.yaml gives a new job; an unchanged one is reused)."""
+    from fmops_pipelines.spec import get_spec
+
+    spec = get_spec(task)
+    key = (job_name, spec.model_dump_json())
+    if key not in _WORKER_JOBS:
+        _WORKER_JOBS[key] = task_job_definitions(spec).resolve_job_def(job_name)
+    return _WORKER_JOBS[key]
+
+
+def reconstructable_task_job(task: str, job_name: str):
+    import dagster as dg
+
+    return dg.build_reconstructable_job(__name__, "task_job", reconstructable_args=(task, job_name))
+
+
 def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr, partition_key: str | None = None) -> RunOutcome:
     """Execute one of the task's jobs in-process on the FMOPS_HOME instance, printing progress as the
     instance stores each event (a listener on the run, no polling). A partitioned job runs one partition."""
@@ -169,6 +199,42 @@ def run_job(spec: TaskSpec, job_name: str, out: TextIO = sys.stderr, partition_k
     job = defs.resolve_job_def(job_name)
     with one_run_at_a_time():
         return _execute(spec, job, job_name, defs, out, partition_key)
+
+
+def run_partitions(spec: TaskSpec, job_name: str, keys: list[str], out: TextIO = sys.stderr,
+                   parallel: int = 4) -> dict[str, RunOutcome]:
+    """One run per partition. In-process they run one after another. On Celery up to `parallel` runs are
+    orchestrated at once from a pool of processes (Dagster's run execution is not thread-safe: it
+    reconfigures logging per run); each submits its partition's step, waits, then takes the next partition.
+    About twice the number of workers keeps every worker busy; more only costs start-up CPU."""
+    if not uses_celery() or parallel <= 1 or len(keys) == 1:
+        prepare_environment()
+        defs = task_job_definitions(spec)
+        job = defs.resolve_job_def(job_name)
+        with one_run_at_a_time():
+            return {key: _execute(spec, job, job_name, defs, out, key) for key in keys}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(parallel, len(keys)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        outcomes = pool.map(_run_partition, [spec.name] * len(keys), [job_name] * len(keys), keys)
+        return dict(zip(keys, outcomes, strict=True))
+
+
+_PROCESS_JOBS: dict[tuple[str, str], tuple] = {}  # (task, job) -> (spec, defs, job), built once per process
+
+
+def _run_partition(task: str, job_name: str, key: str) -> RunOutcome:
+    """One partition's run in a pool process; the process keeps the job it built for the next partition."""
+    if (task, job_name) not in _PROCESS_JOBS:
+        from fmops_pipelines.spec import get_spec
+
+        prepare_environment()
+        spec = get_spec(task)
+        defs = task_job_definitions(spec)
+        _PROCESS_JOBS[task, job_name] = spec, defs, defs.resolve_job_def(job_name)
+    spec, defs, job = _PROCESS_JOBS[task, job_name]
+    return _execute(spec, job, job_name, defs, sys.stderr, key)
 
 
 @contextmanager
@@ -210,20 +276,62 @@ def _execute(spec: TaskSpec, job, job_name: str, defs, out: TextIO, partition_ke
     for note in fail_orphaned_runs(instance):
         print(f"note: {note}", file=out, flush=True)
     run_id = str(uuid.uuid4())  # known before launch, so the listener can be attached to it
-    progress = _Progress(out, {g.check_name for g in spec.gates}, step_labels(defs))
-    instance.add_event_listener(run_id, progress.handle)
+    labels = {step: f"{label}[{partition_key}]" if partition_key else label for step, label in step_labels(defs).items()}
+    progress = _Progress(out, {g.check_name for g in spec.gates}, labels)
     start = time.perf_counter()
     where = f", partition {partition_key}" if partition_key else ""
     print(f"{spec.name}: {job_name} (run {run_id[:8]}{where}, Dagster home {instance.root_directory})", file=out,
           flush=True)
-    result = job.execute_in_process(
-        instance=instance, run_id=run_id, raise_on_error=False, tags={
-            "fmops/launched_by": "cli", "fmops/pid": str(os.getpid()), "fmops/host": socket.gethostname()},
-        partition_key=partition_key,
-        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+    tags = {"fmops/launched_by": "cli", "fmops/pid": str(os.getpid()), "fmops/host": socket.gethostname()}
+    run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if uses_celery():  # steps go to the Celery workers; this process orchestrates
+        with _watching(instance, run_id, progress):
+            result = _execute_on_workers(spec, job, job_name, instance, run_id, run_config, tags, partition_key)
+    else:
+        instance.add_event_listener(run_id, progress.handle)  # every event is stored by this process
+        result = job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False, tags=tags,
+                                        partition_key=partition_key, run_config=run_config)
     outcome = progress.outcome
     outcome.run_id, outcome.success, outcome.seconds = run_id, result.success, time.perf_counter() - start
     return outcome
+
+
+@contextmanager
+def _watching(instance, run_id: str, progress: _Progress, drain_s: float = 30) -> Iterator[None]:
+    """Feeds `progress` the run's events as the event log stores them, whichever process wrote them (the
+    workers write the step events); after the run, waits until its last event has been seen."""
+    from dagster import DagsterEventType
+
+    ended = threading.Event()
+    finished = {DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
+
+    def on_event(entry, _cursor=None) -> None:
+        progress.handle(entry)
+        if entry.dagster_event is not None and entry.dagster_event.event_type in finished:
+            ended.set()
+
+    storage = instance.event_log_storage
+    storage.watch(run_id, None, on_event)
+    try:
+        yield
+        ended.wait(drain_s)
+    finally:
+        storage.end_watch(run_id, on_event)
+
+
+def _execute_on_workers(spec: TaskSpec, job, job_name: str, instance, run_id: str, run_config: dict, tags: dict,
+                        partition_key: str | None):
+    """The job's executor (Celery) runs each step on a worker, which rebuilds the job through
+    `task_job`; the run is created first so its id is known to the progress listener."""
+    from dagster._core.execution.api import execute_run
+
+    recon = reconstructable_task_job(spec.name, job_name)
+    if partition_key is not None:
+        tags = {**tags, "dagster/partition": partition_key}
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")  # dagster-celery's
+    run = instance.create_run_for_job(job_def=job, run_id=run_id, run_config=run_config, tags=tags,
+                                      job_code_origin=recon.get_python_origin())
+    return execute_run(recon, run, instance, raise_on_error=False)
 
 
 def fail_orphaned_runs(instance) -> list[str]:

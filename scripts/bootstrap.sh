@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs fmops with its dev tools and the Postgres drivers (tests use the local server); torch is installed first and pinned, so no
+# Creates .venv and installs fmops with its dev tools the Postgres drivers and Celery (tests use the local services); torch is installed first and pinned, so no
 # dependency can pull a multi-GB CUDA build. Re-running is a no-op unless pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +14,5 @@ fi
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
-"$VENV/bin/python" -m pip install --quiet -e ".[dev,postgres]"
+"$VENV/bin/python" -m pip install --quiet -e ".[dev,postgres,celery]"
 echo "$want" > "$stamp"

@@ -74,6 +74,15 @@ def small_run_env(root: Path, home: Path, own_fm_cache: bool = False) -> dict:
     return env
 
 
+def final_outputs(home: Path, task: str = "sms_spam") -> tuple:
+    """What a run leaves that must not depend on how it got there: held-out test metrics, best epoch."""
+    from fmops_pipelines.launcher import stored
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMOPS_HOME", str(home))
+        return stored(task, "evaluation")["test"], stored(task, "specialist")["best_epoch"]
+
+
 @pytest.fixture(scope="session")
 def finished_small_run(tmp_path_factory) -> tuple[Path, dict]:
     """(root, env) of one uninterrupted `fmops run sms_spam` on the small slice, made once per session:

@@ -25,6 +25,7 @@ class FaultyEndpoint(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     lock = threading.Lock()
     tries: ClassVar[Counter] = Counter()  # message -> requests seen (reset by serve())
+    keys: ClassVar[set] = set()  # the Authorization headers seen
     answered = 0
     down_after: int | None = None
     fault_share = 0.0
@@ -44,6 +45,7 @@ class FaultyEndpoint(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions":
             return self._send(404, b'{"error": "not found"}')
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        cls.keys.add(self.headers.get("Authorization"))
         message = body["messages"][0]["content"].split("\n\nAnswer with")[0]
         with cls.lock:
             cls.tries[message] += 1
@@ -70,7 +72,7 @@ class FaultyEndpoint(BaseHTTPRequestHandler):
 
 def serve() -> tuple[ThreadingHTTPServer, str]:
     """A fresh endpoint on a free port (state reset) and its base URL; call .shutdown() when done."""
-    FaultyEndpoint.tries, FaultyEndpoint.answered = Counter(), 0
+    FaultyEndpoint.tries, FaultyEndpoint.answered, FaultyEndpoint.keys = Counter(), 0, set()
     FaultyEndpoint.down_after, FaultyEndpoint.fault_share = None, 0.0
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FaultyEndpoint)
     httpd.daemon_threads = True

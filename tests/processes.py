@@ -38,3 +38,17 @@ def alive(pids: list[int]) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     return out
+
+
+LOCAL_SERVICES = {"PostgreSQL": 5432, "RabbitMQ": 5672, "Redis": 6379}
+
+
+def missing_service(*names: str) -> str | None:
+    """A one-line reason to skip when one of the named localhost services does not answer, else None."""
+    for name in names:
+        try:
+            with socket.create_connection(("127.0.0.1", LOCAL_SERVICES[name]), timeout=2):
+                pass
+        except OSError:
+            return f"{name} does not answer on 127.0.0.1:{LOCAL_SERVICES[name]}"
+    return None

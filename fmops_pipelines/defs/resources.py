@@ -1,10 +1,12 @@
 """Resources for every task, each setting bound to an environment variable when it is set (dg.EnvVar: the
-launchpad shows the variable, never its value), else the embedded FMOPS_HOME default."""
+launchpad shows the variable, never its value), else the embedded FMOPS_HOME default; and the executor
+(Celery workers when FMOPS_EXECUTOR=celery, see fmops_pipelines.execution)."""
 
 import os
 
 import dagster as dg
 
+from fmops_pipelines.execution import executor_def
 from fmops_pipelines.resources import ComputeResource, FmopsHome, FmopsIOManager, FoundationModelResource
 from fmops_pipelines.tracking import MlflowTracking
 
@@ -21,4 +23,4 @@ def resources() -> dg.Definitions:
         "mlflow": MlflowTracking(tracking_uri=env_or("MLFLOW_TRACKING_URI")),
         "fm": FoundationModelResource(base_url=env_or("FMOPS_FM_BASE_URL"), api_key=env_or("FMOPS_FM_API_KEY")),
         "compute": ComputeResource(device=env_or("FMOPS_DEVICE", "auto")),
-    })
+    }, executor=executor_def())

@@ -36,6 +36,13 @@ def _score_in_worker(texts: list[str]) -> np.ndarray:
     return _WORKER_SCORER.predict_proba(texts)
 
 
+def can_fork_workers() -> bool:
+    """A daemonic process (a Celery prefork worker's child, a multiprocessing pool member) may not start
+    processes of its own: there, batches are scored in the process itself and the worker count comes from
+    how many Celery workers run."""
+    return not multiprocessing.current_process().daemon
+
+
 class Predictor:
     """`map(batches)` yields (batch, probabilities) in order, in this process or in forked workers."""
 
@@ -63,7 +70,7 @@ class Predictor:
     def map(self, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
         batches = iter(batches)
         head = list(islice(batches, 2))
-        parallel = self.settings.workers > 1 and getattr(self.scorer, "fork_safe", False)
+        parallel = self.settings.workers > 1 and getattr(self.scorer, "fork_safe", False) and can_fork_workers()
         if len(head) < 2 or not parallel:  # a single batch: forking workers would cost more than it saves
             for batch in chain(head, batches):
                 yield batch, self.scorer.predict_proba(self._texts(batch))

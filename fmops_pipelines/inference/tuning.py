@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from fmops_pipelines import paths
-from fmops_pipelines.inference.engine import Predictor, rebatch
+from fmops_pipelines.inference.engine import Predictor, can_fork_workers, rebatch
 from fmops_pipelines.inference.scorers import Settings
 
 SAMPLE_TEXTS = {"ngram": 24576, "encoder": 768}
@@ -66,7 +66,7 @@ def machine_id(device: str) -> str:
 def candidates(architecture: str, fork_safe: bool, device: str, fixed: Overrides) -> list[Settings]:
     cpus = usable_cpus()
     if architecture == "ngram":
-        batches, workers, threads = [1024, 4096, 16384], sorted({1, min(2, cpus), cpus}) if fork_safe else [1], [None]
+        batches, workers, threads = [1024, 4096, 16384], sorted({1, min(2, cpus), cpus}) if fork_safe and can_fork_workers() else [1], [None]
     elif device.startswith("cuda"):
         batches, workers, threads = [64, 128, 256, 512], [1], [None]
     else:

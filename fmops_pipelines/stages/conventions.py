@@ -31,9 +31,16 @@ def key(spec: TaskSpec, name: str) -> dg.AssetKey:
     return dg.AssetKey([spec.name, name])
 
 
+# Dagster concurrency pools: steps that call the FM, and steps that train, across all runs of an instance.
+# Limits live in the instance (deploy/local/start.sh sets them on the Postgres one); unset means no limit.
+FM_POOL, TRAINING_POOL = "fmops_fm", "fmops_training"
+POOLS = {"prompt_scores": FM_POOL, "weak_label_matrix": FM_POOL, "label_model": TRAINING_POOL,
+         "specialist": TRAINING_POOL}
+
+
 def task_asset(spec: TaskSpec, kinds: set[str], description: str, **kwargs):
     """`@dg.asset` for one task: named by the function, grouped by its task, tagged with its stage, inputs wired
-    by parameter name."""
+    by parameter name, in its concurrency pool if it calls the FM or trains."""
 
     def decorate(fn):
         name = fn.__name__
@@ -42,7 +49,7 @@ def task_asset(spec: TaskSpec, kinds: set[str], description: str, **kwargs):
         return dg.asset(name=name, key_prefix=[spec.name], ins=ins, group_name=spec.name,
                         tags={"stage": TASK_ASSETS[name]}, kinds=kinds,
                         owners=spec.owners, code_version=f"{CODE_VERSION}-{spec.fingerprint()}",
-                        description=description, **kwargs)(fn)
+                        description=description, pool=POOLS.get(name), **kwargs)(fn)
 
     return decorate
 

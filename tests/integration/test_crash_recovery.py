@@ -16,7 +16,7 @@ import pytest
 
 from fmops_pipelines import paths
 from fmops_pipelines.launcher import stored
-from tests.conftest import REPO, small_run_env
+from tests.conftest import REPO, final_outputs, small_run_env
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +30,6 @@ def cached_answers(path) -> int:
 
 
 CMD = [sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"]
-
-
-def final_outputs(home) -> tuple:
-    """What a run leaves that must not depend on how it got there: held-out test metrics, best epoch."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FMOPS_HOME", str(home))
-        return stored("sms_spam", "evaluation")["test"], stored("sms_spam", "specialist")["best_epoch"]
 
 
 def kill_9_when(proc: subprocess.Popen, ready, timeout: float = 600) -> None:

@@ -60,3 +60,35 @@ def test_summary_prints_every_figure_with_one_rounding_rule():
     assert "gate ece                           0.022 vs 0.100    passed" in text
     assert "5,178 FM calls (new answers), 62,734 requests answered by the FM cache" in text
     assert [num(x) for x in (950.69, 1.5, 0.1853, -0.02)] == ["951", "1.50", "0.185", "-0.020"]
+
+
+def test_celery_needs_its_extra_and_a_shared_instance(tmp_path):
+    """FMOPS_EXECUTOR=celery: an unknown executor, the embedded SQLite instance (workers could not share it)
+    and a missing dagster-celery are each one line with exit 2, before any step runs."""
+    import os
+
+    write_task(tmp_path / "assets", "sms_spam", shipped_spec("sms_spam"))
+    base = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "FMOPS_OWN_DAGSTER_HOME")}
+    base.update(FMOPS_ASSETS_DIR=str(tmp_path / "assets"), FMOPS_HOME=str(tmp_path / "home"))
+
+    def fmops(env: dict, block: str = "") -> subprocess.CompletedProcess:
+        prelude = f"import sys; sys.modules[{block!r}] = None; " if block else "import sys; "
+        code = prelude + "from fmops_pipelines.cli import main; sys.exit(main(['run', 'sms_spam']))"
+        return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300, check=False)
+
+    result = fmops({**base, "FMOPS_EXECUTOR": "ray"})
+    assert (result.returncode, result.stderr.strip()) == (
+        2, "error: FMOPS_EXECUTOR=ray: unknown executor (choose one of default, celery)")
+    result = fmops({**base, "FMOPS_EXECUTOR": "celery"})
+    assert (result.returncode, result.stderr.strip()) == (
+        2, ("error: FMOPS_EXECUTOR=celery: Celery workers need a Dagster instance they can share; set DAGSTER_HOME "
+           "to a Postgres-backed one (deploy/postgres/dagster.yaml)"))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    result = fmops({**base, "FMOPS_EXECUTOR": "celery", "DAGSTER_HOME": str(home)}, block="dagster_celery")
+    assert (result.returncode, result.stderr.strip()) == (
+        2, ("error: FMOPS_EXECUTOR=celery needs dagster-celery, which is not installed: pip install 'fmops[celery]' "
+           "(or .[celery] in a checkout)"))
+    assert not list(home.glob("*.db")) and not (tmp_path / "home" / "storage").exists()  # nothing ran

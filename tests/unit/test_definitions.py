@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from fmops_pipelines.defs.resources import resources
 from fmops_pipelines.spec import discover_specs
@@ -76,15 +77,33 @@ def test_dg_lists_every_task_through_the_defs_folder():
 
 
 def test_asset_specs_snapshot(snapshot):
-    """Every asset's shape (key, group, stage, kinds, owners, code_version, deps, checks) as a reviewed snapshot:
+    """Every asset's shape (key, group, stage, pool, kinds, owners, code_version, deps, checks) as a reviewed snapshot:
     a change of shape shows as a diff in tests/unit/__snapshots__ (update with `pytest --snapshot-update`)."""
     graph = build_definitions(discover_specs(REPO / "assets")).resolve_asset_graph()
     shape = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
         shape[key.to_user_string()] = {
-            "group": node.group_name, "stage": node.tags["stage"], "kinds": sorted(node.kinds), "owners": sorted(node.owners),
+            "group": node.group_name, "stage": node.tags["stage"], "pool": sorted(node.pools),
+            "kinds": sorted(node.kinds), "owners": sorted(node.owners),
             "code_version": node.code_version, "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "checks": sorted(c.name for c in graph.asset_check_keys if c.asset_key == key),
             "description": node.description}
     assert shape == snapshot
+
+
+def test_training_runs_carry_the_kubernetes_settings_given_in_the_environment(monkeypatch):
+    """The lifecycle job (it trains) gets FMOPS_TRAINING_K8S_CONFIG as its dagster-k8s/config tag, for the
+    K8s run launcher to put its pods on GPU nodes; batch inference does not; bad JSON is one line."""
+    from fmops_pipelines.errors import EnvironmentProblem
+    from fmops_pipelines.spec import load_spec
+    from fmops_pipelines.stages.jobs import task_jobs
+
+    spec = load_spec(REPO / "assets" / "sms_spam" / "task.yaml")
+    gpu = {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}
+    monkeypatch.setenv("FMOPS_TRAINING_K8S_CONFIG", json.dumps(gpu))
+    lifecycle, _, batch = task_jobs(spec)
+    assert json.loads(lifecycle.tags["dagster-k8s/config"]) == gpu and not batch.tags
+    monkeypatch.setenv("FMOPS_TRAINING_K8S_CONFIG", "{nodeSelector: gpu}")
+    with pytest.raises(EnvironmentProblem, match=r"^FMOPS_TRAINING_K8S_CONFIG: not valid JSON"):
+        task_jobs(spec)
