@@ -1,7 +1,7 @@
 """The MLflow store without Dagster: create it once, one experiment per task, and a scoped tracking URI.
 
 MLflow's fluent API (model logging and loading) reads a process-global URI; `using_uri` sets it only for
-the `with` block and restores the previous URI (and MLFLOW_TRACKING_URI, which MLflow exports itself),
+the `with` block and restores the previous URIs (and the MLFLOW_*_URI variables MLflow exports itself),
 so one process can serve several stores and nothing leaks into the next caller.
 """
 
@@ -47,12 +47,19 @@ def experiment_id(uri: str, task: str, prefix: str = "fmops") -> str:
 
 @contextmanager
 def using_uri(uri: str) -> Iterator[None]:
-    """MLflow's tracking and registry URIs set to `uri` for this block only (store created on first use)."""
+    """MLflow's tracking and registry URIs set to `uri` for this block only (store created on first use).
+
+    Restores what was there before exactly, unset included: `mlflow.get_*_uri()` return resolved defaults,
+    and writing those back would pin this process (and, through the MLFLOW_*_URI variables MLflow exports,
+    its subprocesses) to a store that was only ever a fallback.
+    """
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
 
     init_tracking_store(uri)
-    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
-    saved = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    saved_env = {name: os.environ.get(name) for name in _EXPORTED}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)  # as set, not as resolved
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -60,7 +67,11 @@ def using_uri(uri: str) -> Iterator[None]:
     finally:
         mlflow.set_tracking_uri(saved[0])
         mlflow.set_registry_uri(saved[1])
-        if saved_env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+_EXPORTED = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # set by mlflow.set_*_uri for subprocesses

@@ -45,6 +45,7 @@ class DatasetSpec(_Strict):
     text_column: str = "text"
     label_column: str | None = "label"
     id_column: str | None = None
+    split_column: str | None = None  # values train / test / dev: the dataset's own splits, test used as declared
     label_map: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

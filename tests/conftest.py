@@ -24,7 +24,8 @@ def _fmops_home(tmp_path_factory) -> Path:
     # one FM cache for every test's FMOPS_HOME, so each small run does not embed the same slice again;
     # tests about caching itself take their own (small_run_env(own_fm_cache=True))
     os.environ["FMOPS_FM_CACHE"] = str(home / "shared_fm_cache.sqlite")
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # the embedded store unless a test says otherwise
+        os.environ.pop(name, None)
     return home
 
 

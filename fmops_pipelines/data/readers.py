@@ -141,7 +141,8 @@ def read_local(ds: DatasetSpec, base: Path) -> pd.DataFrame:
     out = pd.DataFrame({
         "id": df[ds.id_column].astype(str) if ds.id_column else [f"row-{i:06d}" for i in range(len(df))],
         "text": df[ds.text_column],
-        "label": df[ds.label_column] if ds.label_column else None,
+        # an empty label cell is an unlabelled row (train material), not a label named ''
+        "label": df[ds.label_column].astype("string").str.strip().replace("", pd.NA) if ds.label_column else None,
     })
     extra = [c for c in df.columns if c not in {ds.text_column, ds.label_column, ds.id_column}]
     return pd.concat([out, df[extra].reset_index(drop=True)], axis=1).rename(columns=str)
@@ -171,9 +172,35 @@ def load_dataset(spec: TaskSpec, data_home: Path | None = None) -> pd.DataFrame:
         unknown = df["label"].notna() & ~df["label"].isin(spec.label_names)
         if unknown.any():
             row = df.loc[unknown].iloc[0]
-            raise DataError(f"{source}: row id={row['id']}: label '{row['label']}' is not one of {spec.label_names}"
-                            " (map it with dataset.label_map)")
+            where = f" in column '{ds.label_column}' (dataset.label_column)" if ds.path else ""
+            raise DataError(f"{source}: row id={row['id']}: label '{row['label']}'{where} is not one of "
+                            f"{spec.label_names} (map it with dataset.label_map)")
+    if ds.split_column is not None:
+        _check_declared_split(df, ds.split_column, source)
     dupes = df["id"].duplicated()
     if dupes.any():
         raise DataError(f"{source}: id '{df.loc[dupes, 'id'].iloc[0]}' appears more than once")
     return df.reset_index(drop=True)
+
+
+DECLARED_SPLITS = ("train", "dev", "test")
+
+
+def _check_declared_split(df: pd.DataFrame, column: str, source: str) -> None:
+    """dataset.split_column: present, only train/dev/test, a test split with gold on every row."""
+    if column not in df.columns:
+        raise DataError(f"{source}: dataset.split_column: no column '{column}'; columns are {list(df.columns)}")
+    values = df[column].astype("string").str.strip().str.lower()
+    bad = ~values.isin(DECLARED_SPLITS)
+    if bad.any():
+        row = df.loc[bad].iloc[0]
+        raise DataError(f"{source}: column '{column}' (dataset.split_column), row id={row['id']}: "
+                        f"'{row[column]}' is not one of {list(DECLARED_SPLITS)}")
+    test = values == "test"
+    if not test.any():
+        raise DataError(f"{source}: column '{column}' (dataset.split_column) declares no test rows")
+    unlabelled = test & df["label"].isna()
+    if unlabelled.any():
+        raise DataError(f"{source}: column '{column}' (dataset.split_column), row id={df.loc[unlabelled, 'id'].iloc[0]}: "
+                        f"a declared test row has no gold label ({int(unlabelled.sum())} such rows)")
+    df[column] = values

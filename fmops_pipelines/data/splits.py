@@ -3,6 +3,9 @@
 Rows with identical text always land in the same split (SMS has ~400 exact duplicates), so nothing in
 test was seen verbatim during training or selection. Train rows lose their gold label here, which is
 what guarantees training never sees one.
+
+A dataset may declare its own splits (dataset.split_column): declared test rows are kept as they are, so
+published numbers stay comparable; dev is drawn from declared dev rows if any, else from labelled train.
 """
 
 from __future__ import annotations
@@ -46,6 +49,39 @@ def make_splits(df: pd.DataFrame, cfg: SplitSpec) -> pd.DataFrame:
     out.loc[out["split"] == "train", "label"] = pd.NA
     order = {s: i for i, s in enumerate(SPLITS)}
     return out.sort_values(["split", "id"], key=lambda c: c.map(order) if c.name == "split" else c).reset_index(drop=True)
+
+
+def declared_splits(df: pd.DataFrame, cfg: SplitSpec, column: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The dataset's own splits (values train/dev/test in `column`, checked by the reader).
+
+    Test is used as declared. Train and dev rows whose text also appears in test are dropped (counted),
+    which keeps the random path's guarantee. Dev is at most cfg.dev_size rows of declared dev (else of
+    labelled train); the rest of the declared dev joins train, unlabelled. max_rows thins train only.
+    """
+    declared = df[column].astype(str)
+    test = df[declared == "test"]
+    overlaps = (declared != "test") & df["text"].isin(set(test["text"]))
+    rest = df[~overlaps & (declared != "test")]
+    rest_declared = declared[rest.index]
+    pool = rest[(rest_declared == "dev") & rest["label"].notna()] if (rest_declared == "dev").any() else \
+        rest[rest["label"].notna()]
+    groups = pool.groupby("text", sort=False)["label"].first()
+    if len(groups) < min(cfg.dev_size, 10):
+        raise DataError(f"dataset.split_column '{column}': only {len(groups)} labelled texts outside test to draw "
+                        f"dev from (dev_size {cfg.dev_size})")
+    if len(groups) > cfg.dev_size:
+        _, groups = train_test_split(groups, test_size=cfg.dev_size, random_state=cfg.seed + 1, stratify=_stratify(groups))
+    dev_texts = set(groups.index)
+    train = rest[~rest["text"].isin(dev_texts)]
+    if cfg.max_rows is not None and len(train) > cfg.max_rows:
+        train = train.sample(n=cfg.max_rows, random_state=cfg.seed)
+    dev = rest[rest["text"].isin(dev_texts)]  # duplicates of a dev text come along, with its label
+    out = pd.concat([train.assign(split="train", label=pd.NA),
+                     dev.assign(split="dev", label=dev["text"].map(groups)), test.assign(split="test")])
+    out["label"] = out["label"].astype("string")
+    order = {s: i for i, s in enumerate(SPLITS)}
+    out = out.sort_values(["split", "id"], key=lambda c: c.map(order) if c.name == "split" else c).reset_index(drop=True)
+    return out, {"dropped_as_in_test": int(overlaps.sum())}
 
 
 def split_summary(splits: pd.DataFrame) -> dict[str, dict[str, int]]:

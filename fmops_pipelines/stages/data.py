@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from fmops_pipelines.data.readers import load_dataset
-from fmops_pipelines.data.splits import make_splits, split_summary
+from fmops_pipelines.data.splits import declared_splits, make_splits, split_summary
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import gx_result, key, table_md, task_asset
 from fmops_pipelines.tracking import MlflowTracking
@@ -26,13 +26,21 @@ def build(spec: TaskSpec) -> list:
 
         return gx_result(*validate_dataset(dataset, spec.label_names))
 
-    @task_asset(spec, {"pandas"}, "Dev (<=200 gold rows), held-out gold test, and unlabeled train; identical texts "
-                                  "share a split.")
+    @task_asset(spec, {"pandas"}, "Dev (<=200 gold rows), held-out gold test (as the dataset declares it, or "
+                                  "drawn at random), and unlabeled train; identical texts share a split.")
     def splits(context: dg.AssetExecutionContext, mlflow: MlflowTracking, dataset: pd.DataFrame) -> dg.Output:
-        out = make_splits(dataset, spec.splits)
+        column = spec.dataset.split_column
+        if column:
+            out, counts = declared_splits(dataset, spec.splits, column)
+            extra = {"declared_by": column, **counts}
+        else:
+            out, extra = make_splits(dataset, spec.splits), {"declared_by": "random (dataset.split_column unset)"}
+            if "split" in dataset.columns and dataset["split"].astype(str).str.lower().isin(["train", "test"]).all():
+                context.log.warning(f"{spec.name}: the dataset has a 'split' column that was not used; set "
+                                    "dataset.split_column: split in task.yaml to keep its test rows as test")
         summary = split_summary(out)
         return mlflow.record(context, spec.name, dg.Output(out, metadata={
-            "summary": dg.MetadataValue.json(summary), **{f"{s}_rows": v["rows"] for s, v in summary.items()}}),
-            params=spec.splits.model_dump())
+            "summary": dg.MetadataValue.json(summary), **{f"{s}_rows": v["rows"] for s, v in summary.items()},
+            **extra}), params=spec.splits.model_dump())
 
     return [dataset, dataset_expectations, splits]

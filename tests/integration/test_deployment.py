@@ -59,7 +59,8 @@ def stack(tmp_path_factory):
            "DAGSTER_PG_DB": f"fmops_it_dg_{tag}", "FMOPS_MLFLOW_DB": f"fmops_it_ml_{tag}",
            "FMOPS_MLFLOW_PORT": str(free_port()), "FMOPS_CELERY_QUEUE": f"fmops-it-{tag}",
            "FMOPS_BIN": str(REPO / ".venv" / "bin") if (REPO / ".venv").exists() else os.path.dirname(sys.executable)}
-    for name in ("MLFLOW_TRACKING_URI", "FMOPS_EXECUTOR", "FMOPS_CELERY_BROKER", "FMOPS_CELERY_BACKEND"):
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "FMOPS_EXECUTOR", "FMOPS_CELERY_BROKER",
+                 "FMOPS_CELERY_BACKEND"):
         env.pop(name, None)
     # a second task on the same data (other split seed): its run shares the workers with sms_spam's
     write_task(root / "assets", "sms_spam_b", small_sms_spec(
@@ -130,7 +131,7 @@ def test_two_lifecycles_at_once_on_celery_workers_equal_the_embedded_run(stack, 
 
     from mlflow import MlflowClient
 
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
     for task in ("sms_spam", "sms_spam_b"):
         assert client.get_model_version_by_alias(f"{task}-specialist", "champion").version == "1"
     with psycopg2.connect(host="127.0.0.1", user="postgres", dbname=env["FMOPS_MLFLOW_DB"]) as conn:

@@ -151,8 +151,8 @@ BAD_INPUT = {
         "error: {tmp}/assets/sms_spam/task.yaml: prompts.max_labeller: Extra inputs are not permitted"),
     "label outside the label set": (
         _csv(b"text,label\nhello,ham\nbuy eggs,eggs\n"),
-        ("error: {tmp}/bad.csv: row id=row-000001: label 'eggs' is not one of ['ham', 'spam'] (map it with "
-         "dataset.label_map)")),
+        ("error: {tmp}/bad.csv: row id=row-000001: label 'eggs' in column 'label' (dataset.label_column) is not "
+         "one of ['ham', 'spam'] (map it with dataset.label_map)")),
     "missing text column": (
         _csv(b"message,label\nhello,ham\n"),
         "error: {tmp}/bad.csv: missing column 'text' (dataset.text_column); columns are ['message', 'label']"),

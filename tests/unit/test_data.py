@@ -3,7 +3,7 @@ import pytest
 
 from fmops_pipelines.data import registry
 from fmops_pipelines.data.readers import load_dataset
-from fmops_pipelines.data.splits import class_balance, make_splits, split_summary
+from fmops_pipelines.data.splits import class_balance, declared_splits, make_splits, split_summary
 from fmops_pipelines.errors import DataError
 from fmops_pipelines.spec import SplitSpec, load_spec
 from tests.conftest import shipped_spec, write_task
@@ -70,7 +70,8 @@ def test_local_csv(tmp_path):
     [
         ("body,y\nhi,ham\n", {}, r"data.csv: missing column 'text' \(dataset.text_column\)"),
         ("text,label\n", {}, "data.csv: dataset is empty"),
-        ("text,label\nhi,ham\nbuy,eggs\n", {}, "row id=row-000001: label 'eggs' is not one of"),
+        ("text,label\nhi,ham\nbuy,eggs\n", {},
+         r"row id=row-000001: label 'eggs' in column 'label' \(dataset.label_column\) is not one of"),
         ("text,label\nhi,ham\n ,spam\n", {}, "row id=row-000001: empty text"),
     ],
 )
@@ -97,3 +98,74 @@ def test_class_balance_is_smoothed():
     assert balance[1] > 0 and abs(balance.sum() - 1) < 1e-9
 
 
+
+
+def _declared(tmp_path, sms, splits: list[str], **dataset):
+    """A slice of the real SMS data as a user's CSV with its own split column."""
+    (tmp_path / "mine").mkdir(exist_ok=True)
+    rows = sms.head(len(splits)).assign(part=splits)
+    rows.loc[rows["part"] == "train", "label"] = ""  # the user's train rows are unlabelled
+    rows[["id", "text", "label", "part"]].to_csv(tmp_path / "mine" / "data.csv", index=False)
+    spec = shipped_spec("sms_spam") | {"dataset": {"path": "data.csv", "id_column": "id", "split_column": "part",
+                                                   **dataset}}
+    spec["splits"] = {"dev_size": 40, "seed": 0}
+    return load_spec(write_task(tmp_path, "mine", spec))
+
+
+def test_declared_test_rows_are_the_test_split_and_their_texts_leave_train_and_dev(tmp_path, sms):
+    parts = ["test"] * 150 + ["dev"] * 100 + ["train"] * 400
+    spec = _declared(tmp_path, sms, parts)
+    df = load_dataset(spec)
+    test_texts = set(df.loc[df["part"] == "test", "text"])
+    repeats = df[(df["part"] != "test") & df["text"].isin(test_texts)]
+    assert len(repeats) > 0  # SMS repeats some texts: these must not reach train or dev
+    out, counts = declared_splits(df, spec.splits, "part")
+    assert counts == {"dropped_as_in_test": len(repeats)}
+    assert sorted(out.loc[out["split"] == "test", "id"]) == sorted(df.loc[df["part"] == "test", "id"])  # as declared
+    dev = out[out["split"] == "dev"]
+    assert 40 <= len(dev) < 50 and set(dev["id"]) <= set(df.loc[df["part"] == "dev", "id"]) and dev["label"].notna().all()
+    train = out[out["split"] == "train"]
+    assert train["label"].isna().all() and not set(train["text"]) & test_texts and not set(dev["text"]) & test_texts
+    assert len(out) == len(df) - len(repeats)  # declared dev beyond dev_size joins train, unlabelled
+    assert out.equals(declared_splits(df, spec.splits, "part")[0])
+
+
+def test_without_declared_dev_the_dev_rows_come_from_labelled_train(tmp_path, sms):
+    spec = _declared(tmp_path, sms, ["test"] * 100 + ["train"] * 300)
+    df = load_dataset(spec)
+    df.loc[df.index[100:200], "label"] = sms["label"].iloc[100:200].to_numpy()  # some labelled train rows
+    out, _ = declared_splits(df, spec.splits, "part")
+    dev = out[out["split"] == "dev"]
+    assert len(dev) >= 40 and set(dev["text"]) <= set(df["text"].iloc[100:200])  # and their duplicates
+
+
+def test_the_wrench_registry_splits_can_be_declared(tmp_path):
+    spec = shipped_spec("sms_spam") | {"dataset": {"registry": "wrench_sms", "split_column": "split"}}
+    spec = load_spec(write_task(tmp_path, "wsms", spec))
+    df = load_dataset(spec)
+    out, _ = declared_splits(df, spec.splits, "split")
+    assert sorted(out.loc[out["split"] == "test", "id"]) == sorted(df.loc[df["split"] == "test", "id"])
+
+
+@pytest.mark.parametrize(("parts", "dataset", "message"), [
+    (["train"] * 60, {}, r"data.csv: column 'part' \(dataset.split_column\) declares no test rows"),
+    (["test"] * 30 + ["holdout"] * 30, {}, (r"data.csv: column 'part' \(dataset.split_column\), row id=sms-00030: "
+                                            r"'holdout' is not one of \['train', 'dev', 'test'\]")),
+    (["test"] * 30 + ["train"] * 30, {"split_column": "fold"}, r"data.csv: dataset.split_column: no column 'fold'"),
+    (["test"] * 30 + ["train"] * 30, {"label_map": {"ham": "eggs"}},
+     r"data.csv: row id=sms-00000: label 'eggs' in column 'label' \(dataset.label_column\)"),
+])
+def test_bad_declared_splits_are_one_line(tmp_path, sms, parts, dataset, message):
+    with pytest.raises(DataError, match=message) as info:
+        load_dataset(_declared(tmp_path, sms, parts, **dataset))
+    assert "\n" not in str(info.value)
+
+
+def test_a_declared_test_row_without_gold_is_one_line(tmp_path, sms):
+    spec = _declared(tmp_path, sms, ["test"] * 30 + ["train"] * 30)
+    path = tmp_path / "mine" / "data.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[3, "label"] = ""
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"row id=sms-00003: a declared test row has no gold label \(1 such rows\)"):
+        load_dataset(spec)

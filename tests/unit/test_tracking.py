@@ -45,11 +45,18 @@ def test_record_mirrors_metadata_by_kind(tmp_path):
     assert [a.path for a in client.list_artifacts(run_id, "plots")] == ["plots/confusion.png"]
 
 
-def test_using_uri_restores_the_global_uri(tmp_path):
-    before, env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
+def test_using_uri_restores_the_global_uris_and_leaks_nothing_to_subprocesses(tmp_path, monkeypatch):
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    before = mlflow.get_tracking_uri()
     with using_uri(f"sqlite:///{tmp_path / 'x.db'}"):
-        assert mlflow.get_tracking_uri().endswith("x.db")
-    assert mlflow.get_tracking_uri() == before and os.environ.get("MLFLOW_TRACKING_URI") == env
+        assert mlflow.get_tracking_uri().endswith("x.db") and mlflow.get_registry_uri().endswith("x.db")
+        assert os.environ["MLFLOW_REGISTRY_URI"].endswith("x.db")  # what a subprocess would inherit
+    assert mlflow.get_tracking_uri() == before
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    # a client made afterwards for another store reads that store's registry, not the block's
+    other = f"sqlite:///{tmp_path / 'y.db'}"
+    assert mlflow.MlflowClient(tracking_uri=other)._registry_uri == other
 
 
 def test_run_config_overrides_epochs_only_when_given(assets_dir):
