@@ -46,13 +46,22 @@ class DatasetSpec(_Strict):
     label_column: str | None = "label"
     id_column: str | None = None
     split_column: str | None = None  # values train / test / dev: the dataset's own splits, test used as declared
+    split_files: dict[Literal["test", "dev"], str] = Field(default_factory=dict)  # or one file per split
     label_map: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
         if (self.registry is None) == (self.path is None):
             raise ValueError("give exactly one of 'registry' or 'path'")
+        if self.split_files and (self.path is None or "test" not in self.split_files or self.split_column):
+            raise ValueError("split_files goes with 'path' (the train rows), needs a 'test' file, and replaces "
+                             "split_column")
         return self
+
+    @property
+    def declared_split_column(self) -> str | None:
+        """The column holding the dataset's own splits, if it declares them (split_files fill `split`)."""
+        return "split" if self.split_files else self.split_column
 
 
 class SplitSpec(_Strict):

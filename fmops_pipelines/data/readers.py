@@ -130,8 +130,18 @@ def read_wrench(paths: list[Path]) -> pd.DataFrame:
 
 
 def read_local(ds: DatasetSpec, base: Path) -> pd.DataFrame:
-    """A user's dataset file; relative paths are relative to the task folder."""
-    path = Path(ds.path)  # type: ignore[arg-type]
+    """A user's dataset file (or one per split: dataset.split_files); paths are relative to the task folder."""
+    if ds.split_files:
+        parts = {"train": ds.path, **ds.split_files}
+        frames = [_read_local_file(ds, Path(file), base).assign(split=name) for name, file in parts.items()]
+        df = pd.concat(frames, ignore_index=True)
+        if not ds.id_column:  # row numbers repeat across files: prefix them with the split
+            df["id"] = df["split"] + "-" + df["id"]
+        return df
+    return _read_local_file(ds, Path(ds.path), base)  # type: ignore[arg-type]
+
+
+def _read_local_file(ds: DatasetSpec, path: Path, base: Path) -> pd.DataFrame:
     path = path if path.is_absolute() else (base / path)
     df = read_table(path)
     for field, column in (("text_column", ds.text_column), ("label_column", ds.label_column),
@@ -175,8 +185,9 @@ def load_dataset(spec: TaskSpec, data_home: Path | None = None) -> pd.DataFrame:
             where = f" in column '{ds.label_column}' (dataset.label_column)" if ds.path else ""
             raise DataError(f"{source}: row id={row['id']}: label '{row['label']}'{where} is not one of "
                             f"{spec.label_names} (map it with dataset.label_map)")
-    if ds.split_column is not None:
-        _check_declared_split(df, ds.split_column, source)
+    if ds.declared_split_column is not None:
+        where = f"{source} (+ {', '.join(ds.split_files.values())})" if ds.split_files else source
+        _check_declared_split(df, ds.declared_split_column, where)
     dupes = df["id"].duplicated()
     if dupes.any():
         raise DataError(f"{source}: id '{df.loc[dupes, 'id'].iloc[0]}' appears more than once")

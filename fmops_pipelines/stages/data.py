@@ -29,7 +29,7 @@ def build(spec: TaskSpec) -> list:
     @task_asset(spec, {"pandas"}, "Dev (<=200 gold rows), held-out gold test (as the dataset declares it, or "
                                   "drawn at random), and unlabeled train; identical texts share a split.")
     def splits(context: dg.AssetExecutionContext, mlflow: MlflowTracking, dataset: pd.DataFrame) -> dg.Output:
-        column = spec.dataset.split_column
+        column = spec.dataset.declared_split_column
         if column:
             out, counts = declared_splits(dataset, spec.splits, column)
             extra = {"declared_by": column, **counts}

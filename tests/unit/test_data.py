@@ -169,3 +169,39 @@ def test_a_declared_test_row_without_gold_is_one_line(tmp_path, sms):
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"row id=sms-00003: a declared test row has no gold label \(1 such rows\)"):
         load_dataset(spec)
+
+
+def test_one_file_per_split_declares_the_splits(tmp_path, sms):
+    (tmp_path / "mine").mkdir()
+    sms.iloc[:100][["text", "label"]].to_csv(tmp_path / "mine" / "test.csv", index=False)
+    sms.iloc[100:160][["text", "label"]].to_csv(tmp_path / "mine" / "dev.csv", index=False)
+    sms.iloc[160:400][["text"]].assign(label="").to_csv(tmp_path / "mine" / "train.csv", index=False)
+    spec = shipped_spec("sms_spam") | {"dataset": {"path": "train.csv",
+                                                   "split_files": {"test": "test.csv", "dev": "dev.csv"}}}
+    spec["splits"] = {"dev_size": 40}
+    spec = load_spec(write_task(tmp_path, "mine", spec))
+    df = load_dataset(spec)
+    assert df["id"].is_unique and df["split"].value_counts().to_dict() == {"train": 240, "test": 100, "dev": 60}
+    out, _ = declared_splits(df, spec.splits, spec.dataset.declared_split_column)
+    assert sorted(out.loc[out["split"] == "test", "text"]) == sorted(sms["text"].iloc[:100])
+    (tmp_path / "mine" / "test.csv").write_text("text,label\nhello,\n")
+    with pytest.raises(DataError, match=r"train.csv \(\+ test.csv, dev.csv\): column 'split' \(dataset.split_column\)"
+                                        r", row id=test-row-000000: a declared test row has no gold label"):
+        load_dataset(spec)
+
+
+def test_the_splits_asset_uses_the_declared_split_and_reports_what_it_dropped(tmp_path, sms):
+    import dagster as dg
+
+    from fmops_pipelines.defs.resources import resources
+    from fmops_pipelines.launcher import stored
+    from fmops_pipelines.stages import task_definitions
+
+    spec = _declared(tmp_path, sms, ["test"] * 150 + ["dev"] * 100 + ["train"] * 400)
+    keys = [dg.AssetKey(["mine", "dataset"]), dg.AssetKey(["mine", "splits"])]
+    result = dg.materialize(task_definitions(spec).assets, selection=keys, resources=resources().resources)
+    assert result.success
+    splits = stored("mine", "splits")
+    assert sorted(splits.loc[splits["split"] == "test", "id"]) == [f"sms-{i:05d}" for i in range(150)]
+    metadata = result.asset_materializations_for_node("mine__splits")[0].metadata
+    assert metadata["declared_by"].value == "part" and metadata["dropped_as_in_test"].value > 0
