@@ -59,13 +59,17 @@ def run(task: str, home: Path) -> dict:
 
 
 def table(results: dict[str, dict]) -> str:
+    """One row per step (in run order), one column per scenario; '-' where the scenario ran another task."""
     names = list(results)
-    steps = sorted({s for r in results.values() for s in r["steps"]}, key=lambda s: min(
-        list(r["steps"]).index(s) if s in r["steps"] else 99 for r in results.values()))
-    lines = [f"{'step':<44}" + "".join(f"{n:>16}" for n in names)]
-    for step in steps:
-        lines.append(f"{step:<44}" + "".join(f"{results[n]['steps'].get(step, float('nan')):>15.1f}s" for n in names))
-    lines.append(f"{'TOTAL (wall)':<44}" + "".join(f"{results[n]['total']:>15.1f}s" for n in names))
+    order: list[str] = []
+    for r in results.values():
+        order += [s for s in r["steps"] if s not in order]
+    width = max(len(s) for s in order) + 2
+    lines = [f"{'step':<{width}}" + "".join(f"{n:>20}" for n in names)]
+    for step in order:
+        cells = (f"{results[n]['steps'][step]:.1f}s" if step in results[n]["steps"] else "-" for n in names)
+        lines.append(f"{step:<{width}}" + "".join(f"{c:>20}" for c in cells))
+    lines.append(f"{'TOTAL (wall)':<{width}}" + "".join(f"{results[n]['total']:>19.1f}s" for n in names))
     return "\n".join(lines)
 
 
