@@ -198,7 +198,8 @@ DECLARED_SPLITS = ("train", "dev", "test")
 
 
 def _check_declared_split(df: pd.DataFrame, column: str, source: str) -> None:
-    """dataset.split_column: present, only train/dev/test, a test split with gold on every row."""
+    """dataset.split_column: present, only train/dev/test, a test split with gold on every row; the column is
+    normalised in place (stripped, lower case) so the splits stage reads exactly those three values."""
     if column not in df.columns:
         raise DataError(f"{source}: dataset.split_column: no column '{column}'; columns are {list(df.columns)}")
     values = df[column].astype("string").str.strip().str.lower()

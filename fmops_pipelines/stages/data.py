@@ -35,7 +35,7 @@ def build(spec: TaskSpec) -> list:
             extra = {"declared_by": column, **counts}
         else:
             out, extra = make_splits(dataset, spec.splits), {"declared_by": "random (dataset.split_column unset)"}
-            if "split" in dataset.columns and dataset["split"].astype(str).str.lower().isin(["train", "test"]).all():
+            if "split" in dataset.columns and dataset["split"].astype(str).str.lower().isin(["train", "dev", "test"]).all():
                 context.log.warning(f"{spec.name}: the dataset has a 'split' column that was not used; set "
                                     "dataset.split_column: split in task.yaml to keep its test rows as test")
         summary = split_summary(out)
