@@ -3,7 +3,8 @@
 Needs `fmops run TASK` first (reads the stored splits and weak_label_matrix). Usage:
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/label_models_on_tasks.py sms_spam youtube_spam ag_news
 Prints held-out test macro-F1 for majority vote, each label model and the one chosen on dev; for a
-task with labeling functions, once on the prompt columns alone and once on prompts + rules.
+task with labeling functions, once on the prompt columns alone and once with each kind of rule: the
+rules fmops mined from the FM's labels (lf_fm_*) and the task's own (lf_*).
 """
 
 from __future__ import annotations
@@ -41,14 +42,21 @@ def main() -> None:
         if matrix is None:
             raise SystemExit(f"{task}: no weak_label_matrix yet; run `fmops run {task}` first")
         cols = labeler_columns(matrix)
-        variants = {"prompts": [c for c in cols if not c.startswith("lf_")]}
-        if any(c.startswith("lf_") for c in cols):
-            variants["prompts + rules"] = cols
+        prompts = [c for c in cols if not c.startswith("lf_")]
+        mined = [c for c in cols if c.startswith("lf_fm_")]
+        own = [c for c in cols if c.startswith("lf_") and c not in mined]
+        variants = {"prompts": prompts}
+        if mined:
+            variants["prompts + FM rules"] = prompts + mined
+        if own:
+            variants["prompts + own rules"] = prompts + own
+        if mined and own:
+            variants["all"] = cols
         for variant, keep in variants.items():
             result = scores(matrix[META_COLUMNS + keep], splits, spec.label_names, spec.label_model.epochs,
                             spec.splits.seed)
             row = "  ".join(f"{kind} {value:.3f}" for kind, value in result.items())
-            print(f"{task:<14}{variant:<17}{len(keep):>3} labelers  test macro-F1: {row}", flush=True)
+            print(f"{task:<14}{variant:<20}{len(keep):>3} labelers  test macro-F1: {row}", flush=True)
 
 
 if __name__ == "__main__":

@@ -240,6 +240,31 @@ def cmd_rollback(args) -> int:
     return EXIT_OK
 
 
+def cmd_rules(args) -> int:
+    """The keyword rules mined from the FM in the task's latest run, as a task.yaml block for review."""
+    import pandas as pd
+
+    from fmops_pipelines.launcher import stored
+    from fmops_pipelines.spec import get_spec
+    from fmops_pipelines.supervision.mined_lfs import MinedRule, as_task_yaml
+
+    spec = get_spec(args.task)
+    matrix = stored(spec.name, "weak_label_matrix")
+    if matrix is None:
+        raise StateError(f"{spec.name}: no labeling run yet; run `fmops run {spec.name}` first")
+    records = matrix.attrs.get("fm_rules")
+    if records is None:
+        raise StateError(f"{spec.name}: the latest run mined no rules (fm_rules.enabled is false in its task.yaml)")
+    table = pd.DataFrame(records)
+    if args.all:
+        print(table.to_string(index=False) if len(table) else "no candidates")
+        return EXIT_OK
+    kept = table[table["kept"]] if len(table) else table
+    fields = ("keyword", "label", "fm_support", "fm_precision", "dev_hits", "dev_precision")
+    print(as_task_yaml([MinedRule(**{f: r[f] for f in fields}) for r in kept.to_dict("records")], spec.name), end="")
+    return EXIT_OK
+
+
 def cmd_ui(args) -> int:
     """`dg dev` (webserver + daemon, so sensors and schedules run) on the FMOPS_HOME instance, and the reports
     folder served at FMOPS_REPORTS_URL; fmops owns the process tree and stops all of it on Ctrl-C or SIGTERM."""
@@ -297,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="give the champion alias back to the previous version")
     p.add_argument("task")
     p.set_defaults(fn=cmd_rollback)
+    p = sub.add_parser("rules", help="the keyword rules mined from the FM's labels, as task.yaml for review")
+    p.add_argument("task")
+    p.add_argument("--all", action="store_true", help="every candidate with its evidence and why it was dropped")
+    p.set_defaults(fn=cmd_rules)
     p = sub.add_parser("ui", help="the Dagster web UI and daemon (sensors, schedules) on this project's runs")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

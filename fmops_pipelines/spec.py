@@ -130,6 +130,22 @@ class LabelingFunctionSpec(_Strict):
         return self
 
 
+class FmRulesSpec(_Strict):
+    """Keyword rules mined from the FM's own labels on a fixed-size sample of train, each phrase kept only
+    if dev's gold labels confirm it (supervision/mined_lfs.py). They vote on every row with no FM calls."""
+
+    enabled: bool = True
+    sample_size: int = Field(default=2000, ge=50)  # train rows the FM labels for mining, whatever the data size
+    max_ngram: int = Field(default=2, ge=1, le=3)
+    min_support: int = Field(default=5, ge=2)  # sample rows (with an FM label) that contain the phrase
+    min_fm_precision: float = Field(default=0.8, gt=0.5, le=1.0)
+    max_fdr: float = Field(default=0.05, gt=0.0, le=1.0)  # of the FM-side test over all phrases
+    min_dev_hits: int = Field(default=3, ge=1)
+    # dev precision a phrase needs; it must also halve the error of always guessing its label
+    min_precision: float = Field(default=0.8, gt=0.5, le=1.0)
+    max_keywords_per_label: int = Field(default=25, ge=1)
+
+
 class LabelModelSpec(_Strict):
     kind: Literal["auto", "majority_vote", "snorkel", "dawid_skene", "stacked"] = "auto"
     # what 'auto' maximises on dev: "student" = the dev score of a fast n-gram student trained on each kind's
@@ -293,6 +309,7 @@ class TaskSpec(_Strict):
     fm: FMSpec = FMSpec()
     prompts: PromptSpec
     labeling_functions: list[LabelingFunctionSpec] = Field(default_factory=list)
+    fm_rules: FmRulesSpec = FmRulesSpec()
     label_model: LabelModelSpec = LabelModelSpec()
     specialist: SpecialistSpec = SpecialistSpec()
     slices: list[SliceSpec] = Field(default_factory=list)
@@ -330,6 +347,9 @@ class TaskSpec(_Strict):
         for i, lf in enumerate(self.labeling_functions):
             if lf.label not in self.label_names:
                 raise ValueError(f"labeling_functions.{i}.label '{lf.label}' is not one of {self.label_names}")
+            if lf.name.startswith("fm_"):
+                raise ValueError(f"labeling_functions.{i}.name '{lf.name}': the prefix 'fm_' is kept for the "
+                                 "rules fmops mines from the FM (fm_rules); rename it")
         return self
 
     @model_validator(mode="after")

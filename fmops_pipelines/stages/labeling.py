@@ -30,6 +30,29 @@ from fmops_pipelines.supervision.lfs import task_lfs
 from fmops_pipelines.tracking import MlflowTracking
 
 
+def mining_config(spec: TaskSpec):
+    """The spec's fm_rules as a MiningConfig (seeded like the splits), or None when disabled."""
+    from fmops_pipelines.supervision.mined_lfs import MiningConfig
+
+    r = spec.fm_rules
+    if not r.enabled:
+        return None
+    return MiningConfig(**r.model_dump(exclude={"enabled"}), seed=spec.splits.seed)
+
+
+def fm_rules_metadata(matrix: pd.DataFrame) -> dict:
+    """Kept phrases per label and the table of every mined candidate with its evidence."""
+    records = matrix.attrs.get("fm_rules")
+    if records is None:
+        return {}
+    table = pd.DataFrame(records)
+    kept = table[table["kept"]] if len(table) else table
+    return {"fm_rules_kept": dg.MetadataValue.json(
+                {str(label): group["keyword"].tolist() for label, group in kept.groupby("label")} if len(kept) else {}),
+            "fm_rules_candidates": len(table),
+            "fm_rules": table_value(table.head(200)) if len(table) else dg.MetadataValue.text("no candidates")}
+
+
 def build(spec: TaskSpec) -> list:
     k = len(spec.label_names)
 
@@ -38,10 +61,11 @@ def build(spec: TaskSpec) -> list:
     def weak_label_matrix(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
                           splits: pd.DataFrame, prompt_scores: pd.DataFrame) -> dg.Output:
         model, lfs = fm.for_spec(spec.fm), task_lfs(spec)
-        matrix = build_label_matrix(model, calibrated_prompts(prompt_scores), lfs, splits, spec.label_names)
+        matrix = build_label_matrix(model, calibrated_prompts(prompt_scores), lfs, splits, spec.label_names,
+                                    mining_config(spec))
         return mlflow.record(context, spec.name, dg.Output(with_fm_usage(matrix, model.stats), metadata={
             **matrix_summary(votes(matrix, "train")), **fm_metadata(model.stats), "labeling_functions": len(lfs),
-            "labelers": dg.MetadataValue.json(labeler_columns(matrix))}))
+            "labelers": dg.MetadataValue.json(labeler_columns(matrix)), **fm_rules_metadata(matrix)}))
 
     @dg.asset_check(asset=key(spec, "weak_label_matrix"), name="label_matrix_expectations", blocking=True,
                     description="GX: votes are -1 or a label index; train coverage >= label_model.min_coverage.")

@@ -12,6 +12,13 @@ import pandas as pd
 from fmops_pipelines.votes import ABSTAIN
 
 
+def labeler_kind(column: str) -> str:
+    """prompt (p_*), fm_rule (rules mined from the FM's labels, lf_fm_*) or rule (the user's, lf_*)."""
+    if column.startswith("lf_fm_"):
+        return "fm_rule"
+    return "rule" if column.startswith("lf_") else "prompt"
+
+
 def labeler_summary(L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, labelers: list[str],
                     label_names: list[str], weights: np.ndarray | None) -> pd.DataFrame:
     """One row per labeler: train coverage/overlaps/conflicts, dev coverage and accuracy, learned weight."""
@@ -23,7 +30,7 @@ def labeler_summary(L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, l
     voted = (L_dev != ABSTAIN).sum(axis=0)
     return pd.DataFrame({
         "labeler": labelers,
-        "kind": ["rule" if name.startswith("lf_") else "prompt" for name in labelers],
+        "kind": [labeler_kind(name) for name in labelers],
         "polarity": [",".join(label_names[int(c)] for c in pol) for pol in train["Polarity"]],
         "coverage": train["Coverage"].to_numpy(),
         "overlaps": train["Overlaps"].to_numpy(),
@@ -42,7 +49,7 @@ def coverage_accuracy_plot(summary: pd.DataFrame) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    colors = {"prompt": "tab:blue", "rule": "tab:orange"}
+    colors = {"prompt": "tab:blue", "rule": "tab:orange", "fm_rule": "tab:green"}
     for kind, part in summary.groupby("kind"):
         ax.scatter(part["coverage"], part["dev_accuracy"], s=40 + 200 * part["weight"].clip(0, 1),
                    alpha=0.7, label=kind, color=colors.get(kind, "tab:gray"))

@@ -36,13 +36,24 @@ def prompt_label_matrix(fm: FoundationModel, labelers: list[CalibratedPrompt], r
 
 
 def build_label_matrix(fm: FoundationModel, prompts: list[CalibratedPrompt], lfs: list, rows: pd.DataFrame,
-                       label_names: list[str]) -> pd.DataFrame:
-    """All sources in one matrix: prompt labelers (p_<hash>) then labeling functions (lf_<name>)."""
+                       label_names: list[str], mining=None) -> pd.DataFrame:
+    """All sources in one matrix: prompt labelers (p_<hash>), the user's labeling functions (lf_<name>), then,
+    with a `mining` config (mined_lfs.MiningConfig), the keyword rules mined from the prompts' own votes on a
+    sample of train (lf_fm_<label>). The mined candidates, kept or not, travel in attrs["fm_rules"]."""
     from fmops_pipelines.supervision.lfs import apply_lfs
 
     matrix = prompt_label_matrix(fm, prompts, rows)
+    table = None
+    if mining is not None and prompts:
+        from fmops_pipelines.supervision.mined_lfs import labeling_functions, mine_from_votes
+
+        rules, table = mine_from_votes(rows.reset_index(drop=True), matrix[[c.prompt.id for c in prompts]].to_numpy(),
+                                       label_names, mining)
+        lfs = [*lfs, *labeling_functions(rules)]
     if lfs:
         matrix = pd.concat([matrix, apply_lfs(lfs, rows.reset_index(drop=True), label_names)], axis=1)
+    if table is not None:
+        matrix.attrs["fm_rules"] = table.to_dict("records")
     return matrix
 
 

@@ -122,6 +122,10 @@ def task_lfs(spec) -> list[LabelingFunction]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(f"{spec.root / 'task.yaml'}: labeling_functions: duplicate names {dupes}")
+    reserved = [lf for lf in lfs if lf.name.startswith("fm_")]
+    if reserved:
+        raise SpecError(f"{reserved[0].source}: labeling function '{reserved[0].name}': the prefix 'fm_' is kept for "
+                        "the rules fmops mines from the FM (fm_rules); rename it")
     unknown = [lf for lf in lfs if lf.label is not None and lf.label not in spec.label_names]
     if unknown:
         raise SpecError(f"{unknown[0].source}: labeling function '{unknown[0].name}': label '{unknown[0].label}' "

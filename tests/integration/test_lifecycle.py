@@ -78,6 +78,25 @@ def test_labels_and_probabilities_are_well_formed(project):
     assert set(per_kind.iloc[0]) == set(splits.loc[splits["split"] == "train", "id"])
 
 
+def test_rules_mined_from_the_fm_vote_in_the_matrix_and_export_for_review(project):
+    import yaml
+
+    _, _, env = project
+    matrix = stored("sms_spam", "weak_label_matrix")
+    table = pd.DataFrame(matrix.attrs["fm_rules"])
+    kept = table[table["kept"]]
+    assert len(table) and set(table["label"]) <= {"ham", "spam"}
+    # each label with kept phrases votes through one rule, lf_fm_<label>, beside the prompts
+    assert sorted(c for c in matrix.columns if c.startswith("lf_fm_")) == sorted(f"lf_fm_{x}" for x in set(kept["label"]))
+    result = cli("rules", "sms_spam", env=env)
+    assert result.returncode == 0, result.stderr
+    block = yaml.safe_load(result.stdout) or {}
+    exported = {lf["label"]: lf["keywords"] for lf in block.get("labeling_functions") or []}
+    assert exported == {label: group["keyword"].tolist() for label, group in kept.groupby("label")}
+    everything = cli("rules", "sms_spam", "--all", env=env)
+    assert everything.returncode == 0 and "dev_precision" in everything.stdout
+
+
 def test_gates_were_evaluated_and_the_champion_alias_set(project):
     spec, outcome, _ = project
     checks = DagsterInstance.get().all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
