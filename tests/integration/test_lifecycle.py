@@ -32,7 +32,7 @@ def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     os.environ["FMOPS_ASSETS_DIR"] = str(root / "assets")
-    spec = load_spec(write_task(root / "assets", "sms_spam", small_sms_spec(gates=GATES)))
+    spec = load_spec(write_task(root / "assets", "sms_spam", small_sms_spec(gates=GATES, fm_rules={"enabled": True})))
     console = io.StringIO()
     outcome = run_job(spec, lifecycle_job_name("sms_spam"), out=console)
     outcome.console = console.getvalue()

@@ -1,0 +1,88 @@
+"""How the n-gram student's training slows beside busy processes, by torch threads and OpenMP wait policy.
+
+Trains the shipped sms_spam n-gram student (its spec, gold train labels smoothed to soft labels, no
+self-training) with 1 thread and with every core, under OMP_WAIT_POLICY=ACTIVE (spinning, libgomp's
+behaviour when unset) and PASSIVE (what fmops sets, fmops_pipelines/__init__.py), each in its own process
+(the policy is read when torch loads), first on an otherwise idle machine, then with `--busy` pure-Python
+spin loops beside it. Torch's intra-op pool splits each op of a batch across threads that wait for each
+other; the student's ops are tiny, so a descheduled thread stalls the team.
+
+    FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/student_threads.py [--busy 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from fmops_pipelines.data.readers import load_dataset
+from fmops_pipelines.data.splits import label_indices, make_splits, part
+from fmops_pipelines.spec import get_spec
+from fmops_pipelines.specialist.ngram import train_ngram
+from fmops_pipelines.specialist.selection import student_configs
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+def train_seconds(data: dict, threads: int) -> tuple[float, float]:
+    torch.set_num_threads(threads)
+    cfg, train_cfg = student_configs(data["spec"].specialist, data["labels"], "ngram", "cpu")
+    start = time.perf_counter()
+    model, history = train_ngram(cfg, train_cfg, data["texts"], data["soft"], data["dev"], data["y_dev"])
+    return time.perf_counter() - start, history.best_dev_macro_f1
+
+
+def measure(busy_n: int) -> dict:
+    """In this process (policy fixed by its environment): seconds alone and beside busy processes, per setting."""
+    spec = get_spec("sms_spam")
+    splits = make_splits(load_dataset(spec), spec.splits)
+    gold = load_dataset(spec).set_index("id")["label"]
+    train, dev = part(splits, "train"), part(splits, "dev")
+    y = label_indices(gold.loc[train["id"]], spec.label_names)
+    data = {"spec": spec, "labels": spec.label_names, "texts": train["text"].tolist(),
+            "soft": (np.eye(2)[y] * 0.8 + 0.1).astype(np.float32), "dev": dev["text"].tolist(),
+            "y_dev": label_indices(dev["label"], spec.label_names)}
+    settings = sorted({1, os.cpu_count() or 1})
+    alone = {t: train_seconds(data, t) for t in settings}
+    busy = [mp.Process(target=spin, daemon=True) for _ in range(busy_n)]
+    for p in busy:
+        p.start()
+    try:
+        loaded = {t: train_seconds(data, t) for t in settings}
+    finally:
+        for p in busy:
+            p.terminate()
+    return {"rows": len(data["texts"]), "results": {t: [alone[t][0], loaded[t][0], alone[t][1]] for t in settings}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--busy", type=int, default=4)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.busy)))
+        return
+    print(f"machine: {os.cpu_count()} cores; torch {torch.__version__}; load before {os.getloadavg()[0]:.2f}")
+    print(f"{'policy':>8} {'threads':>8} {'alone s':>9} {f'+{args.busy} busy s':>12} {'slow-down':>10} "
+          f"{'dev macro-F1':>13}")
+    for policy in ("ACTIVE", "PASSIVE"):
+        out = subprocess.run([sys.executable, __file__, "--busy", str(args.busy), "--child"], check=True, text=True,
+                             capture_output=True, env={**os.environ, "OMP_WAIT_POLICY": policy}).stdout
+        for t, (alone, loaded, f1) in json.loads(out.strip().splitlines()[-1])["results"].items():
+            print(f"{policy:>8} {t:>8} {alone:>9.1f} {loaded:>12.1f} {loaded / alone:>9.2f}x {f1:>13.3f}")
+
+
+if __name__ == "__main__":
+    main()
