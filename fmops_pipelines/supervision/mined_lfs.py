@@ -90,6 +90,7 @@ def mine_rules(sample_texts: Sequence[str], fm_labels: np.ndarray, dev_texts: Se
                label_names: list[str], cfg: MiningConfig = MiningConfig()) -> tuple[list[MinedRule], pd.DataFrame]:
     """Kept rules, and the table of every candidate with its evidence and why it was kept or dropped."""
     k = len(label_names)
+    fm_labels = np.asarray(fm_labels)
     labelled = fm_labels != ABSTAIN
     texts = [t for t, keep in zip(sample_texts, labelled) if keep]
     y_fm = np.asarray(fm_labels)[labelled]
@@ -125,8 +126,10 @@ def mine_rules(sample_texts: Sequence[str], fm_labels: np.ndarray, dev_texts: Se
                      "dev_precision": round(dev_precision, 4), "kept": not reason, "reason": reason})
     table = pd.DataFrame(rows).sort_values(["kept", "dev_precision", "dev_hits", "fm_support"],
                                            ascending=False, kind="stable").reset_index(drop=True)
-    kept = _drop_redundant(table[table["kept"]], cfg)
-    table.loc[table["kept"] & ~table["keyword"].isin(kept["keyword"]), ["kept", "reason"]] = [False, "redundant"]
+    dropped = _drop_redundant(table[table["kept"]], cfg)
+    for keyword, reason in dropped.items():
+        table.loc[table["keyword"] == keyword, ["kept", "reason"]] = [False, reason]
+    kept = table[table["kept"]]
     rules = [MinedRule(r.keyword, r.label, r.fm_support, r.fm_precision, r.dev_hits, r.dev_precision)
              for r in kept.itertuples()]
     return rules, table
@@ -145,21 +148,21 @@ def _fm_significance(per_class: np.ndarray, support: np.ndarray, best: np.ndarra
     return false_discovery_control(np.clip(p, 0.0, 1.0))
 
 
-def _drop_redundant(kept: pd.DataFrame, cfg: MiningConfig) -> pd.DataFrame:
-    """Per label, the best `max_keywords_per_label` phrases, skipping a phrase that contains a kept one
-    ("call now" adds nothing to a kept "call": every row it matches, "call" matches too)."""
-    out = []
+def _drop_redundant(kept: pd.DataFrame, cfg: MiningConfig) -> dict[str, str]:
+    """Per label, in the table's order (best first): a phrase that contains a kept one adds nothing ("call
+    now" beside "call": every row it matches, "call" matches too), and at most `max_keywords_per_label` stay.
+    Returns the dropped phrases with the reason."""
+    dropped: dict[str, str] = {}
     for _, group in kept.groupby("label", sort=False):
         chosen: list[str] = []
         for keyword in group["keyword"]:
-            words = keyword.split()
-            if any(_contains(words, c.split()) for c in chosen):
-                continue
-            chosen.append(keyword)
-            if len(chosen) == cfg.max_keywords_per_label:
-                break
-        out.append(group[group["keyword"].isin(chosen)])
-    return pd.concat(out) if out else kept
+            if any(_contains(keyword.split(), c.split()) for c in chosen):
+                dropped[keyword] = "contains a kept phrase"
+            elif len(chosen) == cfg.max_keywords_per_label:
+                dropped[keyword] = f"beyond max_keywords_per_label ({cfg.max_keywords_per_label})"
+            else:
+                chosen.append(keyword)
+    return dropped
 
 
 def _contains(words: list[str], part: list[str]) -> bool:

@@ -91,3 +91,15 @@ def test_the_fm_prefix_is_kept_for_mined_rules(tmp_path):
     with pytest.raises(SpecError, match="labeling_functions.0.name: 'fm_channel': the prefix 'fm_' is kept"):
         load_spec(write_task(tmp_path, "youtube_spam", spec))
     assert keyword_lf("fm_x", "spam", ["x"]).name == "fm_x"  # the core helper itself does not care
+
+
+def test_each_label_keeps_its_best_phrases_up_to_the_cap_and_says_why_others_went(sms):
+    cfg = MiningConfig(max_keywords_per_label=2)
+    rules, table = mine_rules(sms["texts"], sms["fm"], sms["dev"], sms["y_dev"], LABELS, cfg)
+    per_label = pd.Series([r.label for r in rules]).value_counts()
+    assert per_label.max() <= 2
+    reasons = set(table.loc[~table["kept"], "reason"])
+    assert "beyond max_keywords_per_label (2)" in reasons
+    kept = [r.keyword.split() for r in rules]
+    for keyword in table.loc[table["reason"] == "contains a kept phrase", "keyword"]:
+        assert any(all(w in keyword.split() for w in k) for k in kept)
