@@ -2,8 +2,8 @@
 
 Trains the shipped sms_spam n-gram student (its spec, gold train labels smoothed to soft labels, no
 self-training) with 1 thread and with every core, under OMP_WAIT_POLICY=ACTIVE (spinning, libgomp's
-behaviour when unset) and PASSIVE (what fmops sets, fmops_pipelines/__init__.py), each in its own process
-(the policy is read when torch loads), first on an otherwise idle machine, then with `--busy` pure-Python
+behaviour when unset) and PASSIVE (what fmops picks on a loaded machine, fmops_pipelines/__init__.py), each
+in its own process (the policy is read when torch loads), first on an otherwise idle machine, then with `--busy` pure-Python
 spin loops beside it. Torch's intra-op pool splits each op of a batch across threads that wait for each
 other; the student's ops are tiny, so a descheduled thread stalls the team.
 
@@ -39,7 +39,7 @@ def train_seconds(data: dict, threads: int) -> tuple[float, float]:
     torch.set_num_threads(threads)
     cfg, train_cfg = student_configs(data["spec"].specialist, data["labels"], "ngram", "cpu")
     start = time.perf_counter()
-    model, history = train_ngram(cfg, train_cfg, data["texts"], data["soft"], data["dev"], data["y_dev"])
+    _, history = train_ngram(cfg, train_cfg, data["texts"], data["soft"], data["dev"], data["y_dev"])
     return time.perf_counter() - start, history.best_dev_macro_f1
 
 

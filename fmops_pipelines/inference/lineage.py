@@ -24,13 +24,14 @@ PREFIX = "fmops_"
 
 
 def labelers_fingerprint(prompt_scores: pd.DataFrame, spec: TaskSpec) -> str:
-    """Hash of the selected prompts, the task.yaml rules, the task folder's Python labeling functions and the FM."""
+    """Hash of the selected prompts, the task.yaml rules, the task folder's Python labeling functions, the FM and,
+    when on, the settings the FM-mined rules come from (their phrases follow from those, the prompts and the data)."""
     prompts = prompt_scores.loc[prompt_scores["selected"], ["prompt_id", "template", "verbalizers", "temperature",
                                                             "threshold"]]
     payload = {"prompts": json.loads(prompts.to_json(orient="records")),
                "rules": [lf.model_dump() for lf in spec.labeling_functions],
                "python": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(spec.root.glob("*.py"))},
-               "fm": spec.fm.model_dump()}
+               "fm": spec.fm.model_dump(), **({"fm_rules": spec.fm_rules.model_dump()} if spec.fm_rules.enabled else {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
