@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from label_models_on_tasks import stored_labeling  # benchmarks/ is on sys.path when a script there runs
 
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.fm.cache import FMCache
 from fmops_pipelines.fm.exploration import calibrated_prompts
 from fmops_pipelines.fm.factory import fm_from_spec
 from fmops_pipelines.launcher import stored
-from fmops_pipelines.spec import get_spec
 from fmops_pipelines.stages.labeling import mining_config
 from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import choose_label_model, macro_f1
@@ -65,10 +65,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     args = parser.parse_args()
     for task in args.tasks:
-        spec = get_spec(task)
-        splits, matrix = stored(task, "splits"), stored(task, "weak_label_matrix")
-        if matrix is None:
-            raise SystemExit(f"{task}: no weak_label_matrix yet; run `fmops run {task}` first")
+        spec, splits, matrix = stored_labeling(task)
         cfg = mining_config(spec) or mining_config(spec.model_copy(update={"fm_rules": spec.fm_rules.model_copy(
             update={"enabled": True})}))
         rows = splits.merge(matrix[["id"]], on="id")

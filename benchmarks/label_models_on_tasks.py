@@ -32,15 +32,21 @@ def scores(matrix, splits, label_names, epochs: int, seed: int) -> dict[str, flo
     return out
 
 
+def stored_labeling(task: str):
+    """(spec, splits, weak_label_matrix) of the task's latest run, or exit saying to run it first."""
+    spec = get_spec(task)
+    splits, matrix = stored(task, "splits"), stored(task, "weak_label_matrix")
+    if matrix is None:
+        raise SystemExit(f"{task}: no weak_label_matrix yet; run `fmops run {task}` first")
+    return spec, splits, matrix
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tasks", nargs="+")
     args = parser.parse_args()
     for task in args.tasks:
-        spec = get_spec(task)
-        splits, matrix = stored(task, "splits"), stored(task, "weak_label_matrix")
-        if matrix is None:
-            raise SystemExit(f"{task}: no weak_label_matrix yet; run `fmops run {task}` first")
+        spec, splits, matrix = stored_labeling(task)
         cols = labeler_columns(matrix)
         prompts = [c for c in cols if not c.startswith("lf_")]
         mined = [c for c in cols if c.startswith("lf_fm_")]
