@@ -31,11 +31,10 @@ from fmops_pipelines.fm.cache import FMCache
 from fmops_pipelines.fm.exploration import calibrated_prompts
 from fmops_pipelines.fm.factory import fm_from_spec
 from fmops_pipelines.launcher import stored
-from fmops_pipelines.stages.labeling import mining_config
 from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import choose_label_model, macro_f1
 from fmops_pipelines.supervision.lfs import apply_lfs
-from fmops_pipelines.supervision.mined_lfs import labeling_functions, mine_from_votes
+from fmops_pipelines.supervision.mined_lfs import MiningConfig, labeling_functions, mine_from_votes
 
 
 def fm_rate(spec, texts: list[str]) -> float:
@@ -66,8 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     for task in args.tasks:
         spec, splits, matrix = stored_labeling(task)
-        cfg = mining_config(spec) or mining_config(spec.model_copy(update={"fm_rules": spec.fm_rules.model_copy(
-            update={"enabled": True})}))
+        cfg = MiningConfig.from_spec(spec)  # the spec's settings, also where fm_rules is off
         rows = splits.merge(matrix[["id"]], on="id")
         prompt_cols = [c for c in labeler_columns(matrix) if not c.startswith("lf_")]
         start = time.perf_counter()
@@ -92,7 +90,8 @@ def main() -> None:
             print(f"  {n:>8,} {n:>19,} {n / rate:>17,.0f} {sample:>17,} {apply_s:>14.1f}")
         test = part(splits, "test")
         y_test = label_indices(test["label"], spec.label_names)
-        mined_votes = apply_lfs(lfs, test[["id", "text"]], spec.label_names).to_numpy() if lfs else np.zeros((len(test), 0))
+        mined_votes = (apply_lfs(lfs, test[["id", "text"]], spec.label_names).to_numpy() if lfs
+                       else np.zeros((len(test), 0)))
         prompt_votes = votes_for(matrix[META_COLUMNS + prompt_cols], test["id"])
         for name, v in [("prompts (any vote)", prompt_votes), ("FM rules (any vote)", mined_votes)]:
             voted = (v != -1)

@@ -246,7 +246,7 @@ def cmd_rules(args) -> int:
 
     from fmops_pipelines.launcher import stored
     from fmops_pipelines.spec import get_spec
-    from fmops_pipelines.supervision.mined_lfs import MinedRule, as_task_yaml
+    from fmops_pipelines.supervision.mined_lfs import as_task_yaml, kept_rules
 
     spec = get_spec(args.task)
     matrix = stored(spec.name, "weak_label_matrix")
@@ -259,9 +259,7 @@ def cmd_rules(args) -> int:
     if args.all:
         print(table.to_string(index=False) if len(table) else "no candidates")
         return EXIT_OK
-    kept = table[table["kept"]] if len(table) else table
-    fields = ("keyword", "label", "fm_support", "fm_precision", "dev_hits", "dev_precision")
-    print(as_task_yaml([MinedRule(**{f: r[f] for f in fields}) for r in kept.to_dict("records")], spec.name), end="")
+    print(as_task_yaml(kept_rules(table), spec.name), end="")
     return EXIT_OK
 
 

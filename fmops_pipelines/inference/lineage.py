@@ -31,7 +31,8 @@ def labelers_fingerprint(prompt_scores: pd.DataFrame, spec: TaskSpec) -> str:
     payload = {"prompts": json.loads(prompts.to_json(orient="records")),
                "rules": [lf.model_dump() for lf in spec.labeling_functions],
                "python": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(spec.root.glob("*.py"))},
-               "fm": spec.fm.model_dump(), **({"fm_rules": spec.fm_rules.model_dump()} if spec.fm_rules.enabled else {})}
+               "fm": spec.fm.model_dump(),
+               **({"fm_rules": spec.fm_rules.model_dump()} if spec.fm_rules.enabled else {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -30,25 +30,17 @@ from fmops_pipelines.supervision.lfs import task_lfs
 from fmops_pipelines.tracking import MlflowTracking
 
 
-def mining_config(spec: TaskSpec):
-    """The spec's fm_rules as a MiningConfig (seeded like the splits), or None when disabled."""
-    from fmops_pipelines.supervision.mined_lfs import MiningConfig
-
-    r = spec.fm_rules
-    if not r.enabled:
-        return None
-    return MiningConfig(**r.model_dump(exclude={"enabled"}), seed=spec.splits.seed)
-
-
 def fm_rules_metadata(matrix: pd.DataFrame) -> dict:
     """Kept phrases per label and the table of every mined candidate with its evidence."""
+    from fmops_pipelines.supervision.mined_lfs import kept_rules, rules_by_label
+
     records = matrix.attrs.get("fm_rules")
     if records is None:
         return {}
     table = pd.DataFrame(records)
-    kept = table[table["kept"]] if len(table) else table
-    return {"fm_rules_kept": dg.MetadataValue.json(
-                {str(label): group["keyword"].tolist() for label, group in kept.groupby("label")} if len(kept) else {}),
+    kept = rules_by_label(kept_rules(table))
+    phrases = {label: [r.keyword for r in group] for label, group in kept.items()}
+    return {"fm_rules_kept": dg.MetadataValue.json(phrases),
             "fm_rules_candidates": len(table),
             "fm_rules": table_value(table.head(200)) if len(table) else dg.MetadataValue.text("no candidates")}
 
@@ -60,9 +52,11 @@ def build(spec: TaskSpec) -> list:
                 "L[n, m]: votes of the selected prompts and the labeling functions on every row (-1 = abstain).")
     def weak_label_matrix(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
                           splits: pd.DataFrame, prompt_scores: pd.DataFrame) -> dg.Output:
+        from fmops_pipelines.supervision.mined_lfs import MiningConfig
+
         model, lfs = fm.for_spec(spec.fm), task_lfs(spec)
         matrix = build_label_matrix(model, calibrated_prompts(prompt_scores), lfs, splits, spec.label_names,
-                                    mining_config(spec))
+                                    MiningConfig.from_spec(spec) if spec.fm_rules.enabled else None)
         return mlflow.record(context, spec.name, dg.Output(with_fm_usage(matrix, model.stats), metadata={
             **matrix_summary(votes(matrix, "train")), **fm_metadata(model.stats), "labeling_functions": len(lfs),
             "labelers": dg.MetadataValue.json(labeler_columns(matrix)), **fm_rules_metadata(matrix)}))

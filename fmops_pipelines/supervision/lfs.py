@@ -117,12 +117,13 @@ def task_lfs(spec) -> list[LabelingFunction]:
     """The task's labeling functions: keyword / regex rules from task.yaml, then its Python files."""
     declared = [keyword_lf(lf.name, lf.label, lf.keywords) if lf.keywords else regex_lf(lf.name, lf.label, lf.regex)
                 for lf in spec.labeling_functions]
-    lfs = declared + load_python_lfs(spec.root)
+    python = load_python_lfs(spec.root)
+    lfs = declared + python
     names = [lf.name for lf in lfs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SpecError(f"{spec.root / 'task.yaml'}: labeling_functions: duplicate names {dupes}")
-    reserved = [lf for lf in lfs if lf.name.startswith("fm_")]
+    reserved = [lf for lf in python if lf.name.startswith("fm_")]  # task.yaml names: checked by the spec
     if reserved:
         raise SpecError(f"{reserved[0].source}: labeling function '{reserved[0].name}': the prefix 'fm_' is kept for "
                         "the rules fmops mines from the FM (fm_rules); rename it")

@@ -42,6 +42,11 @@ class MiningConfig:
     max_keywords_per_label: int = 25
     seed: int = 0
 
+    @classmethod
+    def from_spec(cls, spec) -> MiningConfig:
+        """A TaskSpec's fm_rules settings (whether or not they are enabled), seeded like its splits."""
+        return cls(**spec.fm_rules.model_dump(exclude={"enabled"}), seed=spec.splits.seed)
+
 
 @dataclass(frozen=True)
 class MinedRule:
@@ -91,7 +96,7 @@ def mine_rules(sample_texts: Sequence[str], fm_labels: np.ndarray, dev_texts: Se
     fm_labels = np.asarray(fm_labels)
     labelled = fm_labels != ABSTAIN
     texts = [t for t, keep in zip(sample_texts, labelled) if keep]
-    y_fm = np.asarray(fm_labels)[labelled]
+    y_fm = fm_labels[labelled]
     empty = pd.DataFrame(columns=["keyword", "label", "fm_support", "fm_precision", "dev_hits", "dev_precision",
                                   "kept", "reason"])
     if len(texts) < cfg.min_support or not len(dev_texts):
@@ -127,10 +132,15 @@ def mine_rules(sample_texts: Sequence[str], fm_labels: np.ndarray, dev_texts: Se
     dropped = _drop_redundant(table[table["kept"]], cfg)
     for keyword, reason in dropped.items():
         table.loc[table["keyword"] == keyword, ["kept", "reason"]] = [False, reason]
-    kept = table[table["kept"]]
-    rules = [MinedRule(r.keyword, r.label, r.fm_support, r.fm_precision, r.dev_hits, r.dev_precision)
-             for r in kept.itertuples()]
-    return rules, table
+    return kept_rules(table), table
+
+
+def kept_rules(table: pd.DataFrame) -> list[MinedRule]:
+    """The kept rows of a candidate table (as mine_rules makes it, or as stored in a matrix's attrs)."""
+    if not len(table):
+        return []
+    fields = list(MinedRule.__dataclass_fields__)
+    return [MinedRule(**{f: r[f] for f in fields}) for r in table[table["kept"]].to_dict("records")]
 
 
 def _fm_significance(per_class: np.ndarray, support: np.ndarray, best: np.ndarray, y_fm: np.ndarray,
@@ -183,10 +193,10 @@ def mine_from_votes(rows: pd.DataFrame, prompt_votes: np.ndarray, label_names: l
                       texts[dev][known], np.array([index[y] for y in y_dev[known]], dtype=np.int64), label_names, cfg)
 
 
-def rules_by_label(rules: Sequence[MinedRule]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
+def rules_by_label(rules: Sequence[MinedRule]) -> dict[str, list[MinedRule]]:
+    out: dict[str, list[MinedRule]] = {}
     for r in rules:
-        out.setdefault(r.label, []).append(r.keyword)
+        out.setdefault(r.label, []).append(r)
     return out
 
 
@@ -196,8 +206,8 @@ def labeling_functions(rules: Sequence[MinedRule]) -> list:
 
     longest = max((len(r.keyword.split()) for r in rules), default=1)
     analyzer = _vectorizer(MiningConfig(max_ngram=longest)).build_analyzer()
-    return [LabelingFunction(f"fm_{label}", _matcher(analyzer, set(keywords)), label, ORIGIN)
-            for label, keywords in rules_by_label(rules).items()]
+    return [LabelingFunction(f"fm_{label}", _matcher(analyzer, {r.keyword for r in group}), label, ORIGIN)
+            for label, group in rules_by_label(rules).items()]
 
 
 def _matcher(analyzer, keywords: set[str]):
@@ -211,10 +221,7 @@ def as_task_yaml(rules: Sequence[MinedRule], task: str) -> str:
              "# labeling_functions: in task.yaml to keep them as your own rules (then set fm_rules.enabled: false",
              "# so they do not vote twice).",
              "labeling_functions:"]
-    by_label: dict[str, list[MinedRule]] = {}
-    for r in rules:
-        by_label.setdefault(r.label, []).append(r)
-    for label, group in by_label.items():
+    for label, group in rules_by_label(rules).items():
         lines += [f"  - name: mined_{_identifier(label)}", f"    label: {_yaml_str(label)}", "    keywords:"]
         lines += [f"      - {_yaml_str(r.keyword):<28} # dev {r.dev_precision:.2f} precision on {r.dev_hits} rows; "
                   f"FM {r.fm_precision:.2f} on {r.fm_support}" for r in group]
