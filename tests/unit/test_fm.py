@@ -53,7 +53,7 @@ def test_embedding_scores_and_cache(minilm):
 def test_unknown_backend_and_model_are_spec_errors(minilm):
     with pytest.raises(SpecError, match="fm.backend: unknown backend 'gpt'"):
         build_fm("gpt", "x", None)
-    with pytest.raises(SpecError, match="fm.model: '/no/such/model' is neither"):
+    with pytest.raises(SpecError, match="fm.model: '/no/such/model' is neither a known model"):
         build_fm("embedding", "/no/such/model", None)
 
 
