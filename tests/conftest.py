@@ -69,7 +69,8 @@ def small_run_env(root: Path, home: Path, own_fm_cache: bool = False) -> dict:
     """Environment for `fmops run sms_spam` on the small slice (SMALL_RUN_GATES) with its own FMOPS_HOME
     and embedded instance; the session's shared FM cache unless `own_fm_cache` (then a cold one in home)."""
     write_task(root / "assets", "sms_spam", small_sms_spec(gates=SMALL_RUN_GATES))
-    env = {**os.environ, "FMOPS_ASSETS_DIR": str(root / "assets"), "FMOPS_HOME": str(home)}
+    env = {**os.environ, "FMOPS_ASSETS_DIR": str(root / "assets"), "FMOPS_HOME": str(home),
+           "FMOPS_CHECKPOINT_EVERY_S": "0"}  # the small run trains for seconds: checkpoint it every epoch
     for name in ("DAGSTER_HOME", "FMOPS_OWN_DAGSTER_HOME", *(("FMOPS_FM_CACHE",) if own_fm_cache else ())):
         env.pop(name, None)
     return env

@@ -24,6 +24,7 @@ class Distilled:
     teacher_scores: dict[str, float]  # each candidate label model's student dev score (empty: chosen on its own dev)
     selection: Selection
     texts: list[str]  # the training texts (an input example for the registry)
+    resumed_after_epoch: int = 0  # >0: a training of this step (a teacher's student included) resumed a checkpoint
 
 
 def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, splits: pd.DataFrame,
@@ -33,10 +34,12 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     s, names = spec.specialist, spec.label_names
     dev = part(splits, "dev")
     dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
-    teacher, scores = choose_teacher(s, spec.name, names, candidates, labels_frame, splits, dev_texts, y_dev,
-                                     spec.label_model.select_by, device)
     prior = class_balance(dev["label"], names) if s.match_dev_prior else None
+    teacher, scores, taught = choose_teacher(s, spec.name, names, candidates, labels_frame, splits, dev_texts, y_dev,
+                                             spec.label_model.select_by, device, prior, checkpoint_dir)
     texts, targets, unlabeled = training_rows(spec.name, labels_of(labels_frame, teacher.kind), splits, names, prior)
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
-                                 device)
-    return Distilled(teacher, scores, selection, texts)
+                                 device, trained={"ngram": taught[teacher.kind]} if taught else None)
+    resumed = max([c.resumed_after_epoch for c in selection.candidates] +
+                  [t.resumed_after_epoch for t in taught.values()])
+    return Distilled(teacher, scores, selection, texts, resumed)

@@ -89,61 +89,82 @@ def dev_scores(model: Student, dev_texts: Sequence[str], y_dev: np.ndarray) -> d
             "accuracy": float((pred == y_dev).mean())}
 
 
+@dataclass
+class Trained:
+    """One architecture trained on one set of labels, with its optional self-training round."""
+
+    architecture: str
+    model: Student
+    history: TrainHistory  # of the round that was kept
+    self_training: SelfTrainingReport
+    resumed_after_epoch: int = 0
+
+
+def train_student(spec, labels: list[str], arch: str, texts: Sequence[str], soft_labels: np.ndarray,
+                  unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray,
+                  checkpoint_dir: Path | None = None, on_epoch=None, device: str | None = None,
+                  name: str | None = None) -> Trained:
+    """Train one architecture (plus the dev-gated self-training round); checkpoints are named `name` (default
+    the architecture) and the round, so a killed run resumes the very training it was killed in."""
+    cfg, train_cfg = student_configs(spec, labels, arch, device)
+    histories: list[TrainHistory] = []
+
+    def train(texts_, soft_):
+        checkpoint = checkpoint_dir / f"{name or arch}-round{len(histories) + 1}.pt" if checkpoint_dir else None
+        fit = trainer(arch, cfg, train_cfg, dev_texts, y_dev,
+                      (lambda row: on_epoch(arch, row)) if on_epoch else None, checkpoint)
+        model_, history_ = fit(texts_, soft_)
+        histories.append(history_)
+        return model_, history_
+
+    model, history, report = self_train(train, texts, soft_labels, unlabeled if spec.self_training else [],
+                                        spec.self_training_threshold)
+    return Trained(arch, model, history, report, max(h.resumed_after_epoch for h in histories))
+
+
 def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels: np.ndarray,
                      unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray,
-                     checkpoint_dir: Path | None = None, on_epoch=None, device: str | None = None) -> Selection:
-    """Each architecture: train (plus the optional dev-gated self-training round), score on dev, time it."""
+                     checkpoint_dir: Path | None = None, on_epoch=None, device: str | None = None,
+                     trained: dict[str, Trained] | None = None) -> Selection:
+    """Each architecture: train it (or take `trained[arch]`, already trained on these same rows), score on
+    dev, time it. A taken student's curve is replayed to on_epoch so the run still logs it."""
     candidates = []
     timing_texts = list(texts) or list(dev_texts)
     for arch in spec.architectures:
-        cfg, train_cfg = student_configs(spec, labels, arch, device)
-        histories: list[TrainHistory] = []
-
-        def train(texts_, soft_, arch=arch, cfg=cfg, train_cfg=train_cfg, histories=histories):
-            """One round of self-training, with its own checkpoint file: a run killed in round 2 resumes
-            round 2 (round 1's file would not match its inputs and would be overwritten)."""
-            checkpoint = checkpoint_dir / f"{arch}-round{len(histories) + 1}.pt" if checkpoint_dir else None
-            fit = trainer(arch, cfg, train_cfg, dev_texts, y_dev,
-                          (lambda row: on_epoch(arch, row)) if on_epoch else None, checkpoint)
-            model_, history_ = fit(texts_, soft_)
-            histories.append(history_)
-            return model_, history_
-
-        model, history, report = self_train(train, texts, soft_labels, unlabeled if spec.self_training else [],
-                                            spec.self_training_threshold)
-        candidates.append(Candidate(arch, model, history, report, dev_scores(model, dev_texts, y_dev),
-                                    measure_throughput(model, timing_texts),
-                                    resumed_after_epoch=max(h.resumed_after_epoch for h in histories)))
+        done = (trained or {}).get(arch)
+        if done is None:
+            done = train_student(spec, labels, arch, texts, soft_labels, unlabeled, dev_texts, y_dev,
+                                 checkpoint_dir, on_epoch, device)
+        elif on_epoch:
+            for row in done.history.epochs:
+                on_epoch(arch, row)
+        candidates.append(Candidate(arch, done.model, done.history, done.self_training,
+                                    dev_scores(done.model, dev_texts, y_dev),
+                                    measure_throughput(done.model, timing_texts),
+                                    resumed_after_epoch=done.resumed_after_epoch))
     return select(candidates, spec.objective, spec.min_throughput)
 
 
-def student_dev_score(spec, labels: list[str], texts: Sequence[str], soft_labels: np.ndarray,
-                      unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray,
-                      device: str | None = None) -> float:
-    """Dev score (the spec's objective) of the fast n-gram student trained on these labels: how the label
-    model is chosen, seconds per candidate where an encoder would take minutes."""
-    cfg, train_cfg = student_configs(spec, labels, "ngram", device)
-    model, _, _ = self_train(trainer("ngram", cfg, train_cfg, dev_texts, y_dev), texts, soft_labels,
-                             unlabeled if spec.self_training else [], spec.self_training_threshold)
-    return dev_scores(model, dev_texts, y_dev)[spec.objective]
-
-
 def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_frame, splits,
-                   dev_texts: Sequence[str], y_dev: np.ndarray, select_by: str,
-                   device: str | None = None) -> tuple[object, dict[str, float]]:
+                   dev_texts: Sequence[str], y_dev: np.ndarray, select_by: str, device: str | None = None,
+                   prior: np.ndarray | None = None, checkpoint_dir: Path | None = None
+                   ) -> tuple[object, dict[str, float], dict[str, Trained]]:
     """The label model whose labels teach the best fast student on dev (select_by 'student': the student is
     what ships, and the label model that labels dev best need not teach best), else the best by its own dev
-    score. Returns the chosen FittedLabelModel and each candidate's student dev score."""
+    score. Returns the chosen FittedLabelModel, each candidate's student dev score, and each candidate's
+    n-gram student: trained on exactly the rows the specialist step would train it on, so the chosen one's
+    is the specialist's n-gram candidate as it stands, not a proxy to train again."""
     from fmops_pipelines.specialist.training_data import training_rows
     from fmops_pipelines.supervision.label_models import labels_of
 
     if select_by != "student" or len(candidates.models) < 2:
-        return candidates.best_by_dev(), {}
-    scores = {kind: student_dev_score(spec, label_names,
-                                      *training_rows(task, labels_of(labels_frame, kind), splits, label_names),
-                                      dev_texts, y_dev, device)
-              for kind in candidates.kinds}
-    return candidates.pick(scores), scores
+        return candidates.best_by_dev(), {}, {}
+    students = {kind: train_student(spec, label_names, "ngram",
+                                    *training_rows(task, labels_of(labels_frame, kind), splits, label_names, prior),
+                                    dev_texts, y_dev, checkpoint_dir, device=device, name=f"teacher-{kind}")
+                for kind in candidates.kinds}
+    scores = {kind: dev_scores(t.model, dev_texts, y_dev)[spec.objective] for kind, t in students.items()}
+    return candidates.pick(scores), scores, students
 
 
 def select(candidates: list[Candidate], objective: str, min_throughput: float | None) -> Selection:

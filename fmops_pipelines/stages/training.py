@@ -58,7 +58,7 @@ def build(spec: TaskSpec) -> list:
             return run.record(dg.Output(value, metadata={
                 **value, "dev_accuracy": chosen.dev["accuracy"], "texts_per_s": round(chosen.texts_per_s, 1),
                 "train_seconds": round(chosen.history.seconds, 1),
-                "resumed_after_epoch": max(c.resumed_after_epoch for c in out.selection.candidates),
+                "resumed_after_epoch": out.resumed_after_epoch,
                 "samples_per_s": round(chosen.history.samples_per_s, 1),
                 "label_model_student_dev": dg.MetadataValue.json(out.teacher_scores),
                 "candidates": table_value(pd.DataFrame(out.selection.table())),

@@ -54,7 +54,8 @@ class _Interrupted(Exception):
     pass
 
 
-def test_an_interrupted_training_resumes_to_the_same_model(trained, tmp_path):
+def test_an_interrupted_training_resumes_to_the_same_model(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("FMOPS_CHECKPOINT_EVERY_S", "0")  # a checkpoint after every epoch
     _, _, test, spec = trained
     rng = np.random.default_rng(0)
     texts = test["text"].tolist()
@@ -85,6 +86,26 @@ def test_an_interrupted_training_resumes_to_the_same_model(trained, tmp_path):
     train_ngram(*args, texts, soft[::-1].copy(), texts[:60], y[:60], on_epoch=lambda r: seen.append(r["epoch"]),
                 checkpoint=ckpt)
     assert seen == [1, 2, 3, 4, 5] and not ckpt.exists()
+
+
+def test_a_fast_training_is_not_slowed_by_checkpoints(trained, tmp_path, monkeypatch):
+    """Under the default interval a training of a few seconds writes no checkpoint, so one killed in it
+    starts over; with an interval of 0 the same training leaves one behind after every epoch."""
+    monkeypatch.setenv("FMOPS_CHECKPOINT_EVERY_S", "30")
+    _, _, test, spec = trained
+    texts, y = test["text"].tolist(), label_indices(test["label"], spec.label_names)
+    soft = np.eye(2)[y]
+    args = (NgramConfig(labels=spec.label_names), TrainConfig(epochs=3, patience=5))
+    ckpt = tmp_path / "specialist.pt"
+    written = []
+    train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=lambda r: written.append(ckpt.exists()),
+                checkpoint=ckpt)
+    assert written == [False, False, False]
+    monkeypatch.setenv("FMOPS_CHECKPOINT_EVERY_S", "0")
+    written.clear()
+    train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=lambda r: written.append(ckpt.exists()),
+                checkpoint=ckpt)
+    assert written == [True, True, True] and not ckpt.exists()
 
 
 def test_self_training_pseudo_labels_confident_rows_and_lets_dev_decide(trained):
@@ -122,3 +143,47 @@ def test_word_ngram_hasher_counts_the_same_ngrams_as_scikit_learn(trained):
     assert (ours != again).nnz == 0
     ab, ba = WordNgramHasher((2, 2), 2**20).transform(["spam ham", "ham spam"])
     assert ab.indices.tolist() != ba.indices.tolist()
+
+
+def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monkeypatch):
+    """Choosing the label model trains one n-gram student per candidate on exactly the rows the specialist
+    would use; the chosen one's student is the specialist's n-gram candidate, not trained a second time,
+    and it equals a fresh training on those rows."""
+    import pandas as pd
+
+    from fmops_pipelines.data.readers import load_dataset
+    from fmops_pipelines.data.splits import make_splits, part
+    from fmops_pipelines.spec import load_spec
+    from fmops_pipelines.specialist import selection
+    from fmops_pipelines.specialist.distillation import distill
+    from fmops_pipelines.supervision.label_models import FittedLabelModel, LabelModelCandidates
+    from tests.conftest import small_sms_spec, write_task
+
+    spec = load_spec(write_task(tmp_path, "sms_spam", small_sms_spec()))
+    spec = spec.model_copy(update={"specialist": spec.specialist.model_copy(update={
+        "ngram": spec.specialist.ngram.model_copy(update={"epochs": 4})})})
+    df = load_dataset(spec)
+    splits = make_splits(df, spec.splits)
+    train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
+    y = label_indices(train["gold"], spec.label_names)
+    noisy = np.where(np.random.default_rng(0).random(len(y)) < 0.45, 1 - y, y)  # a much worse teacher
+    frames = []
+    for kind, labels in (("majority_vote", y), ("snorkel", noisy)):
+        soft = np.eye(2)[labels] * 0.8 + 0.1
+        frames.append(pd.DataFrame({"id": train["id"], "covered": True, "p_ham": soft[:, 0], "p_spam": soft[:, 1],
+                                    "label_model": kind}))
+    balance = np.array([0.87, 0.13])
+    candidates = LabelModelCandidates({kd: FittedLabelModel(kd, 2, balance) for kd in ("majority_vote", "snorkel")},
+                                      {"majority_vote": 0.5, "snorkel": 0.6})
+    trainings = []
+    real = selection.train_student
+    monkeypatch.setattr(selection, "train_student", lambda *a, **kw: trainings.append(kw.get("name")) or real(*a, **kw))
+    out = distill(spec, candidates, pd.concat(frames, ignore_index=True), splits)
+    assert out.teacher.kind == "majority_vote" and set(out.teacher_scores) == {"majority_vote", "snorkel"}
+    assert out.teacher_scores["majority_vote"] > out.teacher_scores["snorkel"]
+    assert trainings == ["teacher-majority_vote", "teacher-snorkel"]  # no third training for the specialist
+    dev = part(splits, "dev")
+    fresh = real(spec.specialist, spec.label_names, "ngram", out.texts, np.eye(2)[y] * 0.8 + 0.1,
+                 [], dev["text"].tolist(), label_indices(dev["label"], spec.label_names))
+    texts = part(splits, "test")["text"].tolist()[:50]
+    assert np.allclose(out.selection.chosen.model.predict_proba(texts), fresh.model.predict_proba(texts), atol=1e-6)

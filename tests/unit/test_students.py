@@ -69,7 +69,8 @@ class _Interrupted(Exception):
     pass
 
 
-def test_encoder_from_a_local_folder_resumes_an_interrupted_training(sms, tiny_encoder, tmp_path):
+def test_encoder_from_a_local_folder_resumes_an_interrupted_training(sms, tiny_encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("FMOPS_CHECKPOINT_EVERY_S", "0")  # a checkpoint after every epoch
     args = (EncoderConfig(labels=sms["labels"], model=tiny_encoder, max_length=32),
             TrainConfig(epochs=3, batch_size=16, learning_rate=1e-3, patience=3, warmup_ratio=0.2),
             sms["texts"][:96], sms["soft"][:96], sms["dev"][:40], sms["y_dev"][:40])
