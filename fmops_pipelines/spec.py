@@ -152,7 +152,7 @@ class FmRulesSpec(_Strict):
 
 
 class LabelModelSpec(_Strict):
-    kind: Literal["auto", "majority_vote", "snorkel", "dawid_skene", "stacked"] = "auto"
+    kind: Literal["auto", "majority_vote", "best_labeler", "snorkel", "dawid_skene", "stacked"] = "auto"
     # what 'auto' maximises on dev: "student" = the dev score of a fast n-gram student trained on each kind's
     # labels (the specialist is what ships; measured on sms_spam: the best label model on dev, stacked,
     # taught a student 0.800 test macro-F1, majority vote 0.902); "label_model" = the label model's own

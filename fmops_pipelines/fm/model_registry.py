@@ -9,7 +9,6 @@ or corrupt download never leaves a half model that a later run would load.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -19,6 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmops_pipelines.data.registry import sha256_of
 from fmops_pipelines.errors import DataError
 
 VERIFIED_MARKER = ".fmops-verified"
@@ -96,17 +96,9 @@ def installed_path(name: str, home: Path | None = None) -> Path | None:
     return folder if (folder / VERIFIED_MARKER).exists() else None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download(item: Download, dest: Path, model: str, timeout: float = 120.0) -> None:
     """Stream one pinned file to dest and check its sha256 (cached downloads are checked, not fetched)."""
-    if dest.exists() and _sha256(dest) == item.sha256:
+    if dest.exists() and sha256_of(dest) == item.sha256:
         return
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     try:
@@ -115,7 +107,7 @@ def _download(item: Download, dest: Path, model: str, timeout: float = 120.0) ->
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise DataError(f"model '{model}': download of {item.url} failed: {exc}") from None
-    actual = _sha256(tmp)
+    actual = sha256_of(tmp)
     if actual != item.sha256:
         tmp.unlink(missing_ok=True)
         raise DataError(f"model '{model}': {item.url}: checksum mismatch: expected sha256 {item.sha256}, got {actual}")
@@ -159,7 +151,7 @@ def fetch_model(name: str, home: Path | None = None, log=None) -> Path:
         staged = work / name
         _extract_folder(joined, spec, staged)
         joined.unlink()
-        actual = _sha256(staged / spec.weights)
+        actual = sha256_of(staged / spec.weights)
         if actual != spec.weights_sha256:
             raise DataError(f"model '{name}': {spec.weights}: checksum mismatch: expected sha256 "
                             f"{spec.weights_sha256}, got {actual}")

@@ -1,11 +1,13 @@
 """Label models: turn noisy, abstaining votes into probabilistic labels P[n, k] without gold labels.
 
 Majority vote is the baseline; Snorkel's LabelModel learns each labeler's accuracy from agreements;
-Dawid-Skene learns a full confusion matrix per labeler by EM. `stacked` is the one that reads gold: a
-logistic regression over the labelers' one-hot votes fitted on the dev rows, which learns to discount
-labelers that only echo each other (eight similar zero-shot prompts outvote one strong few-shot prompt
-in every unsupervised model). Which one to use is decided on dev (out-of-fold for `stacked`, so it is
-never scored on rows it was fitted on), and its probabilities are temperature-calibrated on dev.
+Dawid-Skene learns a full confusion matrix per labeler by EM. Two read gold: `stacked`, a logistic
+regression over the labelers' one-hot votes fitted on the dev rows, which learns to discount labelers that
+only echo each other (eight similar zero-shot prompts outvote one strong few-shot prompt in every
+unsupervised model); and `best_labeler`, the one labeler that scores best on dev with P(class | its vote)
+read off dev, the bar every weighting must clear (a label model that does not beat its best labeler on
+dev should not be used). Which one to use is decided on dev (out-of-fold for the two that read gold, so
+neither is scored on rows it was fitted on), and its probabilities are temperature-calibrated on dev.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from fmops_pipelines.probability import fit_temperature as _fit_temperature
 from fmops_pipelines.probability import softmax
 from fmops_pipelines.votes import ABSTAIN
 
-KINDS = ("majority_vote", "snorkel", "dawid_skene", "stacked")
+KINDS = ("majority_vote", "best_labeler", "snorkel", "dawid_skene", "stacked")  # simplest first (ties)
+SUPERVISED = ("best_labeler", "stacked")  # fitted on dev's gold labels, scored on dev out of fold
 STACKED_FOLDS = 5
 
 
@@ -36,6 +39,9 @@ class FittedLabelModel:
     dev_accuracy: float | None = None  # on dev, out-of-fold where the model was fitted on dev
 
     def raw_proba(self, L: np.ndarray) -> np.ndarray:
+        if self.kind == "best_labeler":
+            labeler, table = self.model  # type: ignore[misc]
+            return table[_responses(L, self.cardinality)[:, labeler]]
         if self.kind == "majority_vote":
             return majority_vote_proba(L, self.cardinality, self.class_balance)
         if self.kind == "dawid_skene":
@@ -112,20 +118,39 @@ def fit_stacked(L_dev: np.ndarray, y_dev: np.ndarray, k: int, seed: int = 0):
     return LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(vote_features(L_dev, k), y_dev)
 
 
+def response_table(votes_: np.ndarray, y: np.ndarray, k: int, prior: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """P(class | response) for one labeler's responses (abstain = k), smoothed towards the prior."""
+    counts = np.zeros((k + 1, k))
+    np.add.at(counts, (_responses(votes_, k), y), 1.0)
+    return (counts + smoothing * prior[None, :]) / (counts.sum(axis=1, keepdims=True) + smoothing)
+
+
+def fit_best_labeler(L_dev: np.ndarray, y_dev: np.ndarray, k: int, prior: np.ndarray) -> tuple[int, np.ndarray]:
+    """The labeler whose own votes (read through its dev response table) score the best dev macro-F1;
+    ties go to the one that abstains least."""
+    tables = [response_table(L_dev[:, j], y_dev, k, prior) for j in range(L_dev.shape[1])]
+    score = lambda j: (round(macro_f1(y_dev, tables[j][_responses(L_dev, k)[:, j]], k), 4),  # noqa: E731
+                       (L_dev[:, j] != ABSTAIN).mean())
+    best = max(range(L_dev.shape[1]), key=score)
+    return best, tables[best]
+
+
 def stacked_folds(y_dev: np.ndarray, k: int) -> int:
     """Cross-fitting folds the dev labels allow (0: some class has fewer than 2 dev rows, no stacking)."""
     counts = np.bincount(y_dev, minlength=k)
     return int(min(STACKED_FOLDS, counts.min())) if counts.min() >= 2 else 0
 
 
-def stacked_out_of_fold(L_dev: np.ndarray, y_dev: np.ndarray, k: int, class_balance: np.ndarray,
-                        seed: int = 0) -> np.ndarray:
-    """Dev probabilities of the stacked model, each fold predicted by a model fitted on the other folds."""
+def supervised_out_of_fold(kind: str, L_dev: np.ndarray, y_dev: np.ndarray, k: int, class_balance: np.ndarray,
+                           seed: int = 0) -> np.ndarray:
+    """Dev probabilities of a label model fitted on dev gold, each fold predicted by a model fitted on the
+    other folds."""
     from sklearn.model_selection import StratifiedKFold
 
     out = np.zeros((len(y_dev), k))
     for fit_idx, held in StratifiedKFold(stacked_folds(y_dev, k), shuffle=True, random_state=seed).split(L_dev, y_dev):
-        fold = FittedLabelModel("stacked", k, class_balance, fit_stacked(L_dev[fit_idx], y_dev[fit_idx], k, seed))
+        fold = fit_label_model(kind, L_dev[fit_idx], k, class_balance, seed=seed, L_dev=L_dev[fit_idx],
+                               y_dev=y_dev[fit_idx])
         out[held] = fold.raw_proba(L_dev[held])
     return out
 
@@ -146,11 +171,13 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
 def fit_label_model(kind: str, L_train: np.ndarray, k: int, class_balance: np.ndarray, epochs: int = 500,
                     seed: int = 0, L_dev: np.ndarray | None = None, y_dev: np.ndarray | None = None
                     ) -> FittedLabelModel:
-    """Unsupervised kinds fit on the train votes; `stacked` on the dev votes and gold labels."""
+    """Unsupervised kinds fit on the train votes; `stacked` and `best_labeler` on the dev votes and gold labels."""
+    if kind in SUPERVISED and (L_dev is None or y_dev is None):
+        raise ValueError(f"the {kind} label model is fitted on dev votes and labels")
     if kind == "stacked":
-        if L_dev is None or y_dev is None:
-            raise ValueError("the stacked label model is fitted on dev votes and labels")
         return FittedLabelModel(kind, k, class_balance, fit_stacked(L_dev, y_dev, k, seed))
+    if kind == "best_labeler":
+        return FittedLabelModel(kind, k, class_balance, fit_best_labeler(L_dev, y_dev, k, class_balance))
     if kind == "majority_vote":
         return FittedLabelModel(kind, k, class_balance)
     if kind == "dawid_skene":
@@ -204,20 +231,22 @@ def fit_candidates(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.
                    class_balance: np.ndarray, epochs: int = 500, seed: int = 0) -> LabelModelCandidates:
     """Fit the requested kind, or with 'auto' every usable kind, and calibrate each on dev.
 
-    `stacked` is scored and calibrated on its out-of-fold dev probabilities, the others on their plain ones.
+    `stacked` and `best_labeler` are scored and calibrated on their out-of-fold dev probabilities, the
+    others on their plain ones.
     """
     from fmops_pipelines.errors import SpecError
 
     if L_train.shape[1] < 3 and kind == "snorkel":
         raise SpecError(f"label_model.kind: snorkel needs at least 3 labelers, this matrix has {L_train.shape[1]}")
-    if kind == "stacked" and not stacked_folds(y_dev, k):
-        raise SpecError("label_model.kind: stacked needs at least 2 dev rows of every class")
+    if kind in SUPERVISED and not stacked_folds(y_dev, k):
+        raise SpecError(f"label_model.kind: {kind} needs at least 2 dev rows of every class")
     # Snorkel's LabelModel is undefined below 3 labelers; 'auto' then chooses among the others, and skips
-    # stacking where dev cannot be cross-fitted.
-    usable = {"snorkel": L_train.shape[1] >= 3, "stacked": bool(stacked_folds(y_dev, k))}
+    # the kinds fitted on dev where dev cannot be cross-fitted.
+    cross_fits = bool(stacked_folds(y_dev, k))
+    usable = {"snorkel": L_train.shape[1] >= 3, "stacked": cross_fits, "best_labeler": cross_fits}
     kinds = tuple(kd for kd in KINDS if usable.get(kd, True)) if kind == "auto" else (kind,)
     fitted = {kd: fit_label_model(kd, L_train, k, class_balance, epochs, seed, L_dev, y_dev) for kd in kinds}
-    dev_probs = {kd: (stacked_out_of_fold(L_dev, y_dev, k, class_balance, seed) if kd == "stacked"
+    dev_probs = {kd: (supervised_out_of_fold(kd, L_dev, y_dev, k, class_balance, seed) if kd in SUPERVISED
                       else m.raw_proba(L_dev)) for kd, m in fitted.items()}
     dev_scores = {kd: macro_f1(y_dev, p, k) for kd, p in dev_probs.items()}
     covered = (L_dev != ABSTAIN).any(axis=1)

@@ -48,7 +48,7 @@ def test_snorkel_label_model_learns_which_labeler_to_trust():
 def test_choose_label_model_reports_every_kind_on_dev():
     L, y = _noisy_matrix(seed=1)
     model, scores = choose_label_model("auto", L[:1500], L[1500:], y[1500:], 2, PRIOR)
-    assert set(scores) == {"majority_vote", "snorkel", "dawid_skene", "stacked"}
+    assert set(scores) == {"majority_vote", "best_labeler", "snorkel", "dawid_skene", "stacked"}
     assert scores[model.kind] == max(scores.values())
     assert model.dev_accuracy == pytest.approx((model.predict_proba(L[1500:]).argmax(axis=1) == y[1500:]).mean())
     with pytest.raises(ValueError, match="unknown label model kind"):
@@ -70,6 +70,28 @@ def test_stacked_label_model_discounts_labelers_that_echo_each_other():
     assert scores["stacked"] < 1.0 and model.dev_accuracy < 0.97  # scored out of fold, not on its own fit rows
     with pytest.raises(SpecError, match="stacked needs at least 2 dev rows of every class"):
         choose_label_model("stacked", L, L[:3], np.array([0, 0, 1]), 2, PRIOR)
+
+
+def test_best_labeler_is_the_bar_weighting_must_clear():
+    """Five copies of a mediocre labeler and one strong labeler that abstains on half the rows: counting votes
+    follows the copies; `best_labeler` finds the strong one on dev, reads what its abstains mean (here: mostly
+    class 0) off dev, and 'auto' never keeps a label model worse than it on dev."""
+    rng = np.random.default_rng(3)
+    y = (rng.random(1600) < 0.4).astype(int)
+    echo = np.where(rng.random(len(y)) < 0.62, y, 1 - y)
+    strong = np.where(rng.random(len(y)) < 0.95, y, 1 - y)
+    strong = np.where((y == 0) & (rng.random(len(y)) < 0.8), -1, strong)  # abstains mostly on class 0
+    L = np.stack([echo] * 5 + [strong], axis=1)
+    dev, test = slice(0, 200), slice(200, None)
+    prior = np.array([0.6, 0.4])
+    best = fit_label_model("best_labeler", L[test], 2, prior, L_dev=L[dev], y_dev=y[dev])
+    assert best.model[0] == 5
+    accuracy = lambda m: (m.predict_proba(L[test]).argmax(axis=1) == y[test]).mean()  # noqa: E731
+    assert accuracy(best) > 0.9 > (majority_vote_proba(L[test], 2, prior).argmax(axis=1) == y[test]).mean()
+    model, scores = choose_label_model("auto", L[test], L[dev], y[dev], 2, prior)
+    assert scores[model.kind] >= scores["best_labeler"] and accuracy(model) > 0.9
+    with pytest.raises(ValueError, match="best_labeler label model is fitted on dev votes and labels"):
+        fit_label_model("best_labeler", L, 2, prior)
 
 
 def test_training_labels_cover_train_rows_only():
@@ -142,6 +164,6 @@ def test_temperature_calibration_reduces_overconfidence():
 def test_fewer_than_three_labelers_skip_snorkel_or_say_why():
     L, y = _noisy_matrix(accuracies=(0.9, 0.7))
     model, scores = choose_label_model("auto", L[:1500], L[1500:], y[1500:], 2, PRIOR)
-    assert "snorkel" not in scores and model.kind in ("majority_vote", "dawid_skene", "stacked")
+    assert "snorkel" not in scores and model.kind in ("majority_vote", "best_labeler", "dawid_skene", "stacked")
     with pytest.raises(SpecError, match="snorkel needs at least 3 labelers, this matrix has 2"):
         choose_label_model("snorkel", L[:1500], L[1500:], y[1500:], 2, PRIOR)
