@@ -3,8 +3,8 @@
 For every model named (a registry name such as all-mpnet-base-v2, the packaged all-MiniLM-L6-v2, or a
 local folder) and every task, a copy of the task's spec with `fm.model` set to it runs `fmops run` in a
 fresh FMOPS_HOME of its own (cold: nothing cached), and the script prints held-out test numbers from the
-stored evaluation: best single prompt, label model and specialist macro-F1, the minority class's F1, the
-FM's texts/s (uncached, measured by the evaluation) and the run's wall time.
+stored evaluation: best single prompt, label model and specialist macro-F1, the specialist's accuracy and
+its worst class's F1, the FM's texts/s (uncached, measured by the evaluation) and the run's wall time.
 
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/fm_models.py \
         --models all-MiniLM-L6-v2 all-mpnet-base-v2 --tasks sms_spam youtube_spam ag_news
@@ -61,8 +61,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep every run's FMOPS_HOME under this folder")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="fm-models-"))
-    print(f"{'task':<14}{'fm':<20}{'best prompt':>12}{'label model':>12}{'specialist':>11}{'min-class F1':>13}"
-          f"{'FM texts/s':>11}{'run s':>8}")
+    print(f"{'task':<14}{'fm':<20}{'best prompt':>12}{'label model':>12}{'specialist':>11}{'accuracy':>9}"
+          f"{'min-class F1':>13}{'FM texts/s':>11}{'run s':>8}")
     for task in args.tasks:
         for model in args.models:
             tag = Path(model).name
@@ -74,7 +74,7 @@ def main() -> None:
             base, test = ev["baselines"], ev["test"]
             min_class = min(c["f1"] for c in test["per_class"].values())
             print(f"{task:<14}{tag:<20}{base['best_prompt']['macro_f1']:>12.3f}{base['label_model']['macro_f1']:>12.3f}"
-                  f"{test['macro_f1']:>11.3f}{min_class:>13.3f}{ev['throughput']['fm_texts_per_s']:>11.1f}"
+                  f"{test['macro_f1']:>11.3f}{test['accuracy']:>9.3f}{min_class:>13.3f}{ev['throughput']['fm_texts_per_s']:>11.1f}"
                   f"{seconds:>8.0f}", flush=True)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

@@ -21,7 +21,8 @@ from fmops_pipelines.supervision.label_models import FittedLabelModel, LabelMode
 @dataclass
 class Distilled:
     teacher: FittedLabelModel
-    teacher_scores: dict[str, float]  # each candidate label model's student dev score (empty: chosen on its own dev)
+    teacher_scores: dict[str, dict]  # each candidate label model's student dev score and interval (empty: chosen
+    # on the label models' own dev scores)
     selection: Selection
     texts: list[str]  # the training texts (an input example for the registry)
     resumed_after_epoch: int = 0  # >0: a training of this step (a teacher's student included) resumed a checkpoint

@@ -148,14 +148,17 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
 def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_frame, splits,
                    dev_texts: Sequence[str], y_dev: np.ndarray, select_by: str, device: str | None = None,
                    prior: np.ndarray | None = None, checkpoint_dir: Path | None = None
-                   ) -> tuple[object, dict[str, float], dict[str, Trained]]:
+                   ) -> tuple[object, dict[str, dict], dict[str, Trained]]:
     """The label model whose labels teach the best fast student on dev (select_by 'student': the student is
     what ships, and the label model that labels dev best need not teach best), else the best by its own dev
-    score. Returns the chosen FittedLabelModel, each candidate's student dev score, and each candidate's
-    n-gram student: trained on exactly the rows the specialist step would train it on, so the chosen one's
-    is the specialist's n-gram candidate as it stands, not a proxy to train again."""
+    score. Among students whose dev scores differ by less than dev's noise, the simplest label model is
+    kept (fmops_pipelines.noisy_choice). Returns the chosen FittedLabelModel, each candidate's student dev
+    score with its interval, and each candidate's n-gram student: trained on exactly the rows the
+    specialist step would train it on, so the chosen one's is the specialist's n-gram candidate as it
+    stands, not a proxy to train again."""
+    from fmops_pipelines.noisy_choice import simplest_within_noise
     from fmops_pipelines.specialist.training_data import training_rows
-    from fmops_pipelines.supervision.label_models import labels_of
+    from fmops_pipelines.supervision.label_models import KINDS, labels_of
 
     if select_by != "student" or len(candidates.models) < 2:
         return candidates.best_by_dev(), {}, {}
@@ -163,8 +166,9 @@ def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_f
                                     *training_rows(task, labels_of(labels_frame, kind), splits, label_names, prior),
                                     dev_texts, y_dev, checkpoint_dir, device=device, name=f"teacher-{kind}")
                 for kind in candidates.kinds}
-    scores = {kind: dev_scores(t.model, dev_texts, y_dev)[spec.objective] for kind, t in students.items()}
-    return candidates.pick(scores), scores, students
+    predictions = {kind: t.model.predict_proba(dev_texts).argmax(axis=1) for kind, t in students.items()}
+    chosen, scored = simplest_within_noise(y_dev, predictions, KINDS, len(label_names), spec.objective, spec.seed)
+    return candidates.models[chosen], {kind: s.row() for kind, s in scored.items()}, students
 
 
 def select(candidates: list[Candidate], objective: str, min_throughput: float | None) -> Selection:

@@ -1,0 +1,36 @@
+"""The one-standard-error rule on paired bootstrap differences, on dev-sized samples."""
+
+import numpy as np
+
+from fmops_pipelines.noisy_choice import simplest_within_noise
+
+
+def _flip(y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    out = y.copy()
+    out[rows] = 1 - out[rows]
+    return out
+
+
+def test_a_simpler_candidate_a_few_rows_behind_is_kept():
+    """They disagree on 30 rows, the fancier one right on 16 of them: a 2-row edge that a resample of dev
+    rows undoes as often as not."""
+    rng = np.random.default_rng(0)
+    y = (rng.random(200) < 0.3).astype(int)
+    wrong = rng.permutation(200)
+    simple = _flip(y, wrong[:16])  # wrong where the fancier one is right
+    fancy = _flip(y, wrong[16:30])  # and the other way round
+    chosen, scored = simplest_within_noise(y, {"stacked": fancy, "majority_vote": simple}, ["majority_vote", "stacked"], 2)
+    assert scored["stacked"].score > scored["majority_vote"].score
+    assert chosen == "majority_vote" and scored["majority_vote"].within_noise
+    assert scored["majority_vote"].low < scored["majority_vote"].score < scored["majority_vote"].high
+    assert scored["stacked"].shortfall == 0 and set(scored["stacked"].row()) >= {"dev", "interval_90"}
+
+
+def test_a_clearly_better_candidate_wins_over_the_simpler_one():
+    rng = np.random.default_rng(1)
+    y = (rng.random(200) < 0.3).astype(int)
+    wrong = rng.permutation(200)
+    chosen, scored = simplest_within_noise(y, {"majority_vote": _flip(y, wrong[:50]), "stacked": _flip(y, wrong[:10])},
+                                           ["majority_vote", "stacked"], 2)
+    assert chosen == "stacked" and not scored["majority_vote"].within_noise
+    assert scored["majority_vote"].shortfall > scored["majority_vote"].shortfall_se > 0
