@@ -205,18 +205,20 @@ class LabelModelCandidates:
     """Every label model kind fitted and calibrated on dev, with each one's own dev macro-F1.
 
     Which one teaches is decided downstream when the spec selects by the student's dev score (the student
-    is what ships); `best_by_dev` is the choice by the label models' own dev score.
+    is what ships); `best_by_dev` is the choice by the label models' own dev score: the simplest kind
+    within dev's noise of the best (fmops_pipelines.noisy_choice).
     """
 
     models: dict[str, FittedLabelModel]
     dev_scores: dict[str, float]
+    by_dev: str | None = None  # the kind best_by_dev returns; None: the top dev score
 
     @property
     def kinds(self) -> list[str]:
         return list(self.models)
 
     def best_by_dev(self) -> FittedLabelModel:
-        return self.pick()
+        return self.models[self.by_dev] if self.by_dev else self.pick()
 
     def pick(self, utility: dict[str, float] | None = None) -> FittedLabelModel:
         """The kind with the best `utility` (e.g. its student's dev score); ties: the better own dev score,
@@ -235,6 +237,7 @@ def fit_candidates(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.
     others on their plain ones.
     """
     from fmops_pipelines.errors import SpecError
+    from fmops_pipelines.noisy_choice import simplest_within_noise
 
     if L_train.shape[1] < 3 and kind == "snorkel":
         raise SpecError(f"label_model.kind: snorkel needs at least 3 labelers, this matrix has {L_train.shape[1]}")
@@ -254,19 +257,21 @@ def fit_candidates(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.
         if covered.sum() >= 10:
             model.temperature = fit_temperature(dev_probs[kd][covered], y_dev[covered])
         model.dev_accuracy = float((dev_probs[kd].argmax(axis=1) == y_dev).mean())
-    return LabelModelCandidates(fitted, dev_scores)
+    by_dev, _ = simplest_within_noise(y_dev, {kd: p.argmax(axis=1) for kd, p in dev_probs.items()}, KINDS, k,
+                                      seed=seed)
+    return LabelModelCandidates(fitted, dev_scores, by_dev)
 
 
 def choose_label_model(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, k: int,
                        class_balance: np.ndarray, epochs: int = 500, seed: int = 0,
                        downstream: Callable[[FittedLabelModel], float] | None = None
                        ) -> tuple[FittedLabelModel, dict[str, float]]:
-    """fit_candidates, then keep the best by `downstream(model)` where given (else by own dev macro-F1).
+    """fit_candidates, then keep the best by `downstream(model)` where given (else best_by_dev).
     Returns the chosen model and every kind's own dev macro-F1."""
     candidates = fit_candidates(kind, L_train, L_dev, y_dev, k, class_balance, epochs, seed)
-    utility = ({kd: downstream(m) for kd, m in candidates.models.items()}
-               if downstream and len(candidates.models) > 1 else None)
-    return candidates.pick(utility), candidates.dev_scores
+    if downstream and len(candidates.models) > 1:
+        return candidates.pick({kd: downstream(m) for kd, m in candidates.models.items()}), candidates.dev_scores
+    return candidates.best_by_dev(), candidates.dev_scores
 
 
 def training_labels(model: FittedLabelModel, matrix, label_names: list[str], anchors: list[str] = ()):
