@@ -34,3 +34,17 @@ def test_a_clearly_better_candidate_wins_over_the_simpler_one():
                                            ["majority_vote", "stacked"], 2)
     assert chosen == "stacked" and not scored["majority_vote"].within_noise
     assert scored["majority_vote"].shortfall > scored["majority_vote"].shortfall_se > 0
+
+
+def test_the_fast_macro_f1_is_scikit_learns():
+    from sklearn.metrics import f1_score
+
+    from fmops_pipelines.noisy_choice import _score
+
+    rng = np.random.default_rng(2)
+    for k in (2, 4):
+        for _ in range(100):
+            n = int(rng.integers(3, 60))
+            y, pred = rng.integers(0, k, n), rng.integers(0, k, n)
+            expected = f1_score(y, pred, average="macro", labels=range(k), zero_division=0)
+            assert abs(_score(y, pred, k, "macro_f1") - expected) < 1e-12
