@@ -2,6 +2,7 @@
 run of the whole lifecycle.
 
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/fm_throughput.py [--texts 256] [--lifecycle]
+        [--embedding-models all-MiniLM-L6-v2 all-mpnet-base-v2]
 
 Backends measured on the same real SMS texts: the packaged all-MiniLM-L6-v2 (embedding) and a
 6-layer, 384-wide GPT-2 built from a config with random weights (hf-generative: throughput depends
@@ -32,12 +33,12 @@ def sms_texts(n: int) -> list[str]:
     return load_dataset(get_spec("sms_spam", REPO / "assets"))["text"].sample(n, random_state=0).tolist()
 
 
-def embedding_rates(texts: list[str]) -> tuple[float, float]:
+def embedding_rates(texts: list[str], model: str = "all-MiniLM-L6-v2") -> tuple[float, float]:
     from fmops_pipelines.fm.embedding import EmbeddingFM
 
-    batched = EmbeddingFM(batch_size=64)
+    batched = EmbeddingFM(model, batch_size=64)
     fast = batched.measure_throughput(texts)
-    single = EmbeddingFM(batch_size=1)
+    single = EmbeddingFM(model, batch_size=1)
     single.model.encode(texts[:4], batch_size=1, show_progress_bar=False)  # warm-up
     start = time.perf_counter()
     for t in texts:
@@ -111,11 +112,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--lifecycle", action="store_true")
+    parser.add_argument("--embedding-models", nargs="+", default=["all-MiniLM-L6-v2"],
+                        help="e.g. all-MiniLM-L6-v2 all-mpnet-base-v2 (fetched once) or a local folder")
     args = parser.parse_args()
     texts = sms_texts(args.texts)
     print(f"{'backend':<34}{'batched+bucketed':>18}{'one at a time':>15}{'ratio':>8}   (texts/s, {len(texts)} SMS texts)")
-    fast, slow = embedding_rates(texts)
-    print(f"{'embedding (all-MiniLM-L6-v2)':<34}{fast:>18,.1f}{slow:>15,.1f}{fast / slow:>7.1f}x", flush=True)
+    for model in args.embedding_models:
+        fast, slow = embedding_rates(texts, model)
+        print(f"{f'embedding ({Path(model).name})':<34}{fast:>18,.1f}{slow:>15,.1f}{fast / slow:>7.1f}x", flush=True)
     fast, slow, n = embedding_labeling_rates(texts[:64])
     print(f"{f'embedding, labeling {n} prompts':<34}{fast:>18,.1f}{slow:>15,.1f}{fast / slow:>7.1f}x", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
