@@ -29,9 +29,12 @@ class Candidate:
     texts_per_s: float
     eligible: bool = True
     resumed_after_epoch: int = 0  # >0: a training of this step picked up a killed run's checkpoint there
+    noise: dict | None = None  # its dev interval and shortfall against the best (noisy_choice), when compared
 
     def row(self) -> dict:
-        return {"architecture": self.architecture, "dev_macro_f1": round(self.dev["macro_f1"], 4),
+        noise = {"dev_interval_90": self.noise["interval_90"], "within_noise_of_best": self.noise["within_noise_of_best"]
+                 } if self.noise else {}
+        return {"architecture": self.architecture, "dev_macro_f1": round(self.dev["macro_f1"], 4), **noise,
                 "dev_accuracy": round(self.dev["accuracy"], 4), "texts_per_s": round(self.texts_per_s, 1),
                 "best_epoch": self.history.best_epoch, "train_seconds": round(self.history.seconds, 1),
                 "train_samples_per_s": round(self.history.samples_per_s, 1),
@@ -142,7 +145,8 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
                                     dev_scores(done.model, dev_texts, y_dev),
                                     measure_throughput(done.model, timing_texts),
                                     resumed_after_epoch=done.resumed_after_epoch))
-    return select(candidates, spec.objective, spec.min_throughput)
+    predictions = [c.model.predict_proba(dev_texts).argmax(axis=1) for c in candidates]
+    return select(candidates, spec.objective, spec.min_throughput, y_dev, predictions)
 
 
 def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_frame, splits,
@@ -171,10 +175,23 @@ def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_f
     return candidates.models[chosen], {kind: s.row() for kind, s in scored.items()}, students
 
 
-def select(candidates: list[Candidate], objective: str, min_throughput: float | None) -> Selection:
+def select(candidates: list[Candidate], objective: str, min_throughput: float | None,
+           y_dev: np.ndarray | None = None, dev_predictions: list[np.ndarray] | None = None) -> Selection:
+    """The best on dev among those fast enough; with dev predictions, the fastest (simplest) one within
+    dev's noise of the best (fmops_pipelines.noisy_choice), each one's interval recorded beside it."""
     for c in candidates:
         c.eligible = min_throughput is None or c.texts_per_s >= min_throughput
     eligible = [c for c in candidates if c.eligible]
     if not eligible:
         return Selection(max(candidates, key=lambda c: c.texts_per_s), candidates, met_min_throughput=False)
-    return Selection(max(eligible, key=lambda c: (round(c.dev[objective], 4), c.texts_per_s)), candidates)
+    if dev_predictions is None or y_dev is None or len(eligible) < 2:
+        return Selection(max(eligible, key=lambda c: (round(c.dev[objective], 4), c.texts_per_s)), candidates)
+    from fmops_pipelines.noisy_choice import simplest_within_noise
+
+    fastest_first = sorted(eligible, key=lambda c: -c.texts_per_s)
+    predictions = {c.architecture: dev_predictions[candidates.index(c)] for c in eligible}
+    chosen, scored = simplest_within_noise(y_dev, predictions, [c.architecture for c in fastest_first],
+                                           len(eligible[0].model.cfg.labels), objective)
+    for c in eligible:
+        c.noise = scored[c.architecture].row()
+    return Selection(next(c for c in eligible if c.architecture == chosen), candidates)
