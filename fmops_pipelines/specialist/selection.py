@@ -189,7 +189,7 @@ def select(candidates: list[Candidate], objective: str, min_throughput: float | 
     from fmops_pipelines.noisy_choice import simplest_within_noise
 
     fastest_first = sorted(eligible, key=lambda c: -c.texts_per_s)
-    predictions = {c.architecture: dev_predictions[candidates.index(c)] for c in eligible}
+    predictions = {c.architecture: pred for c, pred in zip(candidates, dev_predictions, strict=True) if c.eligible}
     chosen, scored = simplest_within_noise(y_dev, predictions, [c.architecture for c in fastest_first],
                                            len(eligible[0].model.cfg.labels), objective)
     for c in eligible:
