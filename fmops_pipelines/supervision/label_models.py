@@ -24,7 +24,7 @@ from fmops_pipelines.votes import ABSTAIN
 
 KINDS = ("majority_vote", "best_labeler", "snorkel", "dawid_skene", "stacked")  # simplest first (ties)
 SUPERVISED = ("best_labeler", "stacked")  # fitted on dev's gold labels, scored on dev out of fold
-STACKED_FOLDS = 5
+CROSS_FIT_FOLDS = 5
 
 
 @dataclass
@@ -128,17 +128,19 @@ def response_table(votes_: np.ndarray, y: np.ndarray, k: int, prior: np.ndarray,
 def fit_best_labeler(L_dev: np.ndarray, y_dev: np.ndarray, k: int, prior: np.ndarray) -> tuple[int, np.ndarray]:
     """The labeler whose own votes (read through its dev response table) score the best dev macro-F1;
     ties go to the one that abstains least."""
+    responses = _responses(L_dev, k)
     tables = [response_table(L_dev[:, j], y_dev, k, prior) for j in range(L_dev.shape[1])]
-    score = lambda j: (round(macro_f1(y_dev, tables[j][_responses(L_dev, k)[:, j]], k), 4),  # noqa: E731
+    score = lambda j: (round(macro_f1(y_dev, tables[j][responses[:, j]], k), 4),
                        (L_dev[:, j] != ABSTAIN).mean())
     best = max(range(L_dev.shape[1]), key=score)
     return best, tables[best]
 
 
-def stacked_folds(y_dev: np.ndarray, k: int) -> int:
-    """Cross-fitting folds the dev labels allow (0: some class has fewer than 2 dev rows, no stacking)."""
+def cross_fit_folds(y_dev: np.ndarray, k: int) -> int:
+    """Cross-fitting folds the dev labels allow for the kinds fitted on dev (0: some class has fewer than 2
+    dev rows, so neither `stacked` nor `best_labeler` can be scored out of fold)."""
     counts = np.bincount(y_dev, minlength=k)
-    return int(min(STACKED_FOLDS, counts.min())) if counts.min() >= 2 else 0
+    return int(min(CROSS_FIT_FOLDS, counts.min())) if counts.min() >= 2 else 0
 
 
 def supervised_out_of_fold(kind: str, L_dev: np.ndarray, y_dev: np.ndarray, k: int, class_balance: np.ndarray,
@@ -148,7 +150,7 @@ def supervised_out_of_fold(kind: str, L_dev: np.ndarray, y_dev: np.ndarray, k: i
     from sklearn.model_selection import StratifiedKFold
 
     out = np.zeros((len(y_dev), k))
-    for fit_idx, held in StratifiedKFold(stacked_folds(y_dev, k), shuffle=True, random_state=seed).split(L_dev, y_dev):
+    for fit_idx, held in StratifiedKFold(cross_fit_folds(y_dev, k), shuffle=True, random_state=seed).split(L_dev, y_dev):
         fold = fit_label_model(kind, L_dev[fit_idx], k, class_balance, seed=seed, L_dev=L_dev[fit_idx],
                                y_dev=y_dev[fit_idx])
         out[held] = fold.raw_proba(L_dev[held])
@@ -241,11 +243,11 @@ def fit_candidates(kind: str, L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.
 
     if L_train.shape[1] < 3 and kind == "snorkel":
         raise SpecError(f"label_model.kind: snorkel needs at least 3 labelers, this matrix has {L_train.shape[1]}")
-    if kind in SUPERVISED and not stacked_folds(y_dev, k):
+    if kind in SUPERVISED and not cross_fit_folds(y_dev, k):
         raise SpecError(f"label_model.kind: {kind} needs at least 2 dev rows of every class")
     # Snorkel's LabelModel is undefined below 3 labelers; 'auto' then chooses among the others, and skips
     # the kinds fitted on dev where dev cannot be cross-fitted.
-    cross_fits = bool(stacked_folds(y_dev, k))
+    cross_fits = bool(cross_fit_folds(y_dev, k))
     usable = {"snorkel": L_train.shape[1] >= 3, "stacked": cross_fits, "best_labeler": cross_fits}
     kinds = tuple(kd for kd in KINDS if usable.get(kd, True)) if kind == "auto" else (kind,)
     fitted = {kd: fit_label_model(kd, L_train, k, class_balance, epochs, seed, L_dev, y_dev) for kd in kinds}

