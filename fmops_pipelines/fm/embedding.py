@@ -15,6 +15,7 @@ import numpy as np
 from fmops_pipelines.fm.base import FMStats, Prompt
 from fmops_pipelines.fm.cache import FMCache, cache_key, cached_compute
 from fmops_pipelines.fm.local_models import PACKAGED_MINILM, model_revision, resolve_model_path
+from fmops_pipelines.fm.probe import fit_probe, probe_scores
 
 
 class EmbeddingFM:
@@ -31,6 +32,7 @@ class EmbeddingFM:
         self.device = device
         self.stats = FMStats()
         self._model = None
+        self._probes: dict[str, object] = {}
 
     @property
     def model(self):
@@ -61,13 +63,26 @@ class EmbeddingFM:
         return np.stack(vectors)
 
     def score(self, texts: Sequence[str], prompt: Prompt) -> np.ndarray:
-        """Cosine similarity to each label's prompt, or (few-shot) to the centroid of its example texts."""
+        """Cosine similarity to each label's prompt, or (few-shot) to the centroid of its example texts, or
+        (a few-shot probe) a logistic regression's log-probabilities, fitted on the examples (fm/probe.py)."""
+        from fmops_pipelines.fm.exploration import few_shot_kind
+
+        if few_shot_kind(prompt) == "probe":
+            return probe_scores(self._probe(prompt), self.embed(texts))
         if prompt.examples:
             centroids = np.stack([self.embed(list(ex)).mean(axis=0) for ex in prompt.examples])
             labels = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
         else:
             labels = self.embed(prompt.label_texts())
         return self.embed(texts) @ labels.T
+
+    def _probe(self, prompt: Prompt):
+        """One fit per set of examples: a few-shot labeler is scored on the pool, dev folds and every row."""
+        if prompt.id not in self._probes:
+            X = np.concatenate([self.embed(list(ex)) for ex in prompt.examples])
+            y = np.repeat(np.arange(len(prompt.examples)), [len(ex) for ex in prompt.examples])
+            self._probes[prompt.id] = fit_probe(X, y, len(prompt.examples))
+        return self._probes[prompt.id]
 
     def measure_throughput(self, texts: Sequence[str]) -> float:
         texts = list(texts)

@@ -1,19 +1,30 @@
 """Labels -> specialist: choose the teaching label model, build the training rows, train and select students.
 
 The training stage's one call. Gold labels enter only through dev (teacher choice, early stopping,
-calibration, architecture choice).
+calibration, architecture choice). With `specialist.teacher: encoder`, a fine-tuned encoder learns the
+label model's labels first and teaches the fast students in its place (specialist.encoder_teacher).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fmops_pipelines.data.splits import class_balance, label_indices, part
-from fmops_pipelines.specialist.selection import Selection, choose_teacher, train_and_select
+from fmops_pipelines.specialist.selection import (
+    Selection,
+    Trained,
+    candidate_of,
+    choose_teacher,
+    replay,
+    select,
+    train_and_select,
+    train_student,
+)
 from fmops_pipelines.specialist.training_data import training_rows
 from fmops_pipelines.supervision.label_models import FittedLabelModel, LabelModelCandidates, labels_of
 
@@ -26,6 +37,8 @@ class Distilled:
     selection: Selection
     texts: list[str]  # the training texts (an input example for the registry)
     resumed_after_epoch: int = 0  # >0: a training of this step (a teacher's student included) resumed a checkpoint
+    anchor_rows: dict | None = None  # whether the rows only an anchor labelled were learned, each way's dev score
+    encoder_teacher: dict | None = None  # with specialist.teacher: encoder, what the teacher scored and cost
 
 
 def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, splits: pd.DataFrame,
@@ -38,9 +51,84 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     prior = class_balance(dev["label"], names) if s.match_dev_prior else None
     teacher, scores, taught = choose_teacher(s, spec.name, names, candidates, labels_frame, splits, dev_texts, y_dev,
                                              spec.label_model.select_by, device, prior, checkpoint_dir)
-    texts, targets, unlabeled = training_rows(spec.name, labels_of(labels_frame, teacher.kind), splits, names, prior)
+    labels = labels_of(labels_frame, teacher.kind)
+    anchor_rows, rows_dev, student = choose_rows(s, spec.name, names, labels, splits, prior, dev_texts, y_dev,
+                                                 taught.get(teacher.kind), checkpoint_dir, device)
+    texts, targets, unlabeled = training_rows(spec.name, labels, splits, names, prior, anchor_rows)
+    direct = {"ngram": student} if student else {}
+    earlier = [*taught.values(), *direct.values()]  # trainings done before the candidates'
+    if s.teacher == "encoder":
+        selection, encoder, resumed = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, direct,
+                                                      checkpoint_dir, on_epoch, device)
+        resumed = max([resumed] + [t.resumed_after_epoch for t in earlier])
+        return Distilled(teacher, scores, selection, encoder.texts, resumed, rows_dev, encoder.summary(y_dev))
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
-                                 device, trained={"ngram": taught[teacher.kind]} if taught else None)
-    resumed = max([c.resumed_after_epoch for c in selection.candidates] +
-                  [t.resumed_after_epoch for t in taught.values()])
-    return Distilled(teacher, scores, selection, texts, resumed)
+                                 device, trained=direct or None)
+    resumed = max([c.resumed_after_epoch for c in selection.candidates] + [t.resumed_after_epoch for t in earlier])
+    return Distilled(teacher, scores, selection, texts, resumed, rows_dev)
+
+
+def choose_rows(s, task: str, names: list[str], labels: pd.DataFrame, splits: pd.DataFrame, prior,
+                dev_texts: Sequence[str], y_dev: np.ndarray, taught: Trained | None = None,
+                checkpoint_dir: Path | None = None, device: str | None = None) -> tuple[bool, dict, Trained | None]:
+    """Whether the students learn the rows only an anchor labeler voted on, or leave them to self-training.
+
+    Which is better depends on the anchor: a weak one's labels there are noise (sms_spam with a centred
+    few-shot anchor: learning them took the student 0.902 -> 0.858 test macro-F1), a good one's are the
+    labels the student most needs (with an uncentred one: 0.864 -> 0.911; on youtube_spam 0.901 vs 0.900).
+    So an n-gram student is trained each way (`taught`, the teacher choice's student, is the one without)
+    and dev keeps the better, ties leaving them out; the two are the same model at the same cost, so
+    there is no simpler side for dev's noise to favour, and dev picked the better side in all three cases
+    measured. Returns (learn them?, each way's dev score and interval, the kept way's n-gram student).
+    """
+    from fmops_pipelines.noisy_choice import simplest_within_noise
+
+    if "voted" not in labels or not (labels["voted"] & ~labels["covered"]).any():
+        return False, {}, taught
+    students = {}
+    for way, anchor_rows in (("left_out", False), ("learned", True)):
+        if not anchor_rows and taught is not None:
+            students[way] = taught
+            continue
+        students[way] = train_student(s, names, "ngram", *training_rows(task, labels, splits, names, prior, anchor_rows),
+                                      dev_texts, y_dev, checkpoint_dir, device=device, name=f"anchor-rows-{way}")
+    predictions = {way: t.model.predict_proba(dev_texts).argmax(axis=1) for way, t in students.items()}
+    _, scored = simplest_within_noise(y_dev, predictions, list(students), len(names), s.objective, s.seed)
+    learn = scored["learned"].score > scored["left_out"].score
+    way = "learned" if learn else "left_out"
+    return learn, {"anchor_rows": way, **{w: sc.row() for w, sc in scored.items()}}, students[way]
+
+
+def through_encoder(s, names: list[str], texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str],
+                    dev_texts: Sequence[str], y_dev: np.ndarray, direct: dict[str, Trained] | None = None,
+                    checkpoint_dir: Path | None = None, on_epoch=None, device: str | None = None):
+    """The encoder learns the label model's labels and labels every train row; each fast architecture
+    learns the encoder's labels, and also (as the check that distillation paid) the label model's, unless
+    `direct` holds it already. The encoder itself is a candidate when the spec lists it. Dev chooses within
+    its noise, the directly taught student counting as the simpler: the distilled one ships when dev shows
+    it better beyond noise (on sms_spam the encoder learned the label model's mistakes, 0.71 dev macro-F1
+    against its own n-gram student's 0.92, and its distilled student was 0.025 worse on test).
+    Returns (selection, the EncoderTeacher, the latest epoch a training resumed after)."""
+    from fmops_pipelines.specialist.encoder_teacher import TEACHER, teach
+
+    encoder = teach(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch, device)
+    trainings: list[Trained] = [encoder.trained]
+    candidates = []
+    for arch in s.architectures:
+        if arch == TEACHER:
+            candidates.append(candidate_of(encoder.trained, dev_texts, y_dev, encoder.texts, dev_pred=encoder.dev_pred))
+            continue
+        distilled = train_student(s, names, arch, encoder.texts, encoder.soft_labels, [], dev_texts, y_dev,
+                                  checkpoint_dir, (lambda a, row: on_epoch(f"{a}_distilled", row)) if on_epoch else None,
+                                  device, name=f"{arch}-distilled")
+        own = (direct or {}).get(arch)
+        if own is None:
+            own = train_student(s, names, arch, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir,
+                                on_epoch, device)
+        elif on_epoch:
+            replay(own, on_epoch)
+        trainings += [own, distilled]
+        candidates += [candidate_of(own, dev_texts, y_dev, encoder.texts),
+                       candidate_of(distilled, dev_texts, y_dev, encoder.texts, taught_by=TEACHER)]
+    selection = select(candidates, s.objective, s.min_throughput, y_dev)
+    return selection, encoder, max(t.resumed_after_epoch for t in trainings)

@@ -111,7 +111,8 @@ class EncoderSpecialist(Student):
 def train_encoder(cfg: EncoderConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,
                   dev_texts: Sequence[str], y_dev: np.ndarray, on_epoch=None,
                   checkpoint: Path | None = None) -> tuple[EncoderSpecialist, TrainHistory]:
-    """Fine-tune the encoder and head together (AdamW, linear warm-up and decay, gradient clipping)."""
+    """Fine-tune the encoder and head together (AdamW, linear warm-up and decay, gradient clipping), on
+    length-bucketed batches: padding, not text, was most of a random batch's tokens."""
     from transformers import get_linear_schedule_with_warmup
 
     from fmops_pipelines.fm.local_models import resolve_model_path
@@ -132,6 +133,6 @@ def train_encoder(cfg: EncoderConfig, train_cfg: TrainConfig, texts: Sequence[st
     history = fit(model.net, [opt], [sched], len(ids), batch_loss,
                   lambda: model.predict_proba(dev_texts).argmax(axis=1), y_dev, len(cfg.labels), train_cfg, device,
                   fingerprint([cfg, train_cfg], texts, soft_labels) if checkpoint else "", checkpoint, on_epoch,
-                  max_grad_norm=1.0)
+                  max_grad_norm=1.0, lengths=np.array([len(s) for s in ids]))
     model.calibrate(dev_texts, y_dev)
     return model, history

@@ -31,11 +31,18 @@ class Candidate:
     resumed_after_epoch: int = 0  # >0: a training of this step picked up a killed run's checkpoint there
     noise: dict | None = None  # its dev interval and shortfall against the best (noisy_choice), when compared
     dev_pred: np.ndarray | None = None  # its predicted class per dev row (what `dev` and the noise are computed from)
+    taught_by: str = "label_model"  # whose labels it learned: the label model's, or the encoder teacher's
+
+    @property
+    def key(self) -> str:
+        """Unique among one selection's candidates: an architecture may come taught by two teachers."""
+        return self.architecture if self.taught_by == "label_model" else f"{self.architecture}<-{self.taught_by}"
 
     def row(self) -> dict:
         noise = {"dev_interval_90": self.noise["interval_90"], "within_noise_of_best": self.noise["within_noise_of_best"]
                  } if self.noise else {}
-        return {"architecture": self.architecture, "dev_macro_f1": round(self.dev["macro_f1"], 4), **noise,
+        return {"architecture": self.architecture, "taught_by": self.taught_by,
+                "dev_macro_f1": round(self.dev["macro_f1"], 4), **noise,
                 "dev_accuracy": round(self.dev["accuracy"], 4), "texts_per_s": round(self.texts_per_s, 1),
                 "best_epoch": self.history.best_epoch, "train_seconds": round(self.history.seconds, 1),
                 "train_samples_per_s": round(self.history.samples_per_s, 1),
@@ -65,13 +72,13 @@ def student_configs(spec, labels: list[str], architecture: str,
                             hash_bits=s.hash_bits, embed_dim=s.embed_dim, dropout=s.dropout),
                 TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                             weight_decay=s.weight_decay, patience=s.patience, seed=spec.seed, loss=spec.loss,
-                            device=device))
+                            deterministic=spec.deterministic, device=device))
     if architecture == "encoder":
         s = spec.encoder
         return (EncoderConfig(labels=labels, model=s.model, max_length=s.max_length, dropout=s.dropout),
                 TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                             weight_decay=s.weight_decay, patience=s.patience, seed=spec.seed, loss=spec.loss,
-                            warmup_ratio=s.warmup_ratio, device=device))
+                            deterministic=spec.deterministic, warmup_ratio=s.warmup_ratio, device=device))
     raise ValueError(f"unknown architecture '{architecture}'")
 
 
@@ -131,20 +138,30 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
     """Each architecture: train it (or take `trained[arch]`, already trained on these same rows), score on
     dev, time it. A taken student's curve is replayed to on_epoch so the run still logs it."""
     candidates = []
-    timing_texts = list(texts) or list(dev_texts)
     for arch in spec.architectures:
         done = (trained or {}).get(arch)
         if done is None:
             done = train_student(spec, labels, arch, texts, soft_labels, unlabeled, dev_texts, y_dev,
                                  checkpoint_dir, on_epoch, device)
         elif on_epoch:
-            for row in done.history.epochs:
-                on_epoch(arch, row)
-        pred = done.model.predict_proba(dev_texts).argmax(axis=1)
-        candidates.append(Candidate(arch, done.model, done.history, done.self_training,
-                                    dev_scores(pred, y_dev, len(labels)), measure_throughput(done.model, timing_texts),
-                                    resumed_after_epoch=done.resumed_after_epoch, dev_pred=pred))
+            replay(done, on_epoch)
+        candidates.append(candidate_of(done, dev_texts, y_dev, list(texts) or list(dev_texts)))
     return select(candidates, spec.objective, spec.min_throughput, y_dev)
+
+
+def replay(done: Trained, on_epoch, key: str | None = None) -> None:
+    """Log a student trained earlier (e.g. while choosing its teacher) as if it had been trained here."""
+    for row in done.history.epochs:
+        on_epoch(key or done.architecture, row)
+
+
+def candidate_of(done: Trained, dev_texts: Sequence[str], y_dev: np.ndarray, timing_texts: Sequence[str],
+                 taught_by: str = "label_model", dev_pred: np.ndarray | None = None) -> Candidate:
+    """A trained student scored on dev (its `dev_pred`, when already computed) and timed: what selection compares."""
+    pred = done.model.predict_proba(dev_texts).argmax(axis=1) if dev_pred is None else dev_pred
+    return Candidate(done.architecture, done.model, done.history, done.self_training,
+                     dev_scores(pred, y_dev, len(done.model.cfg.labels)), measure_throughput(done.model, timing_texts),
+                     resumed_after_epoch=done.resumed_after_epoch, dev_pred=pred, taught_by=taught_by)
 
 
 def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_frame, splits,
@@ -177,7 +194,9 @@ def select(candidates: list[Candidate], objective: str, min_throughput: float | 
            y_dev: np.ndarray | None = None) -> Selection:
     """The best on dev among those fast enough; given dev's labels (and the candidates' dev predictions), the
     fastest (simplest) one within dev's noise of the best (fmops_pipelines.noisy_choice), each one's
-    interval recorded beside it."""
+    interval recorded beside it. Two candidates of one architecture run at the same speed (their measured
+    texts/s differ by timing noise only): the one listed first (the label model's, which needs no encoder)
+    counts as the simpler."""
     for c in candidates:
         c.eligible = min_throughput is None or c.texts_per_s >= min_throughput
     eligible = [c for c in candidates if c.eligible]
@@ -187,10 +206,13 @@ def select(candidates: list[Candidate], objective: str, min_throughput: float | 
         return Selection(max(eligible, key=lambda c: (round(c.dev[objective], 4), c.texts_per_s)), candidates)
     from fmops_pipelines.noisy_choice import simplest_within_noise
 
-    fastest_first = sorted(eligible, key=lambda c: -c.texts_per_s)
-    predictions = {c.architecture: c.dev_pred for c in eligible}
-    chosen, scored = simplest_within_noise(y_dev, predictions, [c.architecture for c in fastest_first],
+    speed = {}
+    for c in eligible:
+        speed[c.architecture] = max(speed.get(c.architecture, 0.0), c.texts_per_s)
+    fastest_first = sorted(eligible, key=lambda c: -speed[c.architecture])  # stable: listed order within one
+    predictions = {c.key: c.dev_pred for c in eligible}
+    chosen, scored = simplest_within_noise(y_dev, predictions, [c.key for c in fastest_first],
                                            len(eligible[0].model.cfg.labels), objective)
     for c in eligible:
-        c.noise = scored[c.architecture].row()
-    return Selection(next(c for c in eligible if c.architecture == chosen), candidates)
+        c.noise = scored[c.key].row()
+    return Selection(next(c for c in eligible if c.key == chosen), candidates)

@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,7 @@ class TrainConfig:
     loss: Loss = "soft_ce"
     warmup_ratio: float = 0.0  # linear warm-up then linear decay of the learning rate when > 0 (encoders)
     device: str | None = None  # None: cuda when present, else cpu
+    deterministic: bool = False  # deterministic kernels where torch has them (deterministic_algorithms)
 
     def torch_device(self):
         import torch
@@ -92,6 +94,56 @@ def checkpoint_every_s() -> float:
     return float(os.environ.get("FMOPS_CHECKPOINT_EVERY_S", "30"))
 
 
+@contextmanager
+def deterministic_algorithms(enabled: bool):
+    """While training: torch's deterministic kernels where it has them (a warning, not an error, where it
+    has none), cuDNN autotuning off and cuBLAS's fixed workspace, so a GPU run repeats itself; the
+    process's previous settings come back afterwards. On CPU the students are deterministic already."""
+    if not enabled:
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark = before[2]
+        if before[3] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+BUCKET_BATCHES = 50  # most batches per length-sorted window (Hugging Face's LengthGroupedSampler uses the same)
+
+
+def bucket_window(n_rows: int, batch_size: int) -> int:
+    """Batches per length-sorted window: up to BUCKET_BATCHES, yet at least four windows over the data, so a
+    small training set is not sorted whole (on sms_spam, long rows are mostly spam: one window sorted whole
+    makes batches of one class, and 160 rows then learn less in two epochs than shuffled ones)."""
+    return max(1, min(BUCKET_BATCHES, n_rows // (batch_size * 4)))
+
+
+def epoch_batches(rng: np.random.Generator, n_rows: int, batch_size: int,
+                  lengths: np.ndarray | None = None) -> list[np.ndarray]:
+    """One epoch's batches of row indices, every row once. With `lengths` (tokens per row), length-bucketed:
+    a random permutation is cut into windows of bucket_window() batches, each window sorted by length and cut
+    into batches, and the batch order shuffled, so a batch pads to a length near its rows' own (a
+    transformer's cost is the padded length) while the rows still meet new neighbours every epoch."""
+    order = rng.permutation(n_rows)
+    if lengths is None:
+        return [order[b : b + batch_size] for b in range(0, n_rows, batch_size)]
+    window = batch_size * bucket_window(n_rows, batch_size)
+    batches = []
+    for w in range(0, n_rows, window):
+        chunk = order[w : w + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -102,13 +154,22 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
         batch_loss: Callable[[np.ndarray], torch.Tensor], predict_dev: Callable[[], np.ndarray], y_dev: np.ndarray,
         n_classes: int, train_cfg: TrainConfig, device: torch.device, fingerprint_: str = "",
-        checkpoint: Path | None = None, on_epoch=None, max_grad_norm: float | None = None) -> TrainHistory:
+        checkpoint: Path | None = None, on_epoch=None, max_grad_norm: float | None = None,
+        lengths: np.ndarray | None = None) -> TrainHistory:
     """Run epochs until `epochs` or `patience` stale epochs; leaves the best dev epoch's weights in `net`.
+    `lengths` (per row): length-bucketed batches (epoch_batches).
 
     With `checkpoint`, the full state (weights, optimisers, schedulers, RNGs, best epoch) is written after an
     epoch once checkpoint_every_s() of training has passed since the last write; a run with the same
     fingerprint resumes after the checkpointed epoch, and the file is removed once training completes.
     """
+    with deterministic_algorithms(train_cfg.deterministic):
+        return _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,
+                    fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths)
+
+
+def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,
+         fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths) -> TrainHistory:
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
     history = TrainHistory(device=str(device))
@@ -131,10 +192,8 @@ def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
         if stale >= train_cfg.patience:
             break
         net.train()
-        order = rng.permutation(n_rows)
         total = 0.0
-        for b in range(0, len(order), train_cfg.batch_size):
-            idx = order[b : b + train_cfg.batch_size]
+        for idx in epoch_batches(rng, n_rows, train_cfg.batch_size, lengths):
             loss = batch_loss(idx)
             for opt in optimizers:
                 opt.zero_grad()
@@ -147,7 +206,7 @@ def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
         net.eval()
         dev_pred = predict_dev()
         dev_f1 = float(f1_score(y_dev, dev_pred, average="macro", labels=range(n_classes), zero_division=0))
-        row = {"epoch": epoch, "train_loss": total / max(len(order), 1), "dev_macro_f1": dev_f1,
+        row = {"epoch": epoch, "train_loss": total / max(n_rows, 1), "dev_macro_f1": dev_f1,
                "dev_accuracy": float((dev_pred == y_dev).mean())}
         history.epochs.append(row)
         if dev_f1 > history.best_dev_macro_f1 + 1e-4 or best_state is None:

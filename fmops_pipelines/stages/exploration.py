@@ -27,6 +27,7 @@ def build(spec: TaskSpec) -> list:
                                 label_indices(dev["label"], spec.label_names), spec.label_names,
                                 spec.prompts.max_labelers, spec.prompts.min_coverage,
                                 few_shot=spec.prompts.few_shot and spec.fm.backend == "embedding",
+                                few_shot_labeler=spec.prompts.few_shot_labeler,
                                 anchor=spec.prompts.anchor)
         shown = table[["rank", "prompt_id", "template", "dev_accuracy", "dev_macro_f1", "coverage", "selected"]]
         return mlflow.record(context, spec.name, dg.Output(with_fm_usage(table, model.stats), metadata={

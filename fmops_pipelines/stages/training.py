@@ -44,13 +44,16 @@ def build(spec: TaskSpec) -> list:
                                                                     if k != "epoch"}, step=r["epoch"]))
             chosen = out.selection.chosen
             registered = log_and_register(chosen.model, spec.name, out.texts, {
-                TAG_LABEL_MODEL: out.teacher.kind, "architecture": chosen.architecture, "dagster_run_id": context.run_id,
+                TAG_LABEL_MODEL: out.teacher.kind, "architecture": chosen.architecture, "taught_by": chosen.taught_by,
+                "dagster_run_id": context.run_id,
                 "labelers": ",".join(prompt_scores.loc[prompt_scores["selected"], "prompt_id"]),
                 TAG_FINGERPRINT: labelers_fingerprint(prompt_scores, spec)})
             if not out.selection.met_min_throughput:
                 context.log.warning(f"{spec.name}: no architecture reached min_throughput={spec.specialist.min_throughput}"
                                     f" texts/s; registered the fastest ({chosen.architecture})")
-            value = {**registered, "architecture": chosen.architecture, "label_model": out.teacher.kind,
+            value = {**registered, "architecture": chosen.architecture, "taught_by": chosen.taught_by,
+                     "label_model": out.teacher.kind,
+                     "anchor_rows": (out.anchor_rows or {}).get("anchor_rows", "left_out"),
                      "best_epoch": chosen.history.best_epoch, "dev_macro_f1": chosen.dev["macro_f1"],
                      "device": chosen.history.device, "train_rows": len(out.texts),
                      "pseudo_labeled": chosen.self_training.pseudo_labeled,
@@ -61,6 +64,8 @@ def build(spec: TaskSpec) -> list:
                 "resumed_after_epoch": out.resumed_after_epoch,
                 "samples_per_s": round(chosen.history.samples_per_s, 1),
                 "label_model_student_dev": dg.MetadataValue.json(out.teacher_scores),
+                **({"anchor_rows": dg.MetadataValue.json(out.anchor_rows)} if out.anchor_rows else {}),
+                **({"encoder_teacher": dg.MetadataValue.json(out.encoder_teacher)} if out.encoder_teacher else {}),
                 "candidates": table_value(pd.DataFrame(out.selection.table())),
                 "curve": table_md(pd.DataFrame(chosen.history.epochs), 50)}), params=run_spec.specialist.model_dump())
 

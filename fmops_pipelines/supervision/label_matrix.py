@@ -17,7 +17,7 @@ META_COLUMNS = ["id", "split"]
 def prompt_label_matrix(fm: FoundationModel, labelers: list[CalibratedPrompt], rows: pd.DataFrame) -> pd.DataFrame:
     """Votes of every calibrated prompt on every row (all splits), as an int8 column per prompt id.
 
-    A few-shot labeler votes on dev with centroids built without the row (as in exploration), so
+    A few-shot labeler votes on dev as fitted without the row (as in exploration), so
     label-model selection and calibration on dev never see it grade its own examples.
     """
     texts = rows["text"].tolist()
@@ -25,12 +25,12 @@ def prompt_label_matrix(fm: FoundationModel, labelers: list[CalibratedPrompt], r
     for cal in labelers:
         scores = fm.score(texts, cal.prompt)
         if cal.prompt.examples:  # few-shot: dev rows are its shots, so they get out-of-fold scores
-            from fmops_pipelines.fm.exploration import few_shot_dev_scores
+            from fmops_pipelines.fm.exploration import few_shot_dev_scores, few_shot_kind
 
             dev = (rows["split"] == "dev").to_numpy()
             names = list(cal.prompt.verbalizers)
             y_dev = rows.loc[dev, "label"].map({n: i for i, n in enumerate(names)}).to_numpy()
-            scores[dev] = few_shot_dev_scores(fm, rows.loc[dev, "text"].tolist(), y_dev, names)
+            scores[dev] = few_shot_dev_scores(fm, rows.loc[dev, "text"].tolist(), y_dev, names, few_shot_kind(cal.prompt))
         out[cal.prompt.id] = cal.votes(scores).astype(np.int8)
     return out
 

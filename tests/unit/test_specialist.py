@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -188,3 +190,72 @@ def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monke
                  [], dev["text"].tolist(), label_indices(dev["label"], spec.label_names))
     texts = part(splits, "test")["text"].tolist()[:50]
     assert np.allclose(out.selection.chosen.model.predict_proba(texts), fresh.model.predict_proba(texts), atol=1e-6)
+
+
+def test_deterministic_mode_holds_while_training_and_is_restored(tmp_path, monkeypatch):
+    """specialist.deterministic: torch's deterministic kernels (warn-only where it has none), no cuDNN
+    autotuning and cuBLAS's fixed workspace during training only; two trainings give the same weights."""
+    from fmops_pipelines.spec import SpecialistSpec
+    from fmops_pipelines.specialist.selection import student_configs
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    spec = SpecialistSpec(deterministic=True, ngram={"epochs": 2, "learning_rate": 0.01, "batch_size": 32})
+    data = sms_student_data(tmp_path)
+    cfg, train_cfg = student_configs(spec, data["labels"], "ngram")
+    assert train_cfg.deterministic
+    seen = []
+
+    def on_epoch(row):
+        seen.append((torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+                     os.environ.get("CUBLAS_WORKSPACE_CONFIG")))
+
+    runs = [trainer("ngram", cfg, train_cfg, data["dev"], data["y_dev"], on_epoch)(data["texts"], data["soft"])[0]
+            for _ in range(2)]
+    assert seen and all(s == (True, False, ":4096:8") for s in seen)
+    assert not torch.are_deterministic_algorithms_enabled() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert np.array_equal(runs[0].predict_proba(data["test"]), runs[1].predict_proba(data["test"]))
+
+
+@pytest.mark.parametrize("anchor_labels, learned", [("gold", True), ("flipped", False)])
+def test_dev_decides_whether_the_student_learns_the_rows_only_the_anchor_labelled(tmp_path, monkeypatch,
+                                                                                 anchor_labels, learned):
+    """Rows only the anchor voted on are learned when that makes the student better on dev (the anchor is
+    right there) and left to self-training when it makes it worse (the anchor is wrong there); the way
+    without them reuses the teacher choice's student, so one training is added, and the metadata shows
+    both ways' dev scores."""
+    import pandas as pd
+
+    from fmops_pipelines.data.readers import load_dataset
+    from fmops_pipelines.data.splits import make_splits, part
+    from fmops_pipelines.spec import load_spec
+    from fmops_pipelines.specialist import distillation, selection
+    from fmops_pipelines.supervision.label_models import FittedLabelModel, LabelModelCandidates
+    from tests.conftest import small_sms_spec, write_task
+
+    spec = load_spec(write_task(tmp_path, "sms_spam", small_sms_spec()))
+    spec = spec.model_copy(update={"specialist": spec.specialist.model_copy(update={
+        "self_training": False, "ngram": spec.specialist.ngram.model_copy(update={"epochs": 6})})})
+    df = load_dataset(spec)
+    splits = make_splits(df, spec.splits)
+    train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
+    y = label_indices(train["gold"], spec.label_names)
+    covered = np.random.default_rng(0).random(len(y)) < 0.25
+    given = np.where(covered | (anchor_labels == "gold"), y, 1 - y)
+    frames = []
+    for kind in ("majority_vote", "snorkel"):
+        soft = np.eye(2)[given] * 0.8 + 0.1
+        frames.append(pd.DataFrame({"id": train["id"], "covered": covered, "voted": True, "p_ham": soft[:, 0],
+                                    "p_spam": soft[:, 1], "label_model": kind}))
+    candidates = LabelModelCandidates({kd: FittedLabelModel(kd, 2, np.array([0.87, 0.13]))
+                                       for kd in ("majority_vote", "snorkel")}, {"majority_vote": 0.5, "snorkel": 0.5})
+    trainings = []
+    for module in (selection, distillation):
+        real = selection.train_student if module is selection else distillation.train_student
+        monkeypatch.setattr(module, "train_student",
+                            lambda *a, _real=real, **kw: trainings.append(kw.get("name")) or _real(*a, **kw))
+    out = distillation.distill(spec, candidates, pd.concat(frames, ignore_index=True), splits)
+    assert trainings == ["teacher-majority_vote", "teacher-snorkel", "anchor-rows-learned"]
+    rows = out.anchor_rows
+    assert rows["anchor_rows"] == ("learned" if learned else "left_out")
+    assert (rows["learned"]["dev"] > rows["left_out"]["dev"]) == learned
+    assert len(out.texts) == (len(y) if learned else int(covered.sum()))

@@ -89,6 +89,33 @@ def test_encoder_from_a_local_folder_resumes_an_interrupted_training(sms, tiny_e
     assert np.allclose(resumed.predict_proba(sms["test"][:20]), reference.predict_proba(sms["test"][:20]), atol=1e-5)
 
 
+def test_length_bucketed_batches_cover_every_row_once_and_pad_little(sms):
+    """The encoder's batches: every row once per epoch, most tokens real rather than padding (MiniLM's
+    tokenizer on sms_spam), a different grouping every epoch, and the same batches for the same seed."""
+    from transformers import AutoTokenizer
+
+    from fmops_pipelines.fm.local_models import resolve_model_path
+    from fmops_pipelines.specialist.training_loop import bucket_window, epoch_batches
+
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path("all-MiniLM-L6-v2")))
+    lengths = np.array([len(ids) for ids in tokenizer(sms["texts"], truncation=True, max_length=128)["input_ids"]])
+
+    def real_share(batches):
+        return lengths.sum() / sum(len(b) * lengths[b].max() for b in batches)
+
+    rng = np.random.default_rng(0)
+    first, second = epoch_batches(rng, len(lengths), 8, lengths), epoch_batches(rng, len(lengths), 8, lengths)
+    for batches in (first, second):
+        assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+        assert max(len(b) for b in batches) == 8
+    assert real_share(first) > 0.85 and real_share(epoch_batches(rng, len(lengths), 8)) < 0.6
+    assert [b.tolist() for b in first] != [b.tolist() for b in second]
+    again = epoch_batches(np.random.default_rng(0), len(lengths), 8, lengths)
+    assert [b.tolist() for b in again] == [b.tolist() for b in first]
+    # a small set is cut into at least four windows, never sorted whole; a large one into windows of 50 batches
+    assert bucket_window(160, 16) == 2 and bucket_window(40, 16) == 1 and bucket_window(100_000, 32) == 50
+
+
 def _candidate(arch: str, f1: float, speed: float) -> Candidate:
     return Candidate(arch, None, TrainHistory(), SelfTrainingReport(0, 0, f1, False),
                      {"macro_f1": f1, "accuracy": f1}, speed)
@@ -159,3 +186,60 @@ def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert stats.rows == 10 and np.allclose(out[["p_ham", "p_spam"]].to_numpy(),
                                             model.predict_proba(sms["test"][:10]), atol=1e-5)
+
+
+def test_an_encoder_teacher_labels_every_train_row_and_the_fast_student_learns_its_labels(tiny_encoder, tmp_path,
+                                                                                           monkeypatch):
+    """specialist.teacher: encoder. The encoder learns the label model's labels on the covered rows, labels
+    every train row (the uncovered ones too), and the n-gram learns exactly those labels; the n-gram taught
+    by the label model stays a candidate beside it (the simpler, kept unless dev shows the distilled one
+    better beyond noise), and the encoder candidate is the teacher itself, not a second encoder training."""
+    import pandas as pd
+
+    from fmops_pipelines.data.readers import load_dataset
+    from fmops_pipelines.data.splits import label_indices, make_splits, part
+    from fmops_pipelines.spec import load_spec
+    from fmops_pipelines.specialist import distillation, selection
+    from fmops_pipelines.supervision.label_models import FittedLabelModel, LabelModelCandidates
+    from tests.conftest import small_sms_spec, write_task
+
+    spec = load_spec(write_task(tmp_path, "sms_spam", small_sms_spec()))
+    spec = spec.model_copy(update={"specialist": SpecialistSpec(
+        teacher="encoder", architectures=["ngram", "encoder"],
+        ngram={"epochs": 3, "learning_rate": 0.01, "batch_size": 32},
+        encoder={"model": tiny_encoder, "epochs": 1, "max_length": 32, "learning_rate": 1e-3})})
+    df = load_dataset(spec)
+    splits = make_splits(df, spec.splits)
+    train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
+    soft = np.eye(2)[label_indices(train["gold"], spec.label_names)] * 0.8 + 0.1
+    covered = np.random.default_rng(0).random(len(train)) < 0.7
+    frame = pd.DataFrame({"id": train["id"], "covered": covered, "p_ham": soft[:, 0], "p_spam": soft[:, 1],
+                          "label_model": "majority_vote"})
+    candidates = LabelModelCandidates({"majority_vote": FittedLabelModel("majority_vote", 2, np.array([0.87, 0.13]))},
+                                      {"majority_vote": 0.5})
+    trainings = []
+    real = selection.train_student
+    monkeypatch.setattr(distillation, "train_student",
+                        lambda *a, **kw: trainings.append((a[2], kw.get("name"))) or real(*a, **kw))
+    curves = []
+    out = distillation.distill(spec, candidates, frame, splits, on_epoch=lambda key, row: curves.append(key))
+
+    assert out.encoder_teacher["rows_labelled"] == len(train) == len(out.texts)  # uncovered rows included
+    assert out.encoder_teacher["architecture"] == "encoder" and 0 <= out.encoder_teacher["dev_macro_f1"] <= 1
+    assert trainings == [("ngram", "ngram-distilled"), ("ngram", None)]  # encoder: trained once, as the teacher
+    keys = [c.key for c in out.selection.candidates]
+    assert keys == ["ngram", "ngram<-encoder", "encoder"]  # the spec's architectures, in its order
+    assert [r["taught_by"] for r in out.selection.table()] == ["label_model", "encoder", "label_model"]
+    assert {"encoder", "ngram_distilled", "ngram"} == set(curves)
+    direct, distilled = out.selection.candidates[:2]
+    dev = part(splits, "dev")
+    # the distilled n-gram is exactly a fresh n-gram trained on the teacher's labels of every train row
+    teacher = out.selection.candidates[2].model
+    fresh = real(spec.specialist, spec.label_names, "ngram", out.texts, teacher.predict_proba(out.texts), [],
+                 dev["text"].tolist(), label_indices(dev["label"], spec.label_names))
+    texts = part(splits, "test")["text"].tolist()[:50]
+    assert np.allclose(distilled.model.predict_proba(texts), fresh.model.predict_proba(texts), atol=1e-5)
+    chosen = out.selection.chosen
+    assert chosen.noise["within_noise_of_best"]
+    if chosen.architecture == "ngram" and direct.noise["within_noise_of_best"]:
+        assert chosen is direct  # the same speed: the distilled student ships only if dev shows it better

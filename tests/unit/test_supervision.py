@@ -102,7 +102,7 @@ def test_training_labels_cover_train_rows_only():
     for j in range(L.shape[1]):
         matrix[f"p{j}"] = L[:, j]
     out = training_labels(fit_label_model("majority_vote", votes(matrix), 2, PRIOR), matrix, ["ham", "spam"])
-    assert list(out.columns) == ["id", "covered", "p_ham", "p_spam"] and len(out) == 8
+    assert list(out.columns) == ["id", "covered", "voted", "p_ham", "p_spam"] and len(out) == 8
     assert np.allclose(out[["p_ham", "p_spam"]].sum(axis=1), 1)
     assert out["covered"].tolist() == (L[:8] != -1).any(axis=1).tolist()
     assert matrix_summary(votes(matrix, "train"))["rows"] == 8
