@@ -1,5 +1,6 @@
-"""The n-gram student's featuriser, free of torch and (for word n-grams) of scikit-learn, so that
-inference can start in a fraction of a second: texts -> L2-normalised sublinear hashed n-gram counts."""
+"""The n-gram student's featuriser, free of torch and of scikit-learn (models saved before fmops hashed n-grams
+itself aside), so that inference can start in a fraction of a second: texts -> L2-normalised sublinear hashed
+n-gram counts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from fmops_pipelines.specialist.hashing import WordNgramHasher
+from fmops_pipelines.specialist.hashing import CharNgramHasher, WordNgramHasher
 
 
 def _sklearn_hasher(n_features: int, **kwargs):
@@ -38,7 +39,9 @@ class Featurizer:
             self.vectorizers = [WordNgramHasher(word, n)]
         else:  # models saved before the token hasher existed
             self.vectorizers = [_sklearn_hasher(n, ngram_range=word)]
-        if char:
+        if char and get("char_hashing", "sklearn") == "codepoint":
+            self.vectorizers.append(CharNgramHasher(tuple(char), n))
+        elif char:  # models saved before the code-point hasher existed
             self.vectorizers.append(_sklearn_hasher(n, analyzer="char_wb", ngram_range=tuple(char)))
         self.n_features = n * len(self.vectorizers)
 

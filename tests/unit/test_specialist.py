@@ -147,6 +147,48 @@ def test_word_ngram_hasher_counts_the_same_ngrams_as_scikit_learn(trained):
     assert ab.indices.tolist() != ba.indices.tolist()
 
 
+@pytest.mark.parametrize("char_range", [(2, 4), (4, 5)])
+def test_char_ngram_hasher_counts_scikit_learn_s_char_wb_ngrams(trained, char_range):
+    """The same n-grams as scikit-learn's char_wb analyzer on real texts (unicode, short words, extra
+    whitespace, empty texts included), each hashed as the bulk path hashes it: the matrices are equal."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from fmops_pipelines.specialist.hashing import CharNgramHasher, _char_poly, _mix
+
+    n_features = 2**18
+    texts = [*trained[2]["text"].tolist()[:200], "", "a", "  I  ", "Ça coûte 5€ !\tFREE\nentry", "x y"]
+    ours = CharNgramHasher(char_range, n_features).transform(texts)
+    analyzer = HashingVectorizer(analyzer="char_wb", ngram_range=char_range).build_analyzer()
+    rows, cols = [], []
+    for i, text in enumerate(texts):
+        for gram in analyzer(text):
+            code_points = np.frombuffer(gram.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+            rows.append(i)
+            cols.append(int(_mix(np.array([_char_poly(code_points)], dtype=np.uint64), n_features)[0]))
+    ref = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(texts), n_features))
+    assert ours.shape == ref.shape and (ours != ref).nnz == 0 and ours.sum() == len(rows) > 1000
+    assert ours[-5].nnz == 0  # the empty text
+
+
+def test_a_model_saved_with_scikit_learn_char_hashing_still_loads_with_it(tmp_path):
+    """Models saved before the code-point hasher keep scikit-learn's char_wb features when loaded."""
+    import json
+
+    from fmops_pipelines.specialist.hashing import CharNgramHasher
+    from fmops_pipelines.specialist.student import CONFIG_FILE
+
+    model = NgramSpecialist(NgramConfig(labels=["ham", "spam"], char_ngrams=(2, 4), hash_bits=12))
+    assert isinstance(model.featurizer.vectorizers[1], CharNgramHasher)
+    folder = model.save(tmp_path / "m")
+    config = folder / CONFIG_FILE
+    raw = json.loads(config.read_text())
+    raw.pop("char_hashing")  # as written before the field existed
+    config.write_text(json.dumps(raw))
+    old = NgramSpecialist.load(folder)
+    assert old.cfg.char_hashing == "sklearn" and not isinstance(old.featurizer.vectorizers[1], CharNgramHasher)
+
+
 def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monkeypatch):
     """Choosing the label model trains one n-gram student per candidate on exactly the rows the specialist
     would use; the chosen one's student is the specialist's n-gram candidate, not trained a second time,
