@@ -4,8 +4,9 @@
         [--architectures ngram encoder] [--encoder-epochs 3] [--encoder-lr 5e-5] \
         [--label-model majority_vote|snorkel|dawid_skene|stacked] [--loss soft_ce|confidence_weighted|hard]
 
-Needs a finished `fmops run TASK` (it reads that run's splits and training_labels, or with --label-model
-refits the labels from its weak_label_matrix with that kind, calibrated on dev). Training is what
+Needs a finished `fmops run TASK`: it trains on the rows that run's specialist learned (the label model that
+taught it, its anchor-row choice), or with --label-model refits the labels from its weak_label_matrix with
+that kind, calibrated on dev. `--seeds 0 1 2` repeats the training and prints each candidate's mean. Training is what
 the specialist asset does (same spec, self-training, dev early stopping and temperature); the choice
 between architectures is made on dev, the test column is only reported. Prints device, train samples/s
 and seconds per epoch beside the quality, so CPU and GPU runs can be compared.
@@ -15,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 from sklearn.metrics import f1_score
 
-from fmops_pipelines.data.splits import label_indices, part
+from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.launcher import quiet_libraries, stored
 from fmops_pipelines.spec import get_spec
 from fmops_pipelines.specialist.selection import train_and_select
 from fmops_pipelines.specialist.training_data import training_rows
+from fmops_pipelines.supervision.label_models import labels_of
 
 
 def refit_labels(spec, splits, kind: str, anchor_rows: bool = False):
@@ -54,6 +57,7 @@ def main() -> None:
     parser.add_argument("--anchor-rows", action="store_true",
                         help="with --label-model: also train on rows only the anchor prompt labels")
     parser.add_argument("--loss", choices=["soft_ce", "confidence_weighted", "hard"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds; the mean is printed")
     args = parser.parse_args()
     quiet_libraries()
     spec = get_spec(args.task)
@@ -62,26 +66,42 @@ def main() -> None:
         raise SystemExit(f"{args.task}: no training_labels yet; run `fmops run {args.task}` first")
     encoder = {k: v for k, v in {"model": args.encoder_model, "epochs": args.encoder_epochs, "learning_rate": args.encoder_lr,
                                  "max_length": args.encoder_max_length}.items() if v is not None}
+    dev, test = part(splits, "dev"), part(splits, "test")
     if args.label_model:
         labels = refit_labels(spec, splits, args.label_model, args.anchor_rows)
-    s = spec.specialist.model_copy(update={"architectures": args.architectures, "loss": args.loss or spec.specialist.loss,
-                                           "self_training": spec.specialist.self_training and not args.no_self_training,
-                                           "encoder": spec.specialist.encoder.model_copy(update=encoder)})
-    texts, targets, unlabeled = training_rows(args.task, labels, splits, spec.label_names)
-    dev, test = part(splits, "dev"), part(splits, "test")
-    selection = train_and_select(s, spec.label_names, texts, targets, unlabeled, dev["text"].tolist(),
-                                 label_indices(dev["label"], spec.label_names))
+        anchor_rows = False  # refit_labels already decided which rows are learned
+    else:  # the run's own choices: the label model that taught, the anchor-only rows learned or not
+        shipped = stored(args.task, "specialist") or {}
+        labels = labels_of(labels, shipped.get("label_model", labels["label_model"].iloc[0]))
+        anchor_rows = shipped.get("anchor_rows") == "learned"
+    prior = class_balance(dev["label"], spec.label_names) if spec.specialist.match_dev_prior else None
+    texts, targets, unlabeled = training_rows(args.task, labels, splits, spec.label_names, prior, anchor_rows)
     y_test = label_indices(test["label"], spec.label_names)
     print(f"{args.task}: {len(texts)} training rows, {len(unlabeled)} for self-training, test n={len(test)}")
-    print(f"  {'student':<9}{'device':>7}{'dev F1':>8}{'test acc':>10}{'test F1':>9}{'texts/s':>10}"
+    print(f"  {'seed':<5}{'student':<11}{'device':>7}{'dev F1':>8}{'test acc':>10}{'test F1':>9}{'texts/s':>10}"
           f"{'train samples/s':>17}{'s/epoch':>9}{'epochs':>8}")
-    for c in selection.candidates:
-        pred = c.model.predict_proba(test["text"].tolist()).argmax(axis=1)
-        epochs = len(c.history.epochs)
-        mark = " <- chosen on dev" if c is selection.chosen else ""
-        print(f"  {c.architecture:<9}{c.history.device:>7}{c.dev['macro_f1']:>8.3f}{(pred == y_test).mean():>10.3f}"
-              f"{f1_score(y_test, pred, average='macro'):>9.3f}{c.texts_per_s:>10,.0f}{c.history.samples_per_s:>17,.1f}"
-              f"{c.history.seconds / max(epochs, 1):>9.1f}{epochs:>8}{mark}", flush=True)
+    scores: dict[str, list[float]] = {}
+    for seed in args.seeds:
+        s = spec.specialist.model_copy(update={
+            "architectures": args.architectures, "loss": args.loss or spec.specialist.loss, "seed": seed,
+            "self_training": spec.specialist.self_training and not args.no_self_training,
+            "encoder": spec.specialist.encoder.model_copy(update=encoder)})
+        selection = train_and_select(s, spec.label_names, texts, targets, unlabeled, dev["text"].tolist(),
+                                     label_indices(dev["label"], spec.label_names))
+        for c in selection.candidates:
+            pred = c.model.predict_proba(test["text"].tolist()).argmax(axis=1)
+            f1 = f1_score(y_test, pred, average="macro")
+            scores.setdefault(c.architecture, []).append(f1)
+            if c is selection.chosen:
+                scores.setdefault("chosen on dev", []).append(f1)
+            epochs = len(c.history.epochs)
+            mark = " <- chosen on dev" if c is selection.chosen else ""
+            print(f"  {seed:<5}{c.architecture:<11}{c.history.device:>7}{c.dev['macro_f1']:>8.3f}"
+                  f"{(pred == y_test).mean():>10.3f}{f1:>9.3f}{c.texts_per_s:>10,.0f}{c.history.samples_per_s:>17,.1f}"
+                  f"{c.history.seconds / max(epochs, 1):>9.1f}{epochs:>8}{mark}", flush=True)
+    if len(args.seeds) > 1:
+        print(f"  test macro-F1 over seeds {args.seeds}: " + ", ".join(
+            f"{name} {np.mean(v):.3f} ± {np.std(v):.3f}" for name, v in scores.items()))
 
 
 if __name__ == "__main__":

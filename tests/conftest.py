@@ -56,7 +56,8 @@ def small_sms_spec(**overrides) -> dict:
     spec["splits"] = {"dev_size": 60, "test_fraction": 0.25, "seed": 0, "max_rows": 700}
     spec["prompts"]["templates"] = spec["prompts"]["templates"][:2]
     spec["prompts"]["max_labelers"] = 4
-    spec["specialist"] = {"ngram": {"learning_rate": 0.01, "batch_size": 32}}  # a few hundred rows: larger steps
+    small = {"learning_rate": 0.01, "batch_size": 32}  # a few hundred rows: larger steps
+    spec["specialist"] = {"ngram": small, "ngram_char": small}
     spec.update(overrides)
     return spec
 

@@ -36,6 +36,7 @@ class NgramConfig:
     temperature: float = 1.0  # fitted on dev after training: soft-label students come out underconfident
     word_hashing: str = "token-murmur"  # "sklearn": HashingVectorizer, what models saved before it existed used
     char_hashing: str = "codepoint"  # "sklearn": HashingVectorizer's char_wb, what models saved before it existed used
+    family_norm: str = "each"  # word and char n-grams normalised apart; "joint": models saved before it existed
 
 
 class NgramNet(nn.Module):
@@ -86,7 +87,7 @@ class NgramSpecialist(Student):
     @classmethod
     def load(cls, directory: Path, device: torch.device | None = None) -> NgramSpecialist:
         raw = json.loads((Path(directory) / CONFIG_FILE).read_text())
-        cfg = NgramConfig(**{"word_hashing": "sklearn", "char_hashing": "sklearn", **raw, "word_ngrams": tuple(raw["word_ngrams"]),
+        cfg = NgramConfig(**{"word_hashing": "sklearn", "char_hashing": "sklearn", "family_norm": "joint", **raw, "word_ngrams": tuple(raw["word_ngrams"]),
                              "char_ngrams": tuple(raw["char_ngrams"]) if raw["char_ngrams"] else None})
         model = cls(cfg, device=device)
         model.net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location=model.device))

@@ -44,10 +44,23 @@ class Featurizer:
         elif char:  # models saved before the code-point hasher existed
             self.vectorizers.append(_sklearn_hasher(n, analyzer="char_wb", ngram_range=tuple(char)))
         self.n_features = n * len(self.vectorizers)
+        # "each": word and char n-grams L2-normalised apart, then weighted equally (as scikit-learn's FeatureUnion
+        # of two TF-IDF vectorisers): normalised together, a text's many char n-grams would take ~90% of its
+        # norm and drown its words. "joint": what models saved before it existed used.
+        self.per_family = get("family_norm", "joint") == "each"
 
     def transform(self, texts: Sequence[str], dtype=np.float64) -> sp.csr_matrix:
-        parts = [v.transform(texts) for v in self.vectorizers]
-        X = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr")
-        X = X.astype(dtype, copy=False)
-        X.data = np.log1p(X.data)  # sublinear term frequency
-        return l2_normalize_rows(X)
+        parts = [_sublinear(v.transform(texts), dtype) for v in self.vectorizers]
+        if len(parts) == 1:
+            return l2_normalize_rows(parts[0])
+        if not self.per_family:
+            return l2_normalize_rows(sp.hstack(parts, format="csr"))
+        for X in parts:
+            l2_normalize_rows(X).data *= 1 / np.sqrt(len(parts))
+        return sp.hstack(parts, format="csr")
+
+
+def _sublinear(X: sp.csr_matrix, dtype) -> sp.csr_matrix:
+    X = X.astype(dtype, copy=False)
+    X.data = np.log1p(X.data)  # sublinear term frequency
+    return X

@@ -66,8 +66,8 @@ def student_configs(spec, labels: list[str], architecture: str,
     from fmops_pipelines.specialist.encoder import EncoderConfig
     from fmops_pipelines.specialist.ngram import NgramConfig
 
-    if architecture == "ngram":
-        s = spec.ngram
+    if architecture in ("ngram", "ngram_char"):
+        s = getattr(spec, architecture)
         return (NgramConfig(labels=labels, word_ngrams=s.word_ngrams, char_ngrams=s.char_ngrams,
                             hash_bits=s.hash_bits, embed_dim=s.embed_dim, dropout=s.dropout),
                 TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
@@ -88,7 +88,7 @@ def trainer(architecture: str, cfg, train_cfg: TrainConfig, dev_texts: Sequence[
     from fmops_pipelines.specialist.encoder import train_encoder
     from fmops_pipelines.specialist.ngram import train_ngram
 
-    fn = {"ngram": train_ngram, "encoder": train_encoder}[architecture]
+    fn = {"ngram": train_ngram, "ngram_char": train_ngram, "encoder": train_encoder}[architecture]
     return lambda texts, soft: fn(type(cfg)(**{**cfg.__dict__, "temperature": 1.0}), train_cfg, texts, soft,
                                   dev_texts, y_dev, on_epoch, checkpoint)
 

@@ -21,8 +21,8 @@ def with_overrides(spec: TaskSpec, config: SpecialistConfig) -> TaskSpec:
     if not config.epochs:
         return spec
     s = spec.specialist
-    student = s.model_copy(update={"ngram": s.ngram.model_copy(update={"epochs": config.epochs}),
-                                   "encoder": s.encoder.model_copy(update={"epochs": config.epochs})})
+    student = s.model_copy(update={arch: getattr(s, arch).model_copy(update={"epochs": config.epochs})
+                                   for arch in ("ngram", "ngram_char", "encoder")})
     return spec.model_copy(update={"specialist": student})
 
 

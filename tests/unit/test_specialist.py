@@ -171,22 +171,43 @@ def test_char_ngram_hasher_counts_scikit_learn_s_char_wb_ngrams(trained, char_ra
     assert ours[-5].nnz == 0  # the empty text
 
 
-def test_a_model_saved_with_scikit_learn_char_hashing_still_loads_with_it(tmp_path):
-    """Models saved before the code-point hasher keep scikit-learn's char_wb features when loaded."""
+def test_word_and_char_ngrams_are_normalised_apart(trained):
+    """Each text's word block and char block weigh the same (norm 1/sqrt 2 each), as a FeatureUnion of two
+    normalised vectorisers; normalised together (models saved before), the char n-grams take most of it."""
+    from fmops_pipelines.specialist.ngram_features import Featurizer
+
+    texts = [*trained[2]["text"].tolist()[:100], ""]
+    cfg = NgramConfig(labels=["ham", "spam"], char_ngrams=(2, 4), hash_bits=12)
+    n = 2**12
+
+    def block_norms(X):
+        X = X.toarray()
+        return np.linalg.norm(X[:, :n], axis=1), np.linalg.norm(X[:, n:], axis=1)
+
+    word, char = block_norms(Featurizer(cfg).transform(texts))
+    assert np.allclose(word[:-1], 0.5**0.5) and np.allclose(char[:-1], 0.5**0.5) and word[-1] == char[-1] == 0
+    word, char = block_norms(Featurizer({**cfg.__dict__, "family_norm": "joint"}).transform(texts))
+    assert np.allclose(word[:-1] ** 2 + char[:-1] ** 2, 1) and np.median(word[:-1] ** 2) < 0.25
+
+
+def test_a_model_saved_before_the_char_options_still_loads_with_its_features(tmp_path):
+    """Models saved before the code-point hasher and the apart normalisation keep scikit-learn's char_wb
+    features, normalised together, when loaded."""
     import json
 
     from fmops_pipelines.specialist.hashing import CharNgramHasher
     from fmops_pipelines.specialist.student import CONFIG_FILE
 
     model = NgramSpecialist(NgramConfig(labels=["ham", "spam"], char_ngrams=(2, 4), hash_bits=12))
-    assert isinstance(model.featurizer.vectorizers[1], CharNgramHasher)
+    assert isinstance(model.featurizer.vectorizers[1], CharNgramHasher) and model.featurizer.per_family
     folder = model.save(tmp_path / "m")
     config = folder / CONFIG_FILE
     raw = json.loads(config.read_text())
-    raw.pop("char_hashing")  # as written before the field existed
+    raw.pop("char_hashing"), raw.pop("family_norm")  # as written before the fields existed
     config.write_text(json.dumps(raw))
     old = NgramSpecialist.load(folder)
     assert old.cfg.char_hashing == "sklearn" and not isinstance(old.featurizer.vectorizers[1], CharNgramHasher)
+    assert old.cfg.family_norm == "joint" and not old.featurizer.per_family
 
 
 def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monkeypatch):
@@ -226,12 +247,17 @@ def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monke
     assert out.teacher.kind == "majority_vote" and set(out.teacher_scores) == {"majority_vote", "snorkel"}
     assert out.teacher_scores["majority_vote"]["dev"] > out.teacher_scores["snorkel"]["dev"]
     assert not out.teacher_scores["snorkel"]["within_noise_of_best"]
-    assert trainings == ["teacher-majority_vote", "teacher-snorkel"]  # no third training for the specialist
+    # the word n-gram candidate is not trained a third time; the one training added is the ngram_char candidate's
+    assert trainings == ["teacher-majority_vote", "teacher-snorkel", None]
+    word, char = out.selection.candidates
+    assert (word.architecture, char.architecture) == ("ngram", "ngram_char")
+    assert word.model.cfg.char_ngrams is None and char.model.cfg.char_ngrams == (2, 4)
+    assert out.selection.chosen is (word if word.noise["within_noise_of_best"] else char)  # the faster one on ties
     dev = part(splits, "dev")
     fresh = real(spec.specialist, spec.label_names, "ngram", out.texts, np.eye(2)[y] * 0.8 + 0.1,
                  [], dev["text"].tolist(), label_indices(dev["label"], spec.label_names))
     texts = part(splits, "test")["text"].tolist()[:50]
-    assert np.allclose(out.selection.chosen.model.predict_proba(texts), fresh.model.predict_proba(texts), atol=1e-6)
+    assert np.allclose(word.model.predict_proba(texts), fresh.model.predict_proba(texts), atol=1e-6)
 
 
 def test_deterministic_mode_holds_while_training_and_is_restored(tmp_path, monkeypatch):
@@ -296,7 +322,7 @@ def test_dev_decides_whether_the_student_learns_the_rows_only_the_anchor_labelle
         monkeypatch.setattr(module, "train_student",
                             lambda *a, _real=real, **kw: trainings.append(kw.get("name")) or _real(*a, **kw))
     out = distillation.distill(spec, candidates, pd.concat(frames, ignore_index=True), splits)
-    assert trainings == ["teacher-majority_vote", "teacher-snorkel", "anchor-rows-learned"]
+    assert trainings == ["teacher-majority_vote", "teacher-snorkel", "anchor-rows-learned", None]  # None: ngram_char
     rows = out.anchor_rows
     assert rows["anchor_rows"] == ("learned" if learned else "left_out")
     assert (rows["learned"]["dev"] > rows["left_out"]["dev"]) == learned
