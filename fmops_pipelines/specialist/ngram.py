@@ -20,6 +20,7 @@ from torch import nn
 from fmops_pipelines.specialist.ngram_features import Featurizer
 from fmops_pipelines.specialist.student import CONFIG_FILE, Student, autocast, pick_device, write_config
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, fingerprint, fit, noise_aware_loss
+from fmops_pipelines.specialist.training_memo import memo_path
 
 WEIGHTS_FILE = "weights.pt"
 
@@ -97,7 +98,8 @@ class NgramSpecialist(Student):
 def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,
                 dev_texts: Sequence[str], y_dev: np.ndarray, on_epoch=None,
                 checkpoint: Path | None = None) -> tuple[NgramSpecialist, TrainHistory]:
-    """Fit on probabilistic labels with the noise-aware loss; keep the best dev epoch; calibrate on dev."""
+    """Fit on probabilistic labels with the noise-aware loss; keep the best dev epoch; calibrate on dev. With a
+    `checkpoint`, the finished training is memoised beside it (training_memo): the same training again is free."""
     torch.manual_seed(train_cfg.seed)
     model = NgramSpecialist(cfg, device=train_cfg.torch_device())
     device = model.device
@@ -115,6 +117,7 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
 
     history = fit(model.net, opts, [], X.shape[0], batch_loss,
                   lambda: model.predict_proba(dev_texts).argmax(axis=1), y_dev, len(cfg.labels), train_cfg, device,
-                  fingerprint([cfg, train_cfg], texts, soft_labels) if checkpoint else "", checkpoint, on_epoch)
+                  fingerprint([cfg, train_cfg], texts, soft_labels) if checkpoint else "", checkpoint, on_epoch,
+                  memo=memo_path(checkpoint) if checkpoint else None)
     model.calibrate(dev_texts, y_dev)
     return model, history

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from fmops_pipelines.specialist import training_memo
+
 Loss = Literal["soft_ce", "confidence_weighted", "hard"]
 
 
@@ -54,6 +56,7 @@ class TrainHistory:
     samples_per_s: float = 0.0
     device: str = "cpu"
     resumed_after_epoch: int = 0  # >0: this training picked up a killed one's checkpoint after that epoch
+    memoized: bool = False  # True: this very training had finished before and its result was reused
 
 
 def noise_aware_loss(logits: torch.Tensor, targets: torch.Tensor, kind: Loss) -> torch.Tensor:
@@ -155,21 +158,38 @@ def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
         batch_loss: Callable[[np.ndarray], torch.Tensor], predict_dev: Callable[[], np.ndarray], y_dev: np.ndarray,
         n_classes: int, train_cfg: TrainConfig, device: torch.device, fingerprint_: str = "",
         checkpoint: Path | None = None, on_epoch=None, max_grad_norm: float | None = None,
-        lengths: np.ndarray | None = None) -> TrainHistory:
+        lengths: np.ndarray | None = None, memo: Path | None = None) -> TrainHistory:
     """Run epochs until `epochs` or `patience` stale epochs; leaves the best dev epoch's weights in `net`.
     `lengths` (per row): length-bucketed batches (epoch_batches).
 
     With `checkpoint`, the full state (weights, optimisers, schedulers, RNGs, best epoch) is written after an
     epoch once checkpoint_every_s() of training has passed since the last write; a run with the same
     fingerprint resumes after the checkpointed epoch, and the file is removed once training completes.
+    With `memo` (and memos_enabled()), the finished training is kept there (training_memo) and the same
+    training later returns it without running: its curve is replayed to on_epoch.
     """
+    memo = memo if memo is not None and memos_enabled() else None
     with deterministic_algorithms(train_cfg.deterministic):
         return _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,
-                    fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths)
+                    fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo)
+
+
+def memos_enabled() -> bool:
+    """FMOPS_TRAINING_MEMO=0 retrains every time (e.g. to time training); on by default."""
+    return os.environ.get("FMOPS_TRAINING_MEMO", "1") != "0"
 
 
 def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,
-         fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths) -> TrainHistory:
+         fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo) -> TrainHistory:
+    if memo is not None:
+        done = training_memo.load(memo, net, fingerprint_)
+        if done is not None:
+            history = TrainHistory(**{**done, "resumed_after_epoch": 0, "memoized": True})
+            net.eval()
+            for row in history.epochs if on_epoch else []:
+                on_epoch(row)
+            return history
+        initial = {k: v.detach().clone() for k, v in net.state_dict().items()}
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
     history = TrainHistory(device=str(device))
@@ -230,6 +250,8 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
     history.samples_per_s = n_rows * ran / max(history.seconds, 1e-9)
     net.load_state_dict(best_state)
     net.eval()
+    if memo is not None:
+        training_memo.save(memo, fingerprint_, initial, net.state_dict(), asdict(history))
     if checkpoint:
         checkpoint.unlink(missing_ok=True)
     return history

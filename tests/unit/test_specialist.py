@@ -58,6 +58,7 @@ class _Interrupted(Exception):
 
 def test_an_interrupted_training_resumes_to_the_same_model(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("FMOPS_CHECKPOINT_EVERY_S", "0")  # a checkpoint after every epoch
+    monkeypatch.setenv("FMOPS_TRAINING_MEMO", "0")  # every call below trains (the memo has its own test)
     _, _, test, spec = trained
     rng = np.random.default_rng(0)
     texts = test["text"].tolist()
@@ -94,6 +95,7 @@ def test_a_fast_training_is_not_slowed_by_checkpoints(trained, tmp_path, monkeyp
     """Under the default interval a training of a few seconds writes no checkpoint, so one killed in it
     starts over; with an interval of 0 the same training leaves one behind after every epoch."""
     monkeypatch.setenv("FMOPS_CHECKPOINT_EVERY_S", "30")
+    monkeypatch.setenv("FMOPS_TRAINING_MEMO", "0")
     _, _, test, spec = trained
     texts, y = test["text"].tolist(), label_indices(test["label"], spec.label_names)
     soft = np.eye(2)[y]
@@ -108,6 +110,43 @@ def test_a_fast_training_is_not_slowed_by_checkpoints(trained, tmp_path, monkeyp
     train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=lambda r: written.append(ckpt.exists()),
                 checkpoint=ckpt)
     assert written == [True, True, True] and not ckpt.exists()
+
+
+def test_a_finished_training_is_reused_not_run_again(trained, tmp_path, monkeypatch):
+    """The same training (configs, texts, labels) a second time returns the first one's model and curve
+    without training; the memo holds only the embedding rows training changed; other labels, or
+    FMOPS_TRAINING_MEMO=0, train again."""
+    from fmops_pipelines.specialist import training_loop
+    from fmops_pipelines.specialist.training_memo import memo_path
+
+    monkeypatch.delenv("FMOPS_TRAINING_MEMO", raising=False)
+    _, _, test, spec = trained
+    texts, y = test["text"].tolist(), label_indices(test["label"], spec.label_names)
+    soft = np.eye(2)[y] * 0.8 + 0.1
+
+    def train(labels, **kwargs):  # a fresh config each time, as the trainer passes (calibration sets its temperature)
+        return train_ngram(NgramConfig(labels=spec.label_names), TrainConfig(epochs=4, patience=4, learning_rate=0.01),
+                           texts, labels, texts[:60], y[:60], checkpoint=ckpt, **kwargs)
+
+    ckpt = tmp_path / "student-round1.pt"
+    first, first_history = train(soft)
+    memo = memo_path(ckpt)
+    assert memo.exists() and not ckpt.exists() and not first_history.memoized
+    assert memo.stat().st_size < 2**20 * 16 * 4 / 10  # a tenth of the embedding's 64 MB, at most
+
+    trainings = []
+    real_fit = training_loop._fit
+    monkeypatch.setattr(training_loop, "_fit", lambda *a: trainings.append(a[-1]) or real_fit(*a))
+    curve = []
+    again, history = train(soft, on_epoch=curve.append)
+    assert history.memoized and curve == first_history.epochs and history.best_epoch == first_history.best_epoch
+    assert np.array_equal(again.predict_proba(texts), first.predict_proba(texts))
+
+    _, other = train(soft[::-1].copy())
+    assert not other.memoized
+    monkeypatch.setenv("FMOPS_TRAINING_MEMO", "0")
+    _, off = train(soft)
+    assert not off.memoized and trainings == [memo, memo, None]
 
 
 def test_self_training_pseudo_labels_confident_rows_and_lets_dev_decide(trained):
