@@ -1,6 +1,6 @@
 """The fast n-gram student: hashed word and character n-grams summed in a torch EmbeddingBag.
 
-Hashing (scikit-learn's HashingVectorizer) needs no vocabulary fit, so the model is one config plus one
+Hashing (hashing.py; models saved before it used scikit-learn's HashingVectorizer) needs no vocabulary fit, so the model is one config plus one
 weight tensor, and featurising is cheap enough that inference runs orders of magnitude faster than
 the foundation model it learned from.
 """
