@@ -61,7 +61,9 @@ def write_config(directory: Path, cfg: dict) -> None:
 def measure_throughput(model: Student, texts: Sequence[str], min_seconds: float = 1.0, max_texts: int = 65536,
                        batch_size: int | None = None) -> float:
     """Texts/s end to end (featurising or tokenising included), after a warm-up batch, on enough texts
-    (cycled) to take about `min_seconds`: a few hundred for an encoder on CPU, tens of thousands for n-grams."""
+    (cycled) to take about `min_seconds`: a few hundred for an encoder on CPU, tens of thousands for n-grams.
+    The next sample's size is extrapolated from the last timing (growing at least 2x), so the measurement
+    costs about `min_seconds` rather than up to 4x that when sizes grow blind."""
     texts = list(texts)
     model.predict_proba(texts[:256], batch_size)
     n = 256
@@ -72,4 +74,5 @@ def measure_throughput(model: Student, texts: Sequence[str], min_seconds: float 
         seconds = time.perf_counter() - start
         if seconds >= min_seconds or n >= max_texts:
             return n / seconds
-        n = min(max_texts, n * 4)
+        wanted = 1.25 * min_seconds * n / max(seconds, 1e-6)
+        n = int(min(max_texts, max(2 * n, wanted)))

@@ -114,8 +114,8 @@ def test_a_fast_training_is_not_slowed_by_checkpoints(trained, tmp_path, monkeyp
 
 def test_a_finished_training_is_reused_not_run_again(trained, tmp_path, monkeypatch):
     """The same training (configs, texts, labels) a second time returns the first one's model and curve
-    without training; the memo holds only the embedding rows training changed; other labels, or
-    FMOPS_TRAINING_MEMO=0, train again."""
+    without training, also with another thread count; the memo holds only the embedding rows training changed;
+    other labels, or FMOPS_TRAINING_MEMO=0, train again."""
     from fmops_pipelines.specialist import training_loop
     from fmops_pipelines.specialist.training_memo import memo_path
 
@@ -141,12 +141,19 @@ def test_a_finished_training_is_reused_not_run_again(trained, tmp_path, monkeypa
     again, history = train(soft, on_epoch=curve.append)
     assert history.memoized and curve == first_history.epochs and history.best_epoch == first_history.best_epoch
     assert np.array_equal(again.predict_proba(texts), first.predict_proba(texts))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)  # the initial weights' checksums summed in another order
+    try:
+        _, other_threads = train(soft)
+    finally:
+        torch.set_num_threads(threads)
+    assert other_threads.memoized
 
     _, other = train(soft[::-1].copy())
     assert not other.memoized
     monkeypatch.setenv("FMOPS_TRAINING_MEMO", "0")
     _, off = train(soft)
-    assert not off.memoized and trainings == [memo, memo, None]
+    assert not off.memoized and trainings == [memo, memo, memo, None]
 
 
 def test_self_training_pseudo_labels_confident_rows_and_lets_dev_decide(trained):
