@@ -90,9 +90,11 @@ class NgramSpecialist(Student):
         raw = json.loads((Path(directory) / CONFIG_FILE).read_text())
         cfg = NgramConfig(**{"word_hashing": "sklearn", "char_hashing": "sklearn", "family_norm": "joint", **raw, "word_ngrams": tuple(raw["word_ngrams"]),
                              "char_ngrams": tuple(raw["char_ngrams"]) if raw["char_ngrams"] else None})
-        model = cls(cfg, device=device)
-        model.net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location=model.device))
-        return model
+        device = device or pick_device()
+        with torch.device("meta"):  # the saved weights replace the initial ones: none are drawn (2**20 rows each)
+            net = NgramNet(Featurizer(cfg).n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout)
+        net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location=device), assign=True)
+        return cls(cfg, net=net, device=device)
 
 
 def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,
