@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 FORMAT = 2  # 2: checksums of a strided sample of the weights
-SAMPLE_STRIDE = 101
+SAMPLE_STRIDE, SAMPLE_ABOVE = 101, 100_000
 
 
 def memo_path(checkpoint: Path) -> Path:
@@ -28,9 +28,11 @@ def memo_path(checkpoint: Path) -> Path:
 
 
 def _checksum(tensor: torch.Tensor) -> tuple[float, float]:
-    """Sum and sum of squares of every 101st weight: another seed or initialisation changes every weight, and a
-    sample keeps this cheap for a 2**20-row embedding, which a warm run checks for each of its trainings."""
-    t = tensor.detach().reshape(-1)[::SAMPLE_STRIDE].double()
+    """Sum and sum of squares of the weights, of every 101st in a large tensor: another seed or initialisation
+    changes every weight, and a sample keeps this cheap for a 2**20-row embedding, which a warm run checks for
+    each of its trainings."""
+    t = tensor.detach().reshape(-1)
+    t = (t[::SAMPLE_STRIDE] if t.numel() > SAMPLE_ABOVE else t).double()
     return float(t.sum()), float((t * t).sum())
 
 
