@@ -94,26 +94,28 @@ class _Server(BaseHTTPRequestHandler):
         try:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             time.sleep(0.02)
-            if fail:
-                self.send_response(503)
-                self.end_headers()
-                return
-            text = body["messages"][0]["content"].lower()
-            spam = any(w in text.split("answer with")[0] for w in ("free", "win", "prize"))
-            answer = {"text": "spam" if spam else "ham", "garbage": "I cannot say."}.get(cls.mode, "")
-            choice = {"message": {"role": "assistant", "content": answer}}
-            if cls.mode == "logprobs" and body.get("logprobs"):
-                top = [{"token": "spam", "logprob": -0.1 if spam else -2.5}, {"token": "ham", "logprob": -2.5 if spam else -0.1}]
-                choice = {"message": {"content": top[0]["token"]}, "logprobs": {"content": [{"top_logprobs": top}]}}
-            payload = json.dumps({"choices": [choice]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
         finally:
+            # counted as finished before the reply goes out: once the client has read a reply it may send the next
+            # request, and a decrement after the write could still be pending then (a concurrency it never had)
             with cls.lock:
                 cls.active -= 1
+        if fail:
+            self.send_response(503)
+            self.end_headers()
+            return
+        text = body["messages"][0]["content"].lower()
+        spam = any(w in text.split("answer with")[0] for w in ("free", "win", "prize"))
+        answer = {"text": "spam" if spam else "ham", "garbage": "I cannot say."}.get(cls.mode, "")
+        choice = {"message": {"role": "assistant", "content": answer}}
+        if cls.mode == "logprobs" and body.get("logprobs"):
+            top = [{"token": "spam", "logprob": -0.1 if spam else -2.5}, {"token": "ham", "logprob": -2.5 if spam else -0.1}]
+            choice = {"message": {"content": top[0]["token"]}, "logprobs": {"content": [{"top_logprobs": top}]}}
+        payload = json.dumps({"choices": [choice]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
 
 @pytest.fixture()
