@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from fmops_pipelines.specialist import training_memo
+from fmops_pipelines.specialist import sparse_state, training_memo
 
 Loss = Literal["soft_ce", "confidence_weighted", "hard"]
 
@@ -90,9 +90,9 @@ def fingerprint(configs: Sequence[object], texts: Sequence[str], soft_labels: np
 def checkpoint_every_s() -> float:
     """Least training seconds between checkpoints (FMOPS_CHECKPOINT_EVERY_S, default 30; 0: every epoch).
 
-    A killed run loses at most this much training. Writing every epoch would slow the fast student more than
-    a crash could cost it: its state (weights, best weights, two Adam moments of a 2**20-row embedding) is
-    ~256 MB against ~0.5 s epochs, while an encoder's minutes-long epochs are each worth saving.
+    A killed run loses at most this much training. The fast student's checkpoint is small (sparse_state: the
+    embedding rows its texts touched) but still costs a pass over its 2**20-row tensors against ~0.5 s epochs,
+    while an encoder's minutes-long epochs are each worth saving.
     """
     return float(os.environ.get("FMOPS_CHECKPOINT_EVERY_S", "30"))
 
@@ -162,9 +162,10 @@ def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
     """Run epochs until `epochs` or `patience` stale epochs; leaves the best dev epoch's weights in `net`.
     `lengths` (per row): length-bucketed batches (epoch_batches).
 
-    With `checkpoint`, the full state (weights, optimisers, schedulers, RNGs, best epoch) is written after an
-    epoch once checkpoint_every_s() of training has passed since the last write; a run with the same
-    fingerprint resumes after the checkpointed epoch, and the file is removed once training completes.
+    With `checkpoint`, the full state (weights, optimisers, schedulers, RNGs, best epoch; large tensors as their
+    changed rows, sparse_state) is written after an epoch once checkpoint_every_s() of training has passed since
+    the last write; a run with the same fingerprint and initial weights resumes after the checkpointed epoch,
+    and the file is removed once training completes.
     With `memo` (and memos_enabled()), the finished training is kept there (training_memo) and the same
     training later returns it without running: its curve is replayed to on_epoch.
     """
@@ -189,23 +190,25 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
             for row in history.epochs if on_epoch else []:
                 on_epoch(row)
             return history
-        initial = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    initial = {k: v.detach().clone() for k, v in net.state_dict().items()} if memo or checkpoint else {}
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
     history = TrainHistory(device=str(device))
     best_state, stale, first_epoch = None, 0, 1
     if checkpoint and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["fingerprint"] == fingerprint_:
-            net.load_state_dict(state["net"])
+        if state["fingerprint"] == fingerprint_ and sparse_state.drawn_alike(state.get("initial", {}), initial):
+            net.load_state_dict(sparse_state.unpack_weights(state["net"], initial))
             for obj, obj_state in zip([*optimizers, *schedulers], state["optimizers"]):
-                obj.load_state_dict(obj_state)
+                obj.load_state_dict(sparse_state.unpack_zeros(obj_state))
             rng.bit_generator.state = state["numpy_rng"]
             torch.set_rng_state(state["torch_rng"])
-            best_state, stale, first_epoch = state["best_state"], state["stale"], state["epoch"] + 1
+            best_state = sparse_state.unpack_weights(state["best_state"], initial)
+            stale, first_epoch = state["stale"], state["epoch"] + 1
             history.epochs, history.best_epoch, history.best_dev_macro_f1 = (
                 state["epochs"], state["best_epoch"], state["best_dev_macro_f1"])
             history.resumed_after_epoch = state["epoch"]
+    packed_best = None  # (epoch, best_state as changed rows): packed once however many checkpoints carry it
     start = last_saved = time.perf_counter()
     every_s = checkpoint_every_s()
     for epoch in range(first_epoch, train_cfg.epochs + 1):
@@ -236,10 +239,17 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
         else:
             stale += 1
         if checkpoint and time.perf_counter() - last_saved >= every_s:
+            packed = sparse_state.pack_weights(net.state_dict(), initial)
+            if packed_best is None or packed_best[0] != history.best_epoch:  # rows are copies; the rest is not
+                packed_best = (history.best_epoch, {k: v if isinstance(v, sparse_state.Rows) else best_state[k]
+                                                    for k, v in packed.items()} if history.best_epoch == epoch
+                               else sparse_state.pack_weights(best_state, initial))
             _save_checkpoint(checkpoint, {
-                "fingerprint": fingerprint_, "epoch": epoch, "net": net.state_dict(),
-                "optimizers": [obj.state_dict() for obj in [*optimizers, *schedulers]],
-                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "best_state": best_state,
+                "fingerprint": fingerprint_, "initial": sparse_state.reference_checksums(packed, initial),
+                "epoch": epoch, "net": packed,
+                "optimizers": [sparse_state.pack_zeros(obj.state_dict()) for obj in [*optimizers, *schedulers]],
+                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "best_state": packed_best[1],
                 "stale": stale, "epochs": history.epochs, "best_epoch": history.best_epoch,
                 "best_dev_macro_f1": history.best_dev_macro_f1})
             last_saved = time.perf_counter()

@@ -75,7 +75,7 @@ def test_an_interrupted_training_resumes_to_the_same_model(trained, tmp_path, mo
 
     with pytest.raises(_Interrupted):
         train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=stop_after_three, checkpoint=ckpt)
-    assert ckpt.exists()
+    assert ckpt.exists() and ckpt.stat().st_size < 2**20 * 16 * 4 / 10  # the touched rows, not 512 MB of tensors
     seen = []
     resumed, history = train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=lambda r: seen.append(r["epoch"]),
                                    checkpoint=ckpt)
@@ -89,6 +89,43 @@ def test_an_interrupted_training_resumes_to_the_same_model(trained, tmp_path, mo
     train_ngram(*args, texts, soft[::-1].copy(), texts[:60], y[:60], on_epoch=lambda r: seen.append(r["epoch"]),
                 checkpoint=ckpt)
     assert seen == [1, 2, 3, 4, 5] and not ckpt.exists()
+
+    with pytest.raises(_Interrupted):  # nor one whose rows were taken against other initial weights
+        train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=stop_after_three, checkpoint=ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    assert list(state["initial"]) == ["bag.weight"]
+    state["initial"]["bag.weight"] = tuple(v + 1.0 for v in state["initial"]["bag.weight"])
+    torch.save(state, ckpt)
+    seen.clear()
+    train_ngram(*args, texts, soft, texts[:60], y[:60], on_epoch=lambda r: seen.append(r["epoch"]), checkpoint=ckpt)
+    assert seen == [1, 2, 3, 4, 5]
+
+
+def test_sparse_state_puts_back_the_very_bits():
+    """Changed rows against the initial weights, nonzero rows against zeros; -0.0 and NaN are kept as they are."""
+    from fmops_pipelines.specialist import sparse_state
+
+    initial = {"bag.weight": torch.randn(sparse_state.ROWS_ABOVE + 10, 4), "head.weight": torch.randn(2, 4)}
+    after = {k: v.clone() for k, v in initial.items()}
+    after["bag.weight"][[3, 65_540]] = torch.tensor([-0.0, float("nan"), 1.0, 2.0])
+    after["head.weight"] += 1
+    packed = sparse_state.pack_weights(after, initial)
+    assert packed["bag.weight"].index.tolist() == [3, 65_540] and packed["head.weight"] is after["head.weight"]
+    back = sparse_state.unpack_weights(packed, initial)
+    assert all(torch.equal(back[k].view(torch.int32), after[k].view(torch.int32)) for k in after)
+    moments = torch.zeros(sparse_state.ROWS_ABOVE + 1, 3)
+    moments[5, 1] = -0.0
+    moments[9] = 1e-30
+    opt = {"state": {0: {"step": torch.tensor(4.0), "exp_avg": moments}}, "param_groups": [{"lr": 0.1}]}
+    packed = sparse_state.pack_zeros(opt)
+    assert packed["state"][0]["exp_avg"].index.tolist() == [5, 9]
+    back = sparse_state.unpack_zeros(packed)
+    assert torch.equal(back["state"][0]["exp_avg"].view(torch.int32), moments.view(torch.int32))
+    assert back["param_groups"] == [{"lr": 0.1}] and torch.equal(back["state"][0]["step"], torch.tensor(4.0))
+    assert sparse_state.drawn_alike(sparse_state.reference_checksums(sparse_state.pack_weights(after, initial), initial),
+                                    initial)
+    assert not sparse_state.drawn_alike(sparse_state.reference_checksums(sparse_state.pack_weights(after, initial),
+                                                                         initial), {"bag.weight": initial["bag.weight"] + 1})
 
 
 def test_a_fast_training_is_not_slowed_by_checkpoints(trained, tmp_path, monkeypatch):
