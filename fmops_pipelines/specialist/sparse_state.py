@@ -68,25 +68,24 @@ def unpack_weights(packed: dict, initial: dict[str, torch.Tensor]) -> dict[str, 
     return {k: restore(v, initial.get(k)) for k, v in packed.items()}
 
 
+def _map_leaves(obj, fn):
+    """`fn` applied to every tensor (or Rows) in nested dicts, lists and tuples; the rest kept."""
+    if isinstance(obj, torch.Tensor | Rows):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_leaves(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_map_leaves(v, fn) for v in obj)
+    return obj
+
+
 def pack_zeros(obj):
     """An optimiser's state dict (nested dicts and lists) with its large moments against zeros."""
-    if isinstance(obj, torch.Tensor):
-        return rows_against(obj)
-    if isinstance(obj, dict):
-        return {k: pack_zeros(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(pack_zeros(v) for v in obj)
-    return obj
+    return _map_leaves(obj, rows_against)
 
 
 def unpack_zeros(obj):
-    if isinstance(obj, Rows):
-        return restore(obj)
-    if isinstance(obj, dict):
-        return {k: unpack_zeros(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(unpack_zeros(v) for v in obj)
-    return obj
+    return _map_leaves(obj, restore)
 
 
 def _checksum(tensor: torch.Tensor) -> tuple[float, float]:
