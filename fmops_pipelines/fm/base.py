@@ -78,5 +78,6 @@ class FoundationModel(Protocol):
     def score(self, texts: Sequence[str], prompt: Prompt) -> np.ndarray:
         """Per-label scores, shape [len(texts), len(prompt.verbalizers)]; higher means more likely."""
 
-    def measure_throughput(self, texts: Sequence[str]) -> float:
-        """Texts per second for uncached inference on these texts."""
+    def measure_throughput(self, texts: Sequence[str], min_seconds: float | None = None) -> float:
+        """Texts per second for uncached inference on these texts (min_seconds: on the shortest prefix that
+        takes about that long, fmops_pipelines.throughput)."""

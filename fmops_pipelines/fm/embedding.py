@@ -7,7 +7,6 @@ text; that is what makes scoring dozens of prompts cost one pass of the model.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,6 +15,7 @@ from fmops_pipelines.fm.base import FMStats, Prompt
 from fmops_pipelines.fm.cache import FMCache, cache_key, cached_compute
 from fmops_pipelines.fm.local_models import PACKAGED_MINILM, model_revision, resolve_model_path
 from fmops_pipelines.fm.probe import fit_probe, probe_scores
+from fmops_pipelines.throughput import fm_texts_per_s
 
 
 class EmbeddingFM:
@@ -84,9 +84,7 @@ class EmbeddingFM:
             self._probes[prompt.id] = fit_probe(X, y, len(prompt.examples))
         return self._probes[prompt.id]
 
-    def measure_throughput(self, texts: Sequence[str]) -> float:
+    def measure_throughput(self, texts: Sequence[str], min_seconds: float | None = None) -> float:
         texts = list(texts)
         self._encode_uncached(texts[: min(32, len(texts))])  # warm-up: weights, kernels, tokenizer
-        start = time.perf_counter()
-        self._encode_uncached(texts)
-        return len(texts) / (time.perf_counter() - start)
+        return fm_texts_per_s(self._encode_uncached, texts, min_seconds)

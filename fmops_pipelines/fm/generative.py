@@ -8,7 +8,6 @@ bucketing), which is where batching pays: a batch of similar lengths wastes litt
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from fmops_pipelines.errors import SpecError
 from fmops_pipelines.fm.base import FMStats, Prompt
 from fmops_pipelines.fm.cache import FMCache, cache_key, cached_compute
 from fmops_pipelines.fm.local_models import model_revision
+from fmops_pipelines.throughput import fm_texts_per_s
 
 
 class GenerativeFM:
@@ -159,13 +159,12 @@ class GenerativeFM:
         return np.stack(vectors) if keys else np.zeros((0, len(prompt.verbalizers)), np.float32)
 
     def measure_throughput(self, texts: Sequence[str], prompt: Prompt | None = None, batch_size: int | None = None,
-                           bucket: bool = True, share_prompt: bool = True) -> float:
-        """Texts/s, uncached. batch_size=1, bucket=False, share_prompt=False is the naive labeler: one
-        sequence per (text, label), one at a time."""
+                           bucket: bool = True, share_prompt: bool = True, min_seconds: float | None = None) -> float:
+        """Texts/s, uncached (min_seconds: on the shortest prefix that takes about that long). batch_size=1,
+        bucket=False, share_prompt=False is the naive labeler: one sequence per (text, label), one at a time."""
         prompt = prompt or Prompt("{text}\nAnswer:", (" yes", " no"))
         rendered = [prompt.render(t) for t in texts]
         batch_size = batch_size or self.batch_size
         self._score_uncached(rendered[:4], prompt.verbalizers, batch_size, bucket, share_prompt)  # warm-up
-        start = time.perf_counter()
-        self._score_uncached(rendered, prompt.verbalizers, batch_size, bucket, share_prompt)
-        return len(texts) / (time.perf_counter() - start)
+        return fm_texts_per_s(lambda chunk: self._score_uncached(chunk, prompt.verbalizers, batch_size, bucket,
+                                                                 share_prompt), rendered, min_seconds, batch_size)

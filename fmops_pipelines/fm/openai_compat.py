@@ -28,6 +28,7 @@ import numpy as np
 from fmops_pipelines.errors import FmopsError
 from fmops_pipelines.fm.base import FMStats, Prompt
 from fmops_pipelines.fm.cache import FMCache, NoAnswer, cache_key, cached_compute
+from fmops_pipelines.throughput import fm_texts_per_s
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}  # the server may answer next time: retried with backoff
 ROW_REJECTED_STATUS = {400, 413, 422}  # this request (e.g. a text too long for the context): the row abstains
@@ -185,8 +186,9 @@ class OpenAICompatibleFM:
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             return list(pool.map(lambda t: self._ask(prompt, t), texts))
 
-    def measure_throughput(self, texts: Sequence[str], prompt: Prompt | None = None) -> float:
+    def measure_throughput(self, texts: Sequence[str], prompt: Prompt | None = None,
+                           min_seconds: float | None = None) -> float:
+        """Texts/s, uncached, from the first wave of max_concurrency requests up (min_seconds: the shortest
+        prefix that takes about that long: an evaluation does not send a paid endpoint 256 requests)."""
         prompt = prompt or Prompt("{text}", ("yes", "no"))
-        start = time.perf_counter()
-        self._ask_all(prompt, list(texts))
-        return len(texts) / (time.perf_counter() - start)
+        return fm_texts_per_s(lambda chunk: self._ask_all(prompt, chunk), texts, min_seconds, self.max_concurrency)

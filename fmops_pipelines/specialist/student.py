@@ -7,7 +7,6 @@ batch inference load any of them the same way.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from fmops_pipelines.probability import fit_temperature, softmax
+from fmops_pipelines.throughput import texts_per_s
 
 CONFIG_FILE = "config.json"
 TEMPERATURE_GRID = np.logspace(-2, 1, 61)
@@ -61,18 +61,8 @@ def write_config(directory: Path, cfg: dict) -> None:
 def measure_throughput(model: Student, texts: Sequence[str], min_seconds: float = 1.0, max_texts: int = 65536,
                        batch_size: int | None = None) -> float:
     """Texts/s end to end (featurising or tokenising included), after a warm-up batch, on enough texts
-    (cycled) to take about `min_seconds`: a few hundred for an encoder on CPU, tens of thousands for n-grams.
-    The next sample's size is extrapolated from the last timing (growing at least 2x), so the measurement
-    costs about `min_seconds` rather than up to 4x that when sizes grow blind."""
+    (cycled) to take about `min_seconds`: a few hundred for an encoder on CPU, tens of thousands for n-grams."""
     texts = list(texts)
     model.predict_proba(texts[:256], batch_size)
-    n = 256
-    while True:
-        sample = (texts * -(-n // len(texts)))[:n]
-        start = time.perf_counter()
-        model.predict_proba(sample, batch_size)
-        seconds = time.perf_counter() - start
-        if seconds >= min_seconds or n >= max_texts:
-            return n / seconds
-        wanted = 1.25 * min_seconds * n / max(seconds, 1e-6)
-        n = int(min(max_texts, max(2 * n, wanted)))
+    return texts_per_s(lambda sample: model.predict_proba(sample, batch_size), texts, min_seconds, 256, max_texts,
+                       cycle=True)

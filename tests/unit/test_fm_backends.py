@@ -141,6 +141,19 @@ def test_openai_endpoint_scores_labels(server, mode, tmp_path, monkeypatch):
     assert fm.stats.calls == 4 and fm.stats.cache_hits == 4
 
 
+def test_an_endpoint_is_timed_on_the_requests_that_take_min_seconds_not_on_every_text(server):
+    """Evaluation times the FM on up to 256 test texts: a paid endpoint gets the few waves that take about
+    min_seconds (from one wave of max_concurrency requests up), a benchmark (min_seconds None) all of them."""
+    fm = OpenAICompatibleFM("tiny", server, cache=None, max_concurrency=2)
+    texts = [f"text {i}" for i in range(256)]
+    rate = fm.measure_throughput(texts, min_seconds=0.2)
+    sent = len(_Server.seen_keys)
+    assert 2 + 4 <= sent < 100 and 0 < rate <= 2 / 0.02  # the server answers in >= 20 ms, two at a time
+    _Server.seen_keys = []
+    fm.measure_throughput(texts[:40])
+    assert len(_Server.seen_keys) == 40
+
+
 def test_openai_unparseable_answers_abstain_and_failures_retry(server, tmp_path):
     _Server.mode = "garbage"
     fm = OpenAICompatibleFM("tiny", server, cache=None, backoff_s=0.01)
