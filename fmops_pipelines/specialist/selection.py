@@ -155,12 +155,18 @@ def replay(done: Trained, on_epoch, key: str | None = None) -> None:
         on_epoch(key or done.architecture, row)
 
 
+# Seconds each candidate is timed for: enough to order architectures whose speeds differ several-fold (word vs
+# char n-grams ~5x, n-gram vs encoder ~1000x) and to check min_throughput; the evaluation times the chosen one
+# again for a second, beside the FM. A warm run spent ~1.6 s here timing two candidates for a second each.
+CANDIDATE_TIMING_S = 0.25
+
+
 def candidate_of(done: Trained, dev_texts: Sequence[str], y_dev: np.ndarray, timing_texts: Sequence[str],
                  taught_by: str = "label_model", dev_pred: np.ndarray | None = None) -> Candidate:
     """A trained student scored on dev (its `dev_pred`, when already computed) and timed: what selection compares."""
     pred = done.model.predict_proba(dev_texts).argmax(axis=1) if dev_pred is None else dev_pred
     return Candidate(done.architecture, done.model, done.history, done.self_training,
-                     dev_scores(pred, y_dev, len(done.model.cfg.labels)), measure_throughput(done.model, timing_texts),
+                     dev_scores(pred, y_dev, len(done.model.cfg.labels)), measure_throughput(done.model, timing_texts, CANDIDATE_TIMING_S),
                      resumed_after_epoch=done.resumed_after_epoch, dev_pred=pred, taught_by=taught_by)
 
 
