@@ -22,7 +22,7 @@ class EmbeddingFM:
     backend = "embedding"
 
     def __init__(self, model: str = PACKAGED_MINILM, cache: FMCache | None = None, batch_size: int = 64,
-                 device: str | None = None):
+                 device: str | None = None, precision: str = "fp32"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.path = resolve_model_path(model)
         self.model_id = model
@@ -30,6 +30,8 @@ class EmbeddingFM:
         self.cache = cache
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision  # "bf16": encoded under bfloat16 autocast (spec.FMSpec.precision)
+        self._key_params = {"precision": precision} if precision != "fp32" else None  # fp32 keys as they always were
         self.stats = FMStats()
         self._model = None
         self._probes: dict[str, object] = {}
@@ -45,10 +47,13 @@ class EmbeddingFM:
         return self._model
 
     def _encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
         # Sorting by length keeps padding low inside each batch (length bucketing).
         order = np.argsort([len(t) for t in texts], kind="stable")
-        vecs = self.model.encode([texts[i] for i in order], batch_size=self.batch_size,
-                                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        with torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            vecs = self.model.encode([texts[i] for i in order], batch_size=self.batch_size,
+                                     normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         out = np.empty_like(vecs)
         out[order] = vecs
         return out.astype(np.float32)
@@ -56,7 +61,7 @@ class EmbeddingFM:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised embeddings, from the cache where possible; counts calls and hits."""
         texts = list(texts)
-        keys = [cache_key(self.backend, self.model_id, self.revision, t) for t in texts]
+        keys = [cache_key(self.backend, self.model_id, self.revision, t, self._key_params) for t in texts]
         vectors = cached_compute(self.cache, keys, texts, self._encode_uncached, self.stats)
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)

@@ -50,6 +50,20 @@ def test_embedding_scores_and_cache(minilm):
     assert minilm.stats.calls - before == 4 and minilm.stats.cache_hits == hits + 4
 
 
+def test_bf16_embeddings_are_fp32_s_within_rounding_and_cached_apart(minilm, sms_slice):
+    """fm.precision: bf16 encodes under bfloat16 autocast: near-identical embeddings (the labelers' votes rest on
+    them), kept under their own cache keys so an fp32 run never reads them."""
+    from fmops_pipelines.fm.embedding import EmbeddingFM
+
+    texts = part(sms_slice[1], "train")["text"].tolist()[:48]
+    fp32 = minilm.embed(texts)
+    bf16_fm = EmbeddingFM(cache=minilm.cache, precision="bf16")
+    bf16 = bf16_fm.embed(texts)
+    assert bf16_fm.stats.calls == len(texts) and bf16_fm.stats.cache_hits == 0  # not fp32's cached vectors
+    assert (fp32 * bf16).sum(axis=1).min() > 0.995 and not np.array_equal(fp32, bf16)
+    assert np.array_equal(bf16_fm.embed(texts), bf16) and bf16_fm.stats.cache_hits == len(texts)
+
+
 def test_unknown_backend_and_model_are_spec_errors(minilm):
     with pytest.raises(SpecError, match="fm.backend: unknown backend 'gpt'"):
         build_fm("gpt", "x", None)

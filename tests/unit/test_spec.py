@@ -39,6 +39,8 @@ def test_invalid_yaml_names_file_and_line(assets_dir):
         (lambda s: s.pop("dataset"), "dataset", "Field required"),
         (lambda s: s["dataset"].update(path="x.csv"), "dataset", "exactly one of 'registry' or 'path'"),
         (lambda s: s.update(colour="red"), "colour", "Extra inputs are not permitted"),
+        (lambda s: s.update(fm={"backend": "openai", "model": "m", "base_url": "http://x/v1", "precision": "bf16"}),
+         "fm", "precision 'bf16' is for the embedding backend"),
     ],
 )
 def test_bad_field_is_named(assets_dir, mutate, field, reason):
