@@ -3,8 +3,8 @@
 The n-gram student's embedding has 2**20 rows per feature family, of which a task's texts touch a few
 percent. Its weights differ from their seeded initial values only in those rows, and SparseAdam's two
 moments are zero everywhere else, so a checkpoint (weights, best weights, two moments: ~512 MB dense, which
-took a 700-row training from 7 to 54 s when written every epoch) keeps those rows and their indices, a few
-MB. Whoever reads the state re-draws the initial weights from the same seed (checked against checksums
+took a 700-row run's specialist step from 8 to 54 s when written every epoch) keeps those rows and their
+indices, a few MB. Whoever reads the state re-draws the initial weights from the same seed (checked against checksums
 stored beside them) or starts from zeros, and puts the stored rows back: the same tensors, bit for bit.
 """
 
