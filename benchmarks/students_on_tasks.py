@@ -30,7 +30,6 @@ from fmops_pipelines.supervision.label_models import labels_of
 def refit_labels(spec, splits, kind: str, anchor_rows: bool = False):
     """Training labels from the stored label matrix with another label model; rows only the anchor
     labels stay out (as in the pipeline) unless `anchor_rows`."""
-    from fmops_pipelines.data.splits import class_balance
     from fmops_pipelines.fm.exploration import anchor_ids
     from fmops_pipelines.supervision.label_matrix import votes, votes_for
     from fmops_pipelines.supervision.label_models import choose_label_model, training_labels
@@ -42,6 +41,20 @@ def refit_labels(spec, splits, kind: str, anchor_rows: bool = False):
                                   spec.splits.seed)
     anchors = [] if anchor_rows else anchor_ids(stored(spec.name, "prompt_scores"))
     return training_labels(model, matrix, spec.label_names, anchors)
+
+
+def run_rows(spec, splits, labels, refit=None):
+    """(texts, soft targets, self-training pool) as the run's specialist learned them: the label model that
+    taught it and its anchor-row choice; with `refit` (refit_labels' output) those labels instead."""
+    if refit is not None:
+        labels, anchor_rows = refit, False  # refit_labels already decided which rows are learned
+    else:
+        shipped = stored(spec.name, "specialist") or {}
+        labels = labels_of(labels, shipped.get("label_model", labels["label_model"].iloc[0]))
+        anchor_rows = shipped.get("anchor_rows") == "learned"
+    dev = part(splits, "dev")
+    prior = class_balance(dev["label"], spec.label_names) if spec.specialist.match_dev_prior else None
+    return training_rows(spec.name, labels, splits, spec.label_names, prior, anchor_rows)
 
 
 def main() -> None:
@@ -67,15 +80,8 @@ def main() -> None:
     encoder = {k: v for k, v in {"model": args.encoder_model, "epochs": args.encoder_epochs, "learning_rate": args.encoder_lr,
                                  "max_length": args.encoder_max_length}.items() if v is not None}
     dev, test = part(splits, "dev"), part(splits, "test")
-    if args.label_model:
-        labels = refit_labels(spec, splits, args.label_model, args.anchor_rows)
-        anchor_rows = False  # refit_labels already decided which rows are learned
-    else:  # the run's own choices: the label model that taught, the anchor-only rows learned or not
-        shipped = stored(args.task, "specialist") or {}
-        labels = labels_of(labels, shipped.get("label_model", labels["label_model"].iloc[0]))
-        anchor_rows = shipped.get("anchor_rows") == "learned"
-    prior = class_balance(dev["label"], spec.label_names) if spec.specialist.match_dev_prior else None
-    texts, targets, unlabeled = training_rows(args.task, labels, splits, spec.label_names, prior, anchor_rows)
+    refit = refit_labels(spec, splits, args.label_model, args.anchor_rows) if args.label_model else None
+    texts, targets, unlabeled = run_rows(spec, splits, labels, refit)
     y_test = label_indices(test["label"], spec.label_names)
     print(f"{args.task}: {len(texts)} training rows, {len(unlabeled)} for self-training, test n={len(test)}")
     print(f"  {'seed':<5}{'student':<11}{'device':>7}{'dev F1':>8}{'test acc':>10}{'test F1':>9}{'texts/s':>10}"
