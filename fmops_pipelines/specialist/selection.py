@@ -32,16 +32,18 @@ class Candidate:
     noise: dict | None = None  # its dev interval and shortfall against the best (noisy_choice), when compared
     dev_pred: np.ndarray | None = None  # its predicted class per dev row (what `dev` and the noise are computed from)
     taught_by: str = "label_model"  # whose labels it learned: the label model's, or the encoder teacher's
+    fit: str = "default"  # "light": trained with specialist.light_fit's settings instead of its section's
 
     @property
     def key(self) -> str:
-        """Unique among one selection's candidates: an architecture may come taught by two teachers."""
-        return self.architecture if self.taught_by == "label_model" else f"{self.architecture}<-{self.taught_by}"
+        """Unique among one selection's candidates: an architecture may come taught by two teachers, or fitted twice."""
+        key = self.architecture if self.taught_by == "label_model" else f"{self.architecture}<-{self.taught_by}"
+        return key if self.fit == "default" else f"{key}+{self.fit}"
 
     def row(self) -> dict:
         noise = {"dev_interval_90": self.noise["interval_90"], "within_noise_of_best": self.noise["within_noise_of_best"]
                  } if self.noise else {}
-        return {"architecture": self.architecture, "taught_by": self.taught_by,
+        return {"architecture": self.architecture, "taught_by": self.taught_by, "fit": self.fit,
                 "dev_macro_f1": round(self.dev["macro_f1"], 4), **noise,
                 "dev_accuracy": round(self.dev["accuracy"], 4), "texts_per_s": round(self.texts_per_s, 1),
                 "best_epoch": self.history.best_epoch, "train_seconds": round(self.history.seconds, 1),
@@ -136,7 +138,9 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
                      checkpoint_dir: Path | None = None, on_epoch=None, device: str | None = None,
                      trained: dict[str, Trained] | None = None) -> Selection:
     """Each architecture: train it (or take `trained[arch]`, already trained on these same rows), score on
-    dev, time it. A taken student's curve is replayed to on_epoch so the run still logs it."""
+    dev, time it; with `spec.light_fit`, each n-gram one trained again that way (listed after, so within
+    dev's noise its own settings win). A taken student's curve is replayed to on_epoch so the run still logs it."""
+    timing_texts = list(texts) or list(dev_texts)
     candidates = []
     for arch in spec.architectures:
         done = (trained or {}).get(arch)
@@ -145,8 +149,23 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
                                  checkpoint_dir, on_epoch, device)
         elif on_epoch:
             replay(done, on_epoch)
-        candidates.append(candidate_of(done, dev_texts, y_dev, list(texts) or list(dev_texts)))
+        candidates.append(candidate_of(done, dev_texts, y_dev, timing_texts))
+    for arch in light_fit_architectures(spec):
+        done = train_student(light_fitted(spec, arch), labels, arch, texts, soft_labels, unlabeled, dev_texts, y_dev,
+                             checkpoint_dir, (lambda a, row: on_epoch(f"{a}_light", row)) if on_epoch else None,
+                             device, name=f"{arch}-light")
+        candidates.append(candidate_of(done, dev_texts, y_dev, timing_texts, fit="light"))
     return select(candidates, spec.objective, spec.min_throughput, y_dev)
+
+
+def light_fit_architectures(spec) -> list[str]:
+    """The n-gram architectures that are also trained with `light_fit` (none when it is null)."""
+    return [a for a in spec.architectures if a in ("ngram", "ngram_char")] if spec.light_fit else []
+
+
+def light_fitted(spec, arch: str):
+    """The SpecialistSpec with `arch`'s section trained by light_fit's settings."""
+    return spec.model_copy(update={arch: getattr(spec, arch).model_copy(update=spec.light_fit.model_dump())})
 
 
 def replay(done: Trained, on_epoch, key: str | None = None) -> None:
@@ -162,12 +181,12 @@ CANDIDATE_TIMING_S = 0.25
 
 
 def candidate_of(done: Trained, dev_texts: Sequence[str], y_dev: np.ndarray, timing_texts: Sequence[str],
-                 taught_by: str = "label_model", dev_pred: np.ndarray | None = None) -> Candidate:
+                 taught_by: str = "label_model", dev_pred: np.ndarray | None = None, fit: str = "default") -> Candidate:
     """A trained student scored on dev (its `dev_pred`, when already computed) and timed: what selection compares."""
     pred = done.model.predict_proba(dev_texts).argmax(axis=1) if dev_pred is None else dev_pred
     return Candidate(done.architecture, done.model, done.history, done.self_training,
                      dev_scores(pred, y_dev, len(done.model.cfg.labels)), measure_throughput(done.model, timing_texts, CANDIDATE_TIMING_S),
-                     resumed_after_epoch=done.resumed_after_epoch, dev_pred=pred, taught_by=taught_by)
+                     resumed_after_epoch=done.resumed_after_epoch, dev_pred=pred, taught_by=taught_by, fit=fit)
 
 
 def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_frame, splits,
@@ -201,8 +220,8 @@ def select(candidates: list[Candidate], objective: str, min_throughput: float | 
     """The best on dev among those fast enough; given dev's labels (and the candidates' dev predictions), the
     fastest (simplest) one within dev's noise of the best (fmops_pipelines.noisy_choice), each one's
     interval recorded beside it. Two candidates of one architecture run at the same speed (their measured
-    texts/s differ by timing noise only): the one listed first (the label model's, which needs no encoder)
-    counts as the simpler."""
+    texts/s differ by timing noise only): the one listed first (the label model's, which needs no encoder; the
+    section's own fit before the light one) counts as the simpler."""
     for c in candidates:
         c.eligible = min_throughput is None or c.texts_per_s >= min_throughput
     eligible = [c for c in candidates if c.eligible]

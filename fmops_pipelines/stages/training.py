@@ -45,13 +45,13 @@ def build(spec: TaskSpec) -> list:
             chosen = out.selection.chosen
             registered = log_and_register(chosen.model, spec.name, out.texts, {
                 TAG_LABEL_MODEL: out.teacher.kind, "architecture": chosen.architecture, "taught_by": chosen.taught_by,
-                "dagster_run_id": context.run_id,
+                "fit": chosen.fit, "dagster_run_id": context.run_id,
                 "labelers": ",".join(prompt_scores.loc[prompt_scores["selected"], "prompt_id"]),
                 TAG_FINGERPRINT: labelers_fingerprint(prompt_scores, spec)})
             if not out.selection.met_min_throughput:
                 context.log.warning(f"{spec.name}: no architecture reached min_throughput={spec.specialist.min_throughput}"
                                     f" texts/s; registered the fastest ({chosen.architecture})")
-            value = {**registered, "architecture": chosen.architecture, "taught_by": chosen.taught_by,
+            value = {**registered, "architecture": chosen.architecture, "taught_by": chosen.taught_by, "fit": chosen.fit,
                      "label_model": out.teacher.kind,
                      "anchor_rows": (out.anchor_rows or {}).get("anchor_rows", "left_out"),
                      "best_epoch": chosen.history.best_epoch, "dev_macro_f1": chosen.dev["macro_f1"],

@@ -330,12 +330,15 @@ def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monke
     assert out.teacher.kind == "majority_vote" and set(out.teacher_scores) == {"majority_vote", "snorkel"}
     assert out.teacher_scores["majority_vote"]["dev"] > out.teacher_scores["snorkel"]["dev"]
     assert not out.teacher_scores["snorkel"]["within_noise_of_best"]
-    # the word n-gram candidate is not trained a third time; the one training added is the ngram_char candidate's
-    assert trainings == ["teacher-majority_vote", "teacher-snorkel", None]
-    word, char = out.selection.candidates
-    assert (word.architecture, char.architecture) == ("ngram", "ngram_char")
+    # the word n-gram candidate is not trained a third time; the trainings added are the ngram_char candidate's and
+    # each architecture's light fit (specialist.light_fit)
+    assert trainings == ["teacher-majority_vote", "teacher-snorkel", None, "ngram-light", "ngram_char-light"]
+    word, char, word_light, char_light = out.selection.candidates
+    assert [c.key for c in out.selection.candidates] == ["ngram", "ngram_char", "ngram+light", "ngram_char+light"]
     assert word.model.cfg.char_ngrams is None and char.model.cfg.char_ngrams == (2, 4)
-    assert out.selection.chosen is (word if word.noise["within_noise_of_best"] else char)  # the faster one on ties
+    # the simplest within dev's noise of the best: the faster architecture first, its own fit before the light one
+    simplest_first = [word, word_light, char, char_light]
+    assert out.selection.chosen is next(c for c in simplest_first if c.noise["within_noise_of_best"])
     dev = part(splits, "dev")
     fresh = real(spec.specialist, spec.label_names, "ngram", out.texts, np.eye(2)[y] * 0.8 + 0.1,
                  [], dev["text"].tolist(), label_indices(dev["label"], spec.label_names))
@@ -405,7 +408,8 @@ def test_dev_decides_whether_the_student_learns_the_rows_only_the_anchor_labelle
         monkeypatch.setattr(module, "train_student",
                             lambda *a, _real=real, **kw: trainings.append(kw.get("name")) or _real(*a, **kw))
     out = distillation.distill(spec, candidates, pd.concat(frames, ignore_index=True), splits)
-    assert trainings == ["teacher-majority_vote", "teacher-snorkel", "anchor-rows-learned", None]  # None: ngram_char
+    assert trainings == ["teacher-majority_vote", "teacher-snorkel", "anchor-rows-learned", None,  # None: ngram_char
+                         "ngram-light", "ngram_char-light"]
     rows = out.anchor_rows
     assert rows["anchor_rows"] == ("learned" if learned else "left_out")
     assert (rows["learned"]["dev"] > rows["left_out"]["dev"]) == learned

@@ -140,15 +140,39 @@ def test_train_and_select_trains_every_architecture_on_the_same_labels(sms, tiny
     curves = []
     selection = train_and_select(spec, sms["labels"], sms["texts"][:96], sms["soft"][:96], [], sms["dev"][:40],
                                  sms["y_dev"][:40], tmp_path / "ckpt", on_epoch=lambda a, r: curves.append(a))
-    assert [c.architecture for c in selection.candidates] == ["ngram", "encoder"]
-    assert curves == ["ngram"] * len(selection.candidates[0].history.epochs) + ["encoder"]
-    best = max(selection.candidates, key=lambda c: (round(c.dev["macro_f1"], 4), c.texts_per_s))
-    # the best on dev, or a faster one within dev's noise of it; each with its interval beside it
-    assert selection.chosen is best or (selection.chosen.noise["within_noise_of_best"]
-                                        and selection.chosen.texts_per_s > best.texts_per_s)
+    assert [c.key for c in selection.candidates] == ["ngram", "encoder", "ngram+light"]  # light_fit: n-gram only
+    ngram, _, light = selection.candidates
+    assert curves == ["ngram"] * len(ngram.history.epochs) + ["encoder"] + ["ngram_light"] * len(light.history.epochs)
+    best = max(selection.candidates, key=lambda c: round(c.dev["macro_f1"], 4))
+    # the best on dev, or a faster architecture (or the same one's own fit) within dev's noise of it; each with its
+    # interval beside it
+    assert selection.chosen is best or (selection.chosen.noise["within_noise_of_best"] and (
+        selection.chosen.texts_per_s > best.texts_per_s or selection.chosen.architecture == best.architecture))
     assert all("dev_interval_90" in row for row in selection.table())
     assert all(c.texts_per_s > 0 for c in selection.candidates)
     assert not list((tmp_path / "ckpt").glob("*.pt"))  # checkpoints are removed once training completes
+
+
+def test_light_fit_trains_each_ngram_student_again_and_loses_ties(sms, tmp_path):
+    """The second training takes light_fit's settings (here: no dropout, ten times the learning rate); the two run at
+    one speed, so within dev's noise the section's own settings (listed first) are kept."""
+    spec = SpecialistSpec(architectures=["ngram"], self_training=False, ngram={"epochs": 3, "batch_size": 32},
+                          light_fit={"learning_rate": 0.01, "dropout": 0.0})
+    selection = train_and_select(spec, sms["labels"], sms["texts"][:160], sms["soft"][:160], [], sms["dev"],
+                                 sms["y_dev"], tmp_path / "ckpt")
+    own, light = selection.candidates
+    assert (own.key, light.key, own.fit, light.fit) == ("ngram", "ngram+light", "default", "light")
+    assert (own.model.cfg.dropout, light.model.cfg.dropout) == (0.2, 0.0)
+    assert not np.allclose(own.model.predict_proba(sms["dev"]), light.model.predict_proba(sms["dev"]))
+    assert [r["fit"] for r in selection.table()] == ["default", "light"]
+    # equal dev predictions: the section's own fit is the simpler, whichever was timed faster
+    tie = [Candidate("ngram", own.model, own.history, own.self_training, own.dev, 1_000.0, dev_pred=own.dev_pred),
+           Candidate("ngram", own.model, own.history, own.self_training, own.dev, 2_000.0, dev_pred=own.dev_pred,
+                     fit="light")]
+    assert select(tie, "macro_f1", None, sms["y_dev"]).chosen.fit == "default"
+    none = train_and_select(spec.model_copy(update={"light_fit": None}), sms["labels"], sms["texts"][:160],
+                            sms["soft"][:160], [], sms["dev"], sms["y_dev"])
+    assert [c.key for c in none.candidates] == ["ngram"]
 
 
 def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder, tmp_path):
