@@ -159,8 +159,13 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
 
 
 def light_fit_architectures(spec) -> list[str]:
-    """The n-gram architectures that are also trained with `light_fit` (none when it is null)."""
-    return [a for a in spec.architectures if a in ("ngram", "ngram_char")] if spec.light_fit else []
+    """The n-gram architectures that are also trained with `light_fit` (none when it is null); one whose section
+    already has light_fit's settings would only train the same student twice."""
+    if spec.light_fit is None:
+        return []
+    light = spec.light_fit.model_dump()
+    return [a for a in spec.architectures if a in ("ngram", "ngram_char")
+            and getattr(spec, a).model_dump(include=set(light)) != light]
 
 
 def light_fitted(spec, arch: str):

@@ -9,7 +9,7 @@ import torch
 from fmops_pipelines.spec import SpecialistSpec
 from fmops_pipelines.specialist.encoder import EncoderConfig, EncoderSpecialist, train_encoder
 from fmops_pipelines.specialist.loading import load_student
-from fmops_pipelines.specialist.selection import Candidate, select, train_and_select
+from fmops_pipelines.specialist.selection import Candidate, light_fit_architectures, select, train_and_select
 from fmops_pipelines.specialist.self_training import SelfTrainingReport
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, noise_aware_loss
 from tests.conftest import sms_student_data
@@ -173,6 +173,8 @@ def test_light_fit_trains_each_ngram_student_again_and_loses_ties(sms, tmp_path)
     none = train_and_select(spec.model_copy(update={"light_fit": None}), sms["labels"], sms["texts"][:160],
                             sms["soft"][:160], [], sms["dev"], sms["y_dev"])
     assert [c.key for c in none.candidates] == ["ngram"]
+    already_light = spec.model_copy(update={"ngram": spec.ngram.model_copy(update={"learning_rate": 0.01, "dropout": 0.0})})
+    assert light_fit_architectures(already_light) == [] and light_fit_architectures(spec) == ["ngram"]
 
 
 def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder, tmp_path):
