@@ -4,7 +4,8 @@
         [--ngram-set learning_rate=0.01 dropout=0.0 ...] [--no-light-fit]
 
 A diagnostic for datasets whose train rows carry gold labels (the shipped tasks do; the pipeline never reads
-them). After `fmops run TASK`, each fast architecture is trained three ways and scored on held-out test:
+them). After `fmops run TASK`, each fast architecture is trained two ways, beside a reference learner, all scored on
+held-out test:
 
 - `weak`: the run's own training rows and probabilistic labels, as the specialist step trains (self-training on);
 - `gold`: every train row with its own gold label, one-hot, no self-training (the same spec otherwise);
@@ -86,6 +87,8 @@ def main() -> None:
                         help="override fields of the spec's ngram and ngram_char sections")
     parser.add_argument("--no-light-fit", action="store_true", help="train each student with its section's settings only")
     args = parser.parse_args()
+    if any("=" not in item for item in args.ngram_set):
+        parser.error(f"--ngram-set takes FIELD=VALUE, not {next(i for i in args.ngram_set if '=' not in i)!r}")
     overrides = dict(item.split("=", 1) for item in args.ngram_set)
     quiet_libraries()
     for task in args.tasks:
