@@ -35,7 +35,7 @@ from students_on_tasks import run_rows
 from fmops_pipelines.data.splits import label_indices, part
 from fmops_pipelines.launcher import quiet_libraries, stored
 from fmops_pipelines.spec import get_spec
-from fmops_pipelines.specialist.selection import train_and_select
+from fmops_pipelines.specialist.selection import NGRAM_ARCHITECTURES, train_and_select
 
 
 def gold_train(task: str, splits, label_names: list[str]):
@@ -112,7 +112,7 @@ def main() -> None:
               f"accurate against gold; test n={len(test)}")
         print(f"  {'student':<11}{'labels':<10}{'dev macro-F1':>13}{'test acc':>13}{'macro-F1':>13}{f'F1 {names[-1]}':>13}   (mean ± std over seeds {args.seeds})")
         ways = {"weak": (texts, targets, unlabeled, True), "gold": (train["text"].tolist(), np.eye(len(names))[y_gold], [], False)}
-        for arch in [a for a in spec.specialist.architectures if a != "encoder"]:
+        for arch in [a for a in spec.specialist.architectures if a in NGRAM_ARCHITECTURES]:
             for way, (rows, soft, pool, self_training) in ways.items():
                 runs = []
                 for seed in args.seeds:

@@ -18,6 +18,8 @@ from fmops_pipelines.specialist.self_training import SelfTrainingReport, self_tr
 from fmops_pipelines.specialist.student import Student, measure_throughput
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory
 
+NGRAM_ARCHITECTURES = ("ngram", "ngram_char")  # the fast students: one network, with or without char n-grams
+
 
 @dataclass
 class Candidate:
@@ -68,7 +70,7 @@ def student_configs(spec, labels: list[str], architecture: str,
     from fmops_pipelines.specialist.encoder import EncoderConfig
     from fmops_pipelines.specialist.ngram import NgramConfig
 
-    if architecture in ("ngram", "ngram_char"):
+    if architecture in NGRAM_ARCHITECTURES:
         s = getattr(spec, architecture)
         return (NgramConfig(labels=labels, word_ngrams=s.word_ngrams, char_ngrams=s.char_ngrams,
                             hash_bits=s.hash_bits, embed_dim=s.embed_dim, dropout=s.dropout),
@@ -164,7 +166,7 @@ def light_fit_architectures(spec) -> list[str]:
     if spec.light_fit is None:
         return []
     light = spec.light_fit.model_dump()
-    return [a for a in spec.architectures if a in ("ngram", "ngram_char")
+    return [a for a in spec.architectures if a in NGRAM_ARCHITECTURES
             and getattr(spec, a).model_dump(include=set(light)) != light]
 
 
