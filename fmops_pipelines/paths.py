@@ -26,6 +26,12 @@ def assets_dir() -> Path:
     return Path(os.environ.get("FMOPS_ASSETS_DIR", "assets")).resolve()
 
 
+def memos_enabled() -> bool:
+    """Finished trainings and label-model fits are reused by the same training (FMOPS_TRAINING_MEMO=0: every one
+    runs again, e.g. to time training); on by default."""
+    return os.environ.get("FMOPS_TRAINING_MEMO", "1") != "0"
+
+
 def dagster_home() -> Path:
     return fmops_home() / "dagster"
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from fmops_pipelines.paths import memos_enabled
 from fmops_pipelines.specialist import sparse_state, training_memo
 
 Loss = Literal["soft_ce", "confidence_weighted", "hard"]
@@ -173,11 +174,6 @@ def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
     with deterministic_algorithms(train_cfg.deterministic):
         return _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,
                     fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo)
-
-
-def memos_enabled() -> bool:
-    """FMOPS_TRAINING_MEMO=0 retrains every time (e.g. to time training); on by default."""
-    return os.environ.get("FMOPS_TRAINING_MEMO", "1") != "0"
 
 
 def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,

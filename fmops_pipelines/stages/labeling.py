@@ -23,7 +23,6 @@ from fmops_pipelines.supervision.label_matrix import (
 from fmops_pipelines.supervision.label_models import (
     LabelModelCandidates,
     candidate_training_labels,
-    fit_candidates,
     prob_columns,
 )
 from fmops_pipelines.supervision.lfs import task_lfs
@@ -74,16 +73,19 @@ def build(spec: TaskSpec) -> list:
     def label_model(context: dg.AssetExecutionContext, mlflow: MlflowTracking, home: FmopsHome, splits: pd.DataFrame,
                     weak_label_matrix: pd.DataFrame) -> dg.Output:
         from fmops_pipelines.supervision.analysis import coverage_accuracy_plot, summarize_labelers
+        from fmops_pipelines.supervision.label_model_memo import fit_candidates_memoised
 
         dev = part(splits, "dev")
         lm = spec.label_model
-        candidates = fit_candidates(lm.kind, votes(weak_label_matrix, "train"), votes_for(weak_label_matrix, dev["id"]),
-                                    label_indices(dev["label"], spec.label_names), k,
-                                    class_balance(dev["label"], spec.label_names), lm.epochs, spec.splits.seed)
+        candidates, reused = fit_candidates_memoised(
+            home.checkpoints(spec.name), lm.kind, votes(weak_label_matrix, "train"),
+            votes_for(weak_label_matrix, dev["id"]), label_indices(dev["label"], spec.label_names), k,
+            class_balance(dev["label"], spec.label_names), lm.epochs, spec.splits.seed)
         best = candidates.best_by_dev()
         summary = summarize_labelers(weak_label_matrix, splits, best, spec.label_names)
         return mlflow.record(context, spec.name, dg.Output(candidates, metadata={
             "kinds": ", ".join(candidates.kinds), "best_by_dev": best.kind, "select_by": lm.select_by,
+            "fit": "reused (the same votes and settings were fitted before)" if reused else "fitted",
             "dev_macro_f1": dg.MetadataValue.json(candidates.dev_scores),
             "temperature": dg.MetadataValue.json({kd: m.temperature for kd, m in candidates.models.items()}),
             "lf_analysis": table_value(summary),

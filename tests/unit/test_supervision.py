@@ -169,3 +169,49 @@ def test_fewer_than_three_labelers_skip_snorkel_or_say_why():
     assert "snorkel" not in scores and model.kind in ("majority_vote", "best_labeler", "dawid_skene", "stacked")
     with pytest.raises(SpecError, match="snorkel needs at least 3 labelers, this matrix has 2"):
         choose_label_model("snorkel", L[:1500], L[1500:], y[1500:], 2, PRIOR)
+
+
+def test_label_model_fits_are_memoised_by_everything_they_depend_on(tmp_path, monkeypatch):
+    from fmops_pipelines.supervision import label_model_memo
+    from fmops_pipelines.supervision.label_model_memo import fit_candidates_memoised
+
+    L, y = _noisy_matrix(n=600)
+    L_dev, y_dev = L[:120], y[:120]
+    args = ("auto", L, L_dev, y_dev, 2, PRIOR, 50, 0)
+    first, reused = fit_candidates_memoised(tmp_path, *args)
+    assert not reused and len(list(tmp_path.glob("label-models-*.memo"))) == 1
+    again, reused = fit_candidates_memoised(tmp_path, *args)
+    assert reused and again.kinds == first.kinds and again.dev_scores == first.dev_scores
+    for kind in first.kinds:
+        assert np.array_equal(again.models[kind].predict_proba(L), first.models[kind].predict_proba(L))
+    # one vote changed, another seed, fewer epochs: each a fit of its own
+    changed = L.copy()
+    changed[5, 0] = 1 - changed[5, 0] if changed[5, 0] != -1 else 0
+    for other in (("auto", changed, L_dev, y_dev, 2, PRIOR, 50, 0), ("auto", L, L_dev, y_dev, 2, PRIOR, 50, 1),
+                  ("auto", L, L_dev, y_dev, 2, PRIOR, 40, 0)):
+        assert not fit_candidates_memoised(tmp_path, *other)[1]
+    assert len(list(tmp_path.glob("label-models-*.memo"))) == 4
+    # edited label-model code (here: another format) is another fingerprint
+    monkeypatch.setattr(label_model_memo, "FORMAT", label_model_memo.FORMAT + 1)
+    assert not fit_candidates_memoised(tmp_path, *args)[1]
+
+
+def test_a_label_model_memo_that_cannot_be_read_is_refitted_and_memos_can_be_turned_off(tmp_path, monkeypatch):
+    from fmops_pipelines.supervision import label_model_memo
+    from fmops_pipelines.supervision.label_model_memo import fit_candidates_memoised
+
+    L, y = _noisy_matrix(n=400)
+    args = ("majority_vote", L, L[:100], y[:100], 2, PRIOR, 50, 0)
+    fit_candidates_memoised(tmp_path, *args)
+    (memo,) = tmp_path.glob("label-models-*.memo")
+    memo.write_bytes(b"half a pickle")
+    candidates, reused = fit_candidates_memoised(tmp_path, *args)
+    assert not reused and candidates.kinds == ["majority_vote"]
+    assert fit_candidates_memoised(tmp_path, *args)[1]  # the refit was written back whole
+    monkeypatch.setattr(label_model_memo, "KEEP", 2)
+    for seed in (1, 2, 3):
+        fit_candidates_memoised(tmp_path, *args[:-1], seed)
+    assert len(list(tmp_path.glob("label-models-*.memo"))) == 2  # only the newest are kept
+    monkeypatch.setenv("FMOPS_TRAINING_MEMO", "0")
+    off = tmp_path / "off"
+    assert not fit_candidates_memoised(off, *args)[1] and not off.exists()
