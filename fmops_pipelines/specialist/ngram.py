@@ -41,7 +41,9 @@ class NgramConfig:
 
 
 class NgramNet(nn.Module):
-    def __init__(self, n_features: int, embed_dim: int, n_classes: int, dropout: float):
+    def __init__(self, n_features: int, embed_dim: int, n_classes: int, dropout: float, draw: bool = True):
+        """draw=False: the caller replaces the weights (a saved model on the meta device), so none are drawn: on meta,
+        nn.init's reference kernels would import torch._dynamo (~0.8 s) to draw nothing."""
         super().__init__()
         # sparse grads: only seen rows update. `_weight` leaves the table undrawn (EmbeddingBag would fill its
         # 2**20+ rows with N(0, 1) only for us to redraw them): one draw, ~0.15 s less per student at 1 thread
@@ -49,7 +51,8 @@ class NgramNet(nn.Module):
                                    _weight=torch.empty(n_features, embed_dim))
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(embed_dim, n_classes)
-        nn.init.normal_(self.bag.weight, std=0.05)
+        if draw:
+            nn.init.normal_(self.bag.weight, std=0.05)
 
     def forward(self, indices: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.bag(indices, offsets, per_sample_weights=weights)))
@@ -95,7 +98,7 @@ class NgramSpecialist(Student):
                              "char_ngrams": tuple(raw["char_ngrams"]) if raw["char_ngrams"] else None})
         device = device or pick_device()
         with torch.device("meta"):  # the saved weights replace the initial ones: none are drawn (2**20 rows each)
-            net = NgramNet(Featurizer(cfg).n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout)
+            net = NgramNet(Featurizer(cfg).n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout, draw=False)
         net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location=device), assign=True)
         return cls(cfg, net=net, device=device)
 
@@ -108,19 +111,23 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
     torch.manual_seed(train_cfg.seed)
     model = NgramSpecialist(cfg, device=train_cfg.torch_device())
     device = model.device
-    X = model.featurizer.transform(list(texts))
     targets = torch.from_numpy(soft_labels.astype(np.float32))
-    # A dense optimiser would touch all 2**hash_bits embedding rows every step; SparseAdam touches the seen ones.
-    opts = [torch.optim.SparseAdam(list(model.net.bag.parameters()), lr=train_cfg.learning_rate),
-            torch.optim.AdamW(model.net.head.parameters(), lr=train_cfg.learning_rate,
-                              weight_decay=train_cfg.weight_decay)]
+    features = []  # the train rows' features, computed by the first batch: a memoised training needs none
+
+    def optimizers() -> list:
+        # A dense optimiser would touch all 2**hash_bits embedding rows every step; SparseAdam touches the seen ones.
+        return [torch.optim.SparseAdam(list(model.net.bag.parameters()), lr=train_cfg.learning_rate),
+                torch.optim.AdamW(model.net.head.parameters(), lr=train_cfg.learning_rate,
+                                  weight_decay=train_cfg.weight_decay)]
 
     def batch_loss(idx: np.ndarray) -> torch.Tensor:
+        if not features:
+            features.append(model.featurizer.transform(list(texts)))
         with autocast(device):
-            logits = model.net(*_bag_inputs(X[idx], device))
+            logits = model.net(*_bag_inputs(features[0][idx], device))
         return noise_aware_loss(logits, targets[idx].to(device), train_cfg.loss)
 
-    history = fit(model.net, opts, [], X.shape[0], batch_loss,
+    history = fit(model.net, optimizers, [], len(texts), batch_loss,
                   lambda: model.predict_proba(dev_texts).argmax(axis=1), y_dev, len(cfg.labels), train_cfg, device,
                   fingerprint([cfg, train_cfg], texts, soft_labels) if checkpoint else "", checkpoint, on_epoch,
                   memo=memo_path(checkpoint) if checkpoint else None)

@@ -155,7 +155,7 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     tmp.replace(path)  # atomic: a crash mid-save keeps the previous epoch's checkpoint
 
 
-def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
+def fit(net: torch.nn.Module, optimizers: list | Callable[[], list], schedulers: list, n_rows: int,
         batch_loss: Callable[[np.ndarray], torch.Tensor], predict_dev: Callable[[], np.ndarray], y_dev: np.ndarray,
         n_classes: int, train_cfg: TrainConfig, device: torch.device, fingerprint_: str = "",
         checkpoint: Path | None = None, on_epoch=None, max_grad_norm: float | None = None,
@@ -168,7 +168,9 @@ def fit(net: torch.nn.Module, optimizers: list, schedulers: list, n_rows: int,
     the last write; a run with the same fingerprint and initial weights resumes after the checkpointed epoch,
     and the file is removed once training completes.
     With `memo` (and memos_enabled()), the finished training is kept there (training_memo) and the same
-    training later returns it without running: its curve is replayed to on_epoch.
+    training later returns it without running: its curve is replayed to on_epoch. `optimizers` may be a function
+    that builds them, called only when training runs: the first torch optimiser built in a process imports
+    torch._dynamo (1-2 s), which a memoised training need not pay.
     """
     memo = memo if memo is not None and memos_enabled() else None
     with deterministic_algorithms(train_cfg.deterministic):
@@ -186,6 +188,7 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
             for row in history.epochs if on_epoch else []:
                 on_epoch(row)
             return history
+    optimizers = optimizers() if callable(optimizers) else optimizers
     initial = {k: v.detach().clone() for k, v in net.state_dict().items()} if memo or checkpoint else {}
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,10 +10,11 @@ from sklearn.metrics import f1_score
 from fmops_pipelines.data.splits import label_indices
 from fmops_pipelines.specialist.loading import load_student
 from fmops_pipelines.specialist.ngram import NgramConfig, NgramSpecialist, train_ngram
+from fmops_pipelines.specialist.ngram_features import Featurizer
 from fmops_pipelines.specialist.selection import trainer
 from fmops_pipelines.specialist.student import measure_throughput
 from fmops_pipelines.specialist.training_loop import TrainConfig
-from tests.conftest import sms_student_data
+from tests.conftest import REPO, sms_student_data
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,12 @@ def test_save_and_load_round_trip(trained, tmp_path):
     loaded = load_student(model.save(tmp_path / "m"), device=torch.device("cpu"))
     assert isinstance(loaded, NgramSpecialist) and loaded.cfg == model.cfg
     assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-6)
+    # a fresh process loads it without drawing initial weights, and so without importing torch._dynamo (~1 s)
+    probe = ("import sys; from pathlib import Path; from fmops_pipelines.specialist.loading import load_student; "
+             f"m = load_student(Path({str(tmp_path / 'm')!r})); m.predict_proba(['hi']); "
+             "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False", out.stderr[-500:]
 
 
 class _Interrupted(Exception):
@@ -171,12 +180,17 @@ def test_a_finished_training_is_reused_not_run_again(trained, tmp_path, monkeypa
     assert memo.exists() and not ckpt.exists() and not first_history.memoized
     assert memo.stat().st_size < 2**20 * 16 * 4 / 10  # a tenth of the embedding's 64 MB, at most
 
-    trainings = []
+    trainings, featurized, optimisers = [], [], []
     real_fit = training_loop._fit
     monkeypatch.setattr(training_loop, "_fit", lambda *a: trainings.append(a[-1]) or real_fit(*a))
+    real_transform, real_adam = Featurizer.transform, torch.optim.SparseAdam.__init__
+    monkeypatch.setattr(Featurizer, "transform", lambda self, t, *a: featurized.append(len(t)) or real_transform(self, t, *a))
+    monkeypatch.setattr(torch.optim.SparseAdam, "__init__", lambda self, *a, **k: optimisers.append(1) or real_adam(self, *a, **k))
     curve = []
     again, history = train(soft, on_epoch=curve.append)
     assert history.memoized and curve == first_history.epochs and history.best_epoch == first_history.best_epoch
+    # a memoised training neither featurises its train rows nor builds optimisers (only dev is scored, to calibrate)
+    assert len(texts) not in featurized and featurized and not optimisers
     assert np.array_equal(again.predict_proba(texts), first.predict_proba(texts))
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if threads > 1 else 2)  # the initial weights' checksums summed in another order
