@@ -13,6 +13,7 @@ FMOPS_TRAINING_MEMO=0 turns this off with the students' memo (a label model is t
 from __future__ import annotations
 
 import hashlib
+import importlib
 import pickle
 from importlib import metadata
 from pathlib import Path
@@ -34,8 +35,6 @@ def _array(digest, a: np.ndarray) -> None:
 
 
 def _code_digest() -> str:
-    import importlib
-
     digest = hashlib.sha256(f"format {FORMAT}".encode())
     for name in _SOURCES:
         digest.update(Path(importlib.import_module(name).__file__).read_bytes())
