@@ -27,3 +27,11 @@ def speedup(summary: dict) -> float:
     tp = summary["throughput"]
     return next((g["value"] for g in summary["gates"] if g["name"] == "speedup_over_fm"),
                 tp["specialist_texts_per_s"] / max(tp["fm_texts_per_s"], 1e-9))
+
+
+def label_model_rows(baselines: dict) -> list[tuple[str, dict]]:
+    """(name, metrics) of the label model and, where another one's labels taught the specialist, its teacher;
+    summaries written before label models carried their kind name none."""
+    named = lambda title, m: f"{title} ({m['kind']})" if "kind" in m else title
+    return [(named(title, baselines[key]), baselines[key]) for key, title in
+            (("label_model", "label model"), ("teacher", "teacher")) if key in baselines]

@@ -27,11 +27,12 @@ class Verdict:
 
 def assess(spec, model: Student, model_ref: dict, champion: tuple[str, Student] | None, fm: FoundationModel,
            splits: pd.DataFrame, prompt_scores: pd.DataFrame, matrix: pd.DataFrame, label_model: FittedLabelModel,
-           report_path: Path, batch_costs: dict | None = None) -> Verdict:
-    """spec: the TaskSpec; model_ref: {"name", "version"} of the registered specialist; batch_costs: the task's
-    batch inference so far (inference.ledger.task_costs), shown in the report."""
+           report_path: Path, batch_costs: dict | None = None, teacher: FittedLabelModel | None = None) -> Verdict:
+    """spec: the TaskSpec; model_ref: {"name", "version"} of the registered specialist; label_model: the labeling
+    stage's choice, teacher: the label model whose labels the specialist learned (None: the same); batch_costs:
+    the task's batch inference so far (inference.ledger.task_costs), shown in the report."""
     measured = evaluate(model, fm, splits, prompt_scores, matrix, label_model, spec.label_names, spec.slices,
-                        champion)
+                        champion, teacher)
     # FM cost of labeling, carried by the exploration and labeling assets themselves
     measured["labeling"] = {**fm_usage(prompt_scores, matrix), "labelers": measured["labelers"]}
     summary = build_summary(spec.name, {**model_ref, "alias": None}, measured["test"], measured["baselines"],

@@ -44,8 +44,8 @@ def build(spec: TaskSpec) -> list:
         stem = f"evaluation-v{version}-{context.run_id[:8]}"
         report = home.reports(spec.name) / f"{stem}.html"
         v = assess(spec, model, {"name": specialist["name"], "version": version}, champion, fm.for_spec(spec.fm),
-                   splits, prompt_scores, weak_label_matrix, teacher, report,
-                   batch_costs=task_costs(paths.predictions_dir(spec.name)))
+                   splits, prompt_scores, weak_label_matrix, label_model.best_by_dev(), report,
+                   batch_costs=task_costs(paths.predictions_dir(spec.name)), teacher=teacher)
         s = v.summary
         with mlflow.active():  # batch inference reads these from the version it serves: drift and cost baselines
             tag_version(spec.name, version, {TAG_REFERENCE: json.dumps(v.details["reference"]),
