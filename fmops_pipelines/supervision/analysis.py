@@ -5,6 +5,7 @@ empirical accuracy on dev, and the weight the label model learned for each label
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,9 @@ def labeler_summary(L_train: np.ndarray, L_dev: np.ndarray, y_dev: np.ndarray, l
     """One row per labeler: train coverage/overlaps/conflicts, dev coverage and accuracy, learned weight."""
     from snorkel.labeling import LFAnalysis
 
-    train = LFAnalysis(L_train).lf_summary()
+    with warnings.catch_warnings():  # snorkel's conflict count hands scipy.sparse.diags int64s: a FutureWarning
+        warnings.filterwarnings("ignore", category=FutureWarning, module="scipy.sparse")  # in every evaluation log
+        train = LFAnalysis(L_train).lf_summary()
     dev_cov = (L_dev != ABSTAIN).mean(axis=0) if len(L_dev) else np.zeros(len(labelers))
     correct = ((L_dev == y_dev[:, None]) & (L_dev != ABSTAIN)).sum(axis=0)
     voted = (L_dev != ABSTAIN).sum(axis=0)
