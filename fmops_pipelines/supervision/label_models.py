@@ -120,8 +120,8 @@ def fit_stacked(L_dev: np.ndarray, y_dev: np.ndarray, k: int, seed: int = 0):
 
 def response_table(votes_: np.ndarray, y: np.ndarray, k: int, smoothing: float = 1.0) -> np.ndarray:
     """For one labeler's responses (abstain = k): P(response | class), one pseudo-count spread over the responses,
-    normalised over the classes; what a response says about the class with every class weighed alike, as the macro-F1 that label
-    models are chosen by weighs them.
+    normalised over the classes; what a response says about the class with every class weighed alike, as the
+    macro-F1 that label models are chosen by weighs them.
 
     Read as P(class | response) under dev's prior instead, a minority-class vote whose dev precision is under a half
     turns into the majority class: accuracy-optimal, but it erases the labeler's recall of that class. A prompt-only

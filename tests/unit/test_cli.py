@@ -65,7 +65,8 @@ def test_summary_prints_every_figure_with_one_rounding_rule():
                              "teacher": {"accuracy": 0.7, "macro_f1": 0.6, "kind": "majority_vote"}}
     out = io.StringIO()
     print_summary(summary, out)
-    assert "  label model (best_labeler)         0.900     0.800\n  teacher (majority_vote)            0.700     0.600\n" in out.getvalue()
+    assert ("  label model (best_labeler)         0.900     0.800\n"
+            "  teacher (majority_vote)            0.700     0.600\n") in out.getvalue()
 
 
 def test_celery_needs_its_extra_and_a_shared_instance(tmp_path):
