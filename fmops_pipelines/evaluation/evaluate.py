@@ -55,7 +55,7 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
     `label_model` is the labeling stage's choice (the best labels by dev), `teacher` the candidate whose labels
     the specialist learned from (chosen by its student's dev score; None: the same). They differ where labels
     that are worse as labels teach better: on a prompt-only WRENCH sms spec majority vote scored 0.704 test
-    macro-F1 as labels, 0.17 under the best labeler, yet taught the better student.
+    macro-F1 as labels, 0.17 under the best labeler, yet taught students as good as any candidate's.
 
     Returns the summary blocks (test, baselines, throughput) plus `details`: confusion matrix,
     calibration, per-slice metrics, label coverage (train rows a non-anchor labeler voted on) and dev
