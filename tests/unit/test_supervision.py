@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score
 
 from fmops_pipelines.errors import SpecError
 from fmops_pipelines.supervision.label_matrix import matrix_summary, votes
@@ -8,10 +9,13 @@ from fmops_pipelines.supervision.label_models import (
     KINDS,
     apply_temperature,
     choose_label_model,
+    fit_best_labeler,
     fit_label_model,
     fit_temperature,
+    macro_f1,
     majority_vote_proba,
     shift_to_prior,
+    supervised_out_of_fold,
     training_labels,
 )
 
@@ -102,10 +106,6 @@ def test_best_labeler_keeps_minority_votes_that_dev_finds_barely_precise():
     cross-fitting folds flipped them): read as P(class | vote) under dev's prior its minority votes become the
     majority class and its recall of that class is gone (out-of-fold dev macro-F1 0.467 here, where its votes
     score 0.761); read through P(vote | class) they stay votes for it."""
-    from sklearn.metrics import f1_score
-
-    from fmops_pipelines.supervision.label_models import fit_best_labeler, macro_f1, supervised_out_of_fold
-
     rng = np.random.default_rng(4)
     y = np.r_[np.zeros(200, int), np.ones(28, int)]
     finder = np.r_[rng.permutation(np.r_[np.ones(33, int), np.zeros(167, int)]), np.ones(27, int), 0]  # 27 of 60 right
