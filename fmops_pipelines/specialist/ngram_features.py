@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from fmops_pipelines.specialist.hashing import CharNgramHasher, WordNgramHasher
+from fmops_pipelines.specialist.hashing import CharNgramHasher, WordNgramHasher, count_matrix
 
 
 def _sklearn_hasher(n_features: int, **kwargs):
@@ -50,6 +50,8 @@ class Featurizer:
         self.per_family = get("family_norm", "joint") == "each"
 
     def transform(self, texts: Sequence[str], dtype=np.float64) -> sp.csr_matrix:
+        if all(hasattr(v, "pairs") for v in self.vectorizers):
+            return self._transform_pairs(texts, dtype)
         parts = [_sublinear(v.transform(texts), dtype) for v in self.vectorizers]
         if len(parts) == 1:
             return l2_normalize_rows(parts[0])
@@ -58,6 +60,23 @@ class Featurizer:
         for X in parts:
             l2_normalize_rows(X).data *= 1 / np.sqrt(len(parts))
         return sp.hstack(parts, format="csr")
+
+    def _transform_pairs(self, texts: Sequence[str], dtype) -> sp.csr_matrix:
+        """The same matrix as the families' own matrices stacked side by side, counted in one sort: family i's
+        ids are offset by i * n, and each family's norm is summed per (text, family) from the stacked rows."""
+        n = self.n_features // len(self.vectorizers)
+        rows, cols = zip(*(v.pairs(texts) for v in self.vectorizers))
+        cols = [c + i * n for i, c in enumerate(cols)]
+        X = count_matrix(np.concatenate(rows), np.concatenate(cols), len(texts), self.n_features, dtype)
+        np.log1p(X.data, out=X.data)  # sublinear term frequency
+        if len(self.vectorizers) == 1 or not self.per_family:
+            return l2_normalize_rows(X)
+        families = len(self.vectorizers)
+        cell = np.repeat(np.arange(X.shape[0]) * families, np.diff(X.indptr)) + X.indices // n
+        norms = np.sqrt(np.bincount(cell, weights=X.data.astype(np.float64) ** 2, minlength=X.shape[0] * families))
+        norms[norms == 0] = 1.0
+        X.data /= (norms[cell] * np.sqrt(families)).astype(X.data.dtype)
+        return X
 
 
 def _sublinear(X: sp.csr_matrix, dtype) -> sp.csr_matrix:
