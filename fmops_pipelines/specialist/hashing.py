@@ -41,24 +41,24 @@ class WordNgramHasher:
         self.n_features = n_features
         self._memo: dict[str, int] = {}
 
-    def _token_hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Token hashes of the whole batch in order, and each text's token count. Every loop here is a
-        C-level operation: per-token Python bytecode was most of the cost."""
+    def token_hashes(self, lowered: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token hashes of the whole batch of lowercased texts in order, and each text's token count. Every
+        loop here is a C-level operation: per-token Python bytecode was most of the cost."""
         memo = self._memo
         if len(memo) > _MAX_MEMO or not memo:
             memo.clear()
             memo[SEPARATOR] = _SEPARATOR_HASH
-        tokens = TOKEN.findall(f" {SEPARATOR} ".join(map(str.lower, texts)))
+        tokens = TOKEN.findall(f" {SEPARATOR} ".join(lowered))
         unseen = set(tokens).difference(memo)
         memo.update(zip(unseen, map(_hash, unseen)))
         hashes = np.fromiter(map(memo.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
         separator = hashes == _SEPARATOR_HASH
         text_of_token = np.cumsum(separator)[~separator]
-        return hashes[~separator], np.bincount(text_of_token, minlength=len(texts)).astype(np.int64)
+        return hashes[~separator], np.bincount(text_of_token, minlength=len(lowered)).astype(np.int64)
 
     def pairs(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(text index, feature id) of every n-gram occurrence, unsorted, duplicates kept."""
-        h, lengths = self._token_hashes(texts)
+        h, lengths = self.token_hashes(list(map(str.lower, texts)))
         doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
         rows, cols = [], []
         for order in range(self.lo, self.hi + 1):

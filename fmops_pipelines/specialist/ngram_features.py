@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from fmops_pipelines.specialist.hashing import CharNgramHasher, WordNgramHasher, count_matrix
+from fmops_pipelines.specialist.hashing import CharNgramHasher, WordNgramHasher
 
 
 def _sklearn_hasher(n_features: int, **kwargs):
@@ -48,10 +48,13 @@ class Featurizer:
         # of two TF-IDF vectorisers): normalised together, a text's many char n-grams would take ~90% of its
         # norm and drown its words. "joint": what models saved before it existed used.
         self.per_family = get("family_norm", "joint") == "each"
+        # the compiled kernel computes the token-murmur / code-point hashers' features (ids fit in int32)
+        self.compiled = isinstance(self.vectorizers[0], WordNgramHasher) and self.n_features < 2**31 and all(
+            isinstance(v, CharNgramHasher) for v in self.vectorizers[1:])
 
     def transform(self, texts: Sequence[str], dtype=np.float64) -> sp.csr_matrix:
-        if all(hasattr(v, "pairs") for v in self.vectorizers):
-            return self._transform_pairs(texts, dtype)
+        if self.compiled:
+            return self._transform_compiled(texts, dtype)
         parts = [_sublinear(v.transform(texts), dtype) for v in self.vectorizers]
         if len(parts) == 1:
             return l2_normalize_rows(parts[0])
@@ -61,22 +64,25 @@ class Featurizer:
             l2_normalize_rows(X).data *= 1 / np.sqrt(len(parts))
         return sp.hstack(parts, format="csr")
 
-    def _transform_pairs(self, texts: Sequence[str], dtype) -> sp.csr_matrix:
-        """The same matrix as the families' own matrices stacked side by side, counted in one sort: family i's
-        ids are offset by i * n, and each family's norm is summed per (text, family) from the stacked rows."""
-        n = self.n_features // len(self.vectorizers)
-        rows, cols = zip(*(v.pairs(texts) for v in self.vectorizers))
-        cols = [c + i * n for i, c in enumerate(cols)]
-        X = count_matrix(np.concatenate(rows), np.concatenate(cols), len(texts), self.n_features, dtype)
-        np.log1p(X.data, out=X.data)  # sublinear term frequency
-        if len(self.vectorizers) == 1 or not self.per_family:
-            return l2_normalize_rows(X)
-        families = len(self.vectorizers)
-        cell = np.repeat(np.arange(X.shape[0]) * families, np.diff(X.indptr)) + X.indices // n
-        norms = np.sqrt(np.bincount(cell, weights=X.data.astype(np.float64) ** 2, minlength=X.shape[0] * families))
-        norms[norms == 0] = 1.0
-        X.data /= (norms[cell] * np.sqrt(families)).astype(X.data.dtype)
-        return X
+    def _transform_compiled(self, texts: Sequence[str], dtype) -> sp.csr_matrix:
+        """The same matrix through the compiled kernel (ngram_kernel)."""
+        from fmops_pipelines.specialist import ngram_kernel
+
+        indptr, indices, data = ngram_kernel.featurize(*self._kernel_args(texts))
+        return sp.csr_matrix((data.astype(dtype, copy=False), indices, indptr), shape=(len(texts), self.n_features))
+
+    def embed(self, texts: Sequence[str], bag: np.ndarray) -> np.ndarray:
+        """transform(texts) @ bag; the compiled kernel sums the bag's rows without building the matrix."""
+        if not self.compiled:
+            return self.transform(texts, dtype=bag.dtype) @ bag
+        from fmops_pipelines.specialist import ngram_kernel
+
+        return ngram_kernel.embed(*self._kernel_args(texts), bag)
+
+    def _kernel_args(self, texts: Sequence[str]) -> tuple:
+        word, char = self.vectorizers[0], (self.vectorizers[1:] or [None])[0]
+        return (list(map(str.lower, texts)), (word.lo, word.hi), (char.lo, char.hi) if char else None,
+                self.n_features // len(self.vectorizers), self.per_family)
 
 
 def _sublinear(X: sp.csr_matrix, dtype) -> sp.csr_matrix:

@@ -27,10 +27,10 @@ class NgramScorer:
         self.cfg, self.labels, self.temperature = cfg, list(cfg["labels"]), float(cfg.get("temperature", 1.0))
         self.featurizer = Featurizer(cfg)
         self.bag, self.head_weight, self.head_bias = bag, head_weight.T.copy(), head_bias
+        self.featurizer.transform(["warm up"])  # the compiled kernel and its tables load now, before workers fork
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        X = self.featurizer.transform(texts, dtype=np.float32)
-        return (X @ self.bag) @ self.head_weight + self.head_bias
+        return self.featurizer.embed(texts, self.bag) @ self.head_weight + self.head_bias
 
     def configure(self, settings) -> None:
         """Nothing to set: one process is single-threaded; parallelism comes from worker processes."""
