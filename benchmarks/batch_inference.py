@@ -78,7 +78,8 @@ def main() -> None:
     fig["fm_texts_per_s"] = fm.measure_throughput(texts[:256])
     with using_uri(paths.mlflow_tracking_uri()):
         torch_model = load_specialist(spec.name, bundle.version)
-    fig["untuned_texts_per_s"] = measure_throughput(torch_model, texts, min_seconds=2.0, batch_size=4096)
+    fig["untuned_texts_per_s"] = measure_throughput(torch_model, texts, min_seconds=2.0, batch_size=4096,
+                                                   served=False)
     scorer = bundle.scorer("cpu")
     sample = pa.RecordBatch.from_pandas(pd.DataFrame({"text": (texts * 5)[:24576]}), preserve_index=False)
     measured = tune(scorer, sample, "text", "cpu")

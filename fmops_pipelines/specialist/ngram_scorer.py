@@ -38,16 +38,24 @@ class NgramScorer:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.logits(texts) / self.temperature).astype(np.float32, copy=False)
 
-    @staticmethod
-    def export(student, directory: Path) -> Path:
-        """Write a trained NgramSpecialist's config and weights as arrays (torch needed here only)."""
+    @classmethod
+    def from_student(cls, student) -> NgramScorer:
+        """The scorer of a trained NgramSpecialist, in memory: what serving will run (torch needed here only)."""
         from dataclasses import asdict
 
+        state = student.net.state_dict()
+        arrays = [state[key].detach().float().cpu().numpy() for key in ("bag.weight", "head.weight", "head.bias")]
+        return cls(asdict(student.cfg), *arrays)
+
+    @staticmethod
+    def export(student, directory: Path) -> Path:
+        """Write a trained NgramSpecialist's config and weights as arrays."""
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().float().cpu().numpy() for k, v in student.net.state_dict().items()}
-        for name, key in zip(ARRAYS, ("bag.weight", "head.weight", "head.bias"), strict=True):
-            np.save(directory / f"{name}.npy", state[key])
-        (directory / "config.json").write_text(json.dumps(asdict(student.cfg), indent=2))
+        scorer = NgramScorer.from_student(student)
+        arrays = (scorer.bag, scorer.head_weight.T, scorer.head_bias)
+        for name, array in zip(ARRAYS, arrays, strict=True):
+            np.save(directory / f"{name}.npy", np.ascontiguousarray(array))
+        (directory / "config.json").write_text(json.dumps(scorer.cfg, indent=2))
         return directory
 
     @classmethod

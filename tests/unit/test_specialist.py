@@ -268,6 +268,36 @@ def test_char_ngram_hasher_counts_scikit_learn_s_char_wb_ngrams(trained, char_ra
     assert ours[-5].nnz == 0  # the empty text
 
 
+EDGE_TEXTS = ["", "a", "  I  ", "Ça coûte 5€ !\tFREE\nentry", "x y", "😀 emoji ü", "İstanbul ǅ\u3000x\u2028y\x1cz",
+              "\x85a b\xa0c", "snake_case ok_ 2x 𝒜𝒝 ideograph 𠀀𠀁"]
+
+
+@pytest.mark.parametrize("word, char, norm, bits", [((1, 2), (2, 4), "each", 20), ((1, 2), (2, 4), "joint", 12),
+                                                     ((1, 3), None, "each", 18), ((1, 2), (4, 5), "each", 16)])
+def test_the_compiled_featuriser_computes_the_numpy_hashers_features(trained, word, char, norm, bits):
+    """ngram_kernel finds the same tokens (unicode, underscores, astral-plane letters), char_wb words (every
+    whitespace str.split() knows), hashes, counts and weights as the regex/numpy hashers it replaces."""
+    texts = [*trained[2]["text"].tolist()[:300], *EDGE_TEXTS]
+    cfg = {"labels": ["ham", "spam"], "hash_bits": bits, "word_ngrams": word, "char_ngrams": char,
+           "word_hashing": "token-murmur", "char_hashing": "codepoint", "family_norm": norm}
+    compiled, reference = Featurizer(cfg), Featurizer(cfg)
+    reference.compiled = False
+    assert compiled.compiled
+    X, R = compiled.transform(texts), reference.transform(texts)
+    assert X.shape == R.shape and np.array_equal(X.indptr, R.indptr) and abs(X - R).max() < 1e-12
+    assert X[len(texts) - len(EDGE_TEXTS)].nnz == 0 and X.nnz > 10 * len(texts)  # the empty text, and real rows
+    bag = np.random.default_rng(0).normal(size=(compiled.n_features, 4)).astype(np.float32)
+    assert np.allclose(compiled.embed(texts, bag), R.astype(np.float32) @ bag, atol=1e-4)
+
+
+def test_the_serving_scorer_gives_the_students_probabilities(trained):
+    from fmops_pipelines.specialist.student import serving_scorer
+
+    model, _, test, _ = trained
+    texts = [*test["text"].tolist()[:200], *EDGE_TEXTS]
+    assert np.allclose(serving_scorer(model).predict_proba(texts), model.predict_proba(texts), atol=1e-5)
+
+
 def test_word_and_char_ngrams_are_normalised_apart(trained):
     """Each text's word block and char block weigh the same (norm 1/sqrt 2 each), as a FeatureUnion of two
     normalised vectorisers; normalised together (models saved before), the char n-grams take most of it."""
