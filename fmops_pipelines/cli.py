@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fmops_pipelines import paths
 from fmops_pipelines.display import num
-from fmops_pipelines.errors import FmopsError, StateError, missing_driver
+from fmops_pipelines.errors import FmopsError, StateError, missing_driver, store_problem
 from fmops_pipelines.evaluation.summary import label_model_rows, speedup
 from fmops_pipelines.mlflow_store import using_uri
 
@@ -93,6 +93,7 @@ def cmd_run(args) -> int:
     from fmops_pipelines.stages.jobs import lifecycle_job_name
 
     spec = get_spec(args.task)
+    _tracking_store_reachable()
     outcome = run_job(spec, lifecycle_job_name(spec.name))
     for error in outcome.errors:
         print(f"error: {error}", file=sys.stderr)
@@ -110,12 +111,20 @@ def cmd_run(args) -> int:
     return outcome.exit_code
 
 
+def _tracking_store_reachable() -> None:
+    """One line and exit 2 now, rather than MLflow's ~100 s of retries, when the tracking store is down."""
+    from fmops_pipelines.mlflow_store import check_reachable
+
+    check_reachable(paths.mlflow_tracking_uri())
+
+
 def cmd_evaluate(args) -> int:
     from fmops_pipelines.launcher import run_job, stored
     from fmops_pipelines.spec import get_spec
     from fmops_pipelines.stages.jobs import evaluation_job_name
 
     spec = get_spec(args.task)
+    _tracking_store_reachable()
     if stored(spec.name, "specialist") is None:
         raise StateError(f"{spec.name}: no trained specialist yet; run `fmops run {spec.name}` first")
     outcome = run_job(spec, evaluation_job_name(spec.name))
@@ -141,6 +150,7 @@ def cmd_predict(args) -> int:
     from fmops_pipelines.spec import get_spec
 
     spec = get_spec(args.task)
+    _tracking_store_reachable()
     inference = spec.inference
     r = predict_file(spec.name, Path(args.input), Path(args.output),
                      text_column=args.text_column or inference.text_column, run_id=f"cli-{uuid.uuid4().hex[:12]}",
@@ -172,6 +182,7 @@ def cmd_batch(args) -> int:
     from fmops_pipelines.stages.jobs import batch_job_name
 
     spec = get_spec(args.task)
+    _tracking_store_reachable()
     champion = alias_version(paths.mlflow_tracking_uri(), model_name(spec.name), "champion")
     if champion is None:
         raise StateError(f"{spec.name}: no champion model yet; run `fmops run {spec.name}` first")
@@ -222,6 +233,7 @@ def cmd_promote(args) -> int:
     from fmops_pipelines.specialist.packaging import promote
 
     spec = get_spec(args.task)
+    _tracking_store_reachable()
     with using_uri(paths.mlflow_tracking_uri()):
         previous = promote(spec.name, args.version)
     _record_champion(spec.name, args.version, previous, "fmops promote")
@@ -235,6 +247,7 @@ def cmd_rollback(args) -> int:
     from fmops_pipelines.specialist.packaging import rollback
 
     spec = get_spec(args.task)
+    _tracking_store_reachable()
     with using_uri(paths.mlflow_tracking_uri()):
         restored, demoted = rollback(spec.name)
     _record_champion(spec.name, restored, demoted, "fmops rollback")
@@ -352,6 +365,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _store_problem(exc: BaseException) -> str | None:
+    """One line for an unreachable store or a missing driver anywhere in the exception's chain."""
+    import traceback
+
+    stack = "".join(traceback.format_exception(exc))
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        problem = store_problem(type(exc).__name__, str(exc), stack)
+        if problem:
+            return problem
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     # At exit, before the interpreter's final garbage collection: the objects left are all about to go, and
     # walking them (Dagster, MLflow, torch, pandas) took 3-4 s of a 40 s warm `fmops run`; frozen, they are skipped.
@@ -364,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:
-        problem = missing_driver(exc)
+        problem = missing_driver(exc) or _store_problem(exc)
         if problem is None:
             raise  # a bug: keep the traceback
         print(f"error: {problem}", file=sys.stderr)

@@ -45,3 +45,43 @@ def missing_driver(exc: BaseException) -> str | None:
                     f"pip install 'fmops[{DRIVER_EXTRAS[root]}]' (or .[{DRIVER_EXTRAS[root]}] in a checkout)")
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+# DB-API error classes (SQLAlchemy's, psycopg's, psycopg2's share the names) for a server that cannot be reached,
+# refuses the connection or the credentials; HTTP clients' for a tracking server that is down
+_UNREACHABLE = {"OperationalError", "InterfaceError", "ConnectionError", "ConnectionRefusedError",
+                "MaxRetryError", "NewConnectionError"}
+
+
+def store_problem(cls_name: str, message: str, stack: str) -> str | None:
+    """One line naming the store and the cause for a failure to reach the tracking store or the Dagster instance's
+    storage (`stack`: the failure's traceback text, which says whose code was connecting), else None."""
+    import re
+
+    if cls_name == "ModuleNotFoundError" and "sqlalchemy" in stack:
+        module = next(iter(re.findall(r"No module named '?([\w.]+)", message)), message)
+        return (missing_driver(ModuleNotFoundError(message, name=module)) or
+                f"{_store_named(stack)} needs the '{module}' driver, which is not installed")
+    if cls_name not in _UNREACHABLE and not (cls_name == "MlflowException" and "API request to" in message):
+        return None
+    cause = re.sub(r"^\([\w.]+\)\s*", "", message.strip().splitlines()[0] if message.strip() else cls_name)
+    return f"{_store_named(stack)} cannot be reached: {cause}"
+
+
+def _store_named(stack: str) -> str:
+    import os
+    from pathlib import Path
+
+    from fmops_pipelines import paths
+
+    if "dagster_postgres" in stack or "dagster/_core/storage" in stack:
+        home = Path(os.environ.get("DAGSTER_HOME") or paths.dagster_home())
+        return f"the Dagster instance's storage (configured in {home / 'dagster.yaml'})"
+    return f"the MLflow tracking store {redact(paths.mlflow_tracking_uri())}"
+
+
+def redact(uri: str) -> str:
+    """The URI without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", uri)

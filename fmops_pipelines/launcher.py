@@ -23,7 +23,7 @@ from typing import TextIO
 
 from fmops_pipelines import paths, storage
 from fmops_pipelines.display import num
-from fmops_pipelines.errors import missing_driver
+from fmops_pipelines.errors import missing_driver, store_problem
 from fmops_pipelines.execution import uses_celery
 from fmops_pipelines.spec import TaskSpec
 
@@ -98,6 +98,15 @@ def _root_error(error) -> tuple[str, str]:
     return error.cls_name or "", re.sub(rf"^[\w.]*\b{re.escape(error.cls_name or '')}: ", "", message)
 
 
+def _stack_text(error) -> str:
+    """The traceback text of a step failure and of every cause under it."""
+    parts = []
+    while error is not None:
+        parts.extend(error.stack or [])
+        error = getattr(error, "cause", None)
+    return "".join(parts)
+
+
 def step_labels(defs) -> dict[str, str]:
     """Each step (op) of a task's definitions -> what a user calls it: `task/asset` or `task/asset:check`."""
     labels = {}
@@ -145,7 +154,8 @@ class _Progress:
                 cls, message = _root_error(event.step_failure_data.error)
                 if cls != "DagsterAssetCheckFailedError":
                     driver = missing_driver(ModuleNotFoundError(message)) if cls == "ModuleNotFoundError" else None
-                    self.outcome.errors.append(driver or (message if cls in USER_ERRORS else f"{cls}: {message}"))
+                    store = store_problem(cls, message, _stack_text(event.step_failure_data.error))
+                    self.outcome.errors.append(driver or store or (message if cls in USER_ERRORS else f"{cls}: {message}"))
         elif kind == DagsterEventType.STEP_SKIPPED:
             print(f"  [skip] {step}", file=self.out, flush=True)
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:

@@ -28,6 +28,45 @@ def init_tracking_store(uri: str) -> None:
         mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
 
 
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, in one line, when a database or server tracking store cannot be reached or its driver is
+    missing: MLflow itself retries a database connection for ~100 s, a warning per attempt, then raises."""
+    from fmops_pipelines.errors import EnvironmentProblem, missing_driver, redact
+
+    scheme = uri.split(":", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if scheme in ("", "file", "sqlite", "databricks", "databricks-uc", "uc"):
+        return
+    where = f"the MLflow tracking store {redact(uri)}"
+    if scheme in ("http", "https"):
+        import requests
+
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+        except requests.RequestException as exc:
+            raise EnvironmentProblem(f"{where} cannot be reached: {_first_line(exc)}") from None
+        return
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": int(timeout_s)}
+                                          if scheme == "postgresql" else {})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except ModuleNotFoundError as exc:
+        raise EnvironmentProblem(missing_driver(exc) or f"{where} needs the '{exc.name}' driver, which is not "
+                                 "installed") from None
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
+        raise EnvironmentProblem(f"{where} cannot be reached: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    import re
+
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return re.sub(r"^\([\w.]+\)\s*", "", text.splitlines()[0] if text else type(exc).__name__)
+
+
 def experiment_id(uri: str, task: str, prefix: str = "fmops") -> str:
     """The task's experiment, created on first use with its artifacts under FMOPS_HOME/mlartifacts."""
     import mlflow

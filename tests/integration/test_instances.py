@@ -39,9 +39,9 @@ def test_a_store_without_its_driver_is_one_line_and_exit_2(tmp_path):
     env = {**os.environ, "FMOPS_HOME": str(tmp_path / "home"),
            "MLFLOW_TRACKING_URI": "postgresql://postgres@127.0.0.1:5432/fmops_no_driver"}
     result = fmops(["predict", "sms_spam", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv")],
-                   env, block="psycopg")  # SQLAlchemy 2.1 connects postgresql:// with psycopg 3
+                   env, block="psycopg2")  # SQLAlchemy 2.0 connects postgresql:// with psycopg2
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: the configured store needs the 'psycopg' driver, which is not "
+    assert result.stderr.strip() == ("error: the configured store needs the 'psycopg2' driver, which is not "
                                      "installed: pip install 'fmops[postgres]' (or .[postgres] in a checkout)")
 
     home = tmp_path / "dagster"
@@ -56,7 +56,10 @@ def test_a_store_without_its_driver_is_one_line_and_exit_2(tmp_path):
 
 
 @pytest.mark.skipif(not postgres_up(), reason="no PostgreSQL answering on 127.0.0.1:5432")
-def test_a_postgres_dagster_home_is_used_as_it_is(tmp_path):
+@pytest.mark.parametrize("form", ["shipped postgres_db", "postgres_url"])
+def test_a_postgres_dagster_home_is_used_as_it_is(tmp_path, form):
+    """Both of Dagster's documented forms, as a user writes them (no driver in the URL): under SQLAlchemy 2.1 a
+    bare postgresql:// picked psycopg 3 and the first event's NOTIFY failed with a syntax error."""
     psycopg2 = pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
     pytest.importorskip("dagster_postgres", reason="the postgres extra is not installed")
     db = f"fmops_it_{uuid.uuid4().hex[:10]}"
@@ -67,6 +70,10 @@ def test_a_postgres_dagster_home_is_used_as_it_is(tmp_path):
         home = tmp_path / "dagster_home"
         home.mkdir()
         shutil.copy(REPO / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")  # the shipped file
+        if form == "postgres_url":
+            config = yaml.safe_load((home / "dagster.yaml").read_text())
+            config["storage"] = {"postgres": {"postgres_url": f"postgresql://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{db}"}}
+            (home / "dagster.yaml").write_text(yaml.safe_dump(config))
         write_task(tmp_path / "assets", "sms_spam", small_sms_spec(gates=[{"metric": "test_macro_f1", "min": 0.5}]))
         env = {**os.environ, "FMOPS_HOME": str(tmp_path / "fmops_home"), "DAGSTER_HOME": str(home),
                "FMOPS_ASSETS_DIR": str(tmp_path / "assets"), "DAGSTER_PG_HOST": POSTGRES[0],

@@ -1,5 +1,8 @@
+import os
 import subprocess
 import sys
+
+import pytest
 
 from fmops_pipelines.cli import main
 from tests.conftest import REPO, shipped_spec, write_task
@@ -99,3 +102,35 @@ def test_celery_needs_its_extra_and_a_shared_instance(tmp_path):
         2, ("error: FMOPS_EXECUTOR=celery needs dagster-celery, which is not installed: pip install 'fmops[celery]' "
            "(or .[celery] in a checkout)"))
     assert not list(home.glob("*.db")) and not (tmp_path / "home" / "storage").exists()  # nothing ran
+
+
+STORE_COMMANDS = [["run", "sms_spam"], ["evaluate", "sms_spam"], ["predict", "sms_spam", "--input", "in.csv", "--output",
+                  "out.csv"], ["batch", "sms_spam"], ["promote", "sms_spam", "1"], ["rollback", "sms_spam"]]
+
+
+@pytest.mark.parametrize("uri, shown, cause, commands", [
+    ("postgresql://fmops:secret@127.0.0.1:1/nowhere", "postgresql://fmops:***@127.0.0.1:1/nowhere",
+     "cannot be reached: connection failed: connection to server at \"127.0.0.1\", port 1 failed: Connection refused",
+     STORE_COMMANDS),
+    ("mysql://fmops@127.0.0.1:1/x", "mysql://fmops@127.0.0.1:1/x", "needs the 'MySQLdb' driver, which is not installed",
+     STORE_COMMANDS[2:3]),
+    ("http://127.0.0.1:1", "http://127.0.0.1:1", "cannot be reached: HTTPConnectionPool(host='127.0.0.1', port=1)",
+     STORE_COMMANDS[2:3])])
+def test_an_unreachable_tracking_store_or_a_missing_driver_is_one_line_and_exit_2(assets_dir, tmp_path, uri, shown,
+                                                                                  cause, commands):
+    """Every command that reaches the tracking store says which store and why, at once (MLflow alone retries a
+    database for ~100 s, then raises a traceback), and leaves no output behind; the password is never shown."""
+    write_task(assets_dir, "sms_spam", shipped_spec("sms_spam"))
+    (tmp_path / "in.csv").write_text("text\nhello\n")
+    env = {**os.environ, "FMOPS_ASSETS_DIR": str(assets_dir), "FMOPS_HOME": str(tmp_path / "home"),
+           "MLFLOW_TRACKING_URI": uri}
+    for command in commands:
+        result = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", *command], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, (command, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: the MLflow tracking store {shown} {cause}"), (command, line)
+        assert "secret" not in result.stderr and not (tmp_path / "out.csv").exists()
+    rules = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "rules", "sms_spam"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)  # reads the stored matrix, not the store
+    assert rules.returncode == 2 and rules.stderr.strip() == "error: sms_spam: no labeling run yet; run `fmops run sms_spam` first"
