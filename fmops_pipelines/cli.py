@@ -1,4 +1,4 @@
-"""`fmops`: a task's lifecycle from the command line: run, evaluate, promote, rollback, predict, batch, ui.
+"""`fmops`: a task's lifecycle from the command line: init, run, evaluate, promote, rollback, predict, batch, ui.
 
 Exit codes: 0 ok, 1 a gate failed, 2 usage, spec, data or state error (one line, no traceback).
 """
@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from fmops_pipelines import paths
+from fmops_pipelines import paths, progress
 from fmops_pipelines.display import num
 from fmops_pipelines.errors import FmopsError, StateError, missing_driver, store_problem
 from fmops_pipelines.evaluation.summary import label_model_rows, speedup
@@ -152,11 +152,13 @@ def cmd_predict(args) -> int:
     spec = get_spec(args.task)
     _tracking_store_reachable()
     inference = spec.inference
-    r = predict_file(spec.name, Path(args.input), Path(args.output),
-                     text_column=args.text_column or inference.text_column, run_id=f"cli-{uuid.uuid4().hex[:12]}",
-                     fixed=Overrides(args.batch_size or inference.batch_size, args.workers or inference.workers,
-                                     inference.threads),
-                     device=args.device or inference.device, drift=inference.drift, version=args.version)
+    with progress.reporting(progress.terminal_printer(sys.stderr)):  # rows, rate: a long file is not silent
+        r = predict_file(spec.name, Path(args.input), Path(args.output),
+                         text_column=args.text_column or inference.text_column, run_id=f"cli-{uuid.uuid4().hex[:12]}",
+                         fixed=Overrides(args.batch_size or inference.batch_size, args.workers or inference.workers,
+                                         inference.threads),
+                         device=args.device or inference.device, drift=inference.drift, version=args.version)
+    progress.clear_line(sys.stderr)
     settings = r.tuned.settings
     print(f"wrote {r.stats.rows:,} predictions to {args.output} in {num(r.stats.seconds)} s "
           f"({num(r.stats.rows_per_s)} rows/s; {r.bundle.info['model']} v{r.bundle.version}; batch "
@@ -294,6 +296,26 @@ def cmd_models(args) -> int:
     return EXIT_OK
 
 
+def cmd_init(args) -> int:
+    """Draft assets/TASK/task.yaml from a data file, then say what was found and what to run next."""
+    from fmops_pipelines.scaffold import inspect, task_file, write_task
+
+    task_file(args.task, paths.assets_dir())  # a bad or taken name fails before the file is read
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    found = inspect(Path(args.data), args.text_column, args.label_column, args.id_column, args.split_column, labels)
+    target = write_task(args.task, found, paths.assets_dir())
+    print(f"{found.path}: {found.rows:,} rows; text column '{found.text_column}', label column "
+          f"'{found.label_column}'" + (f", id column '{found.id_column}'" if found.id_column else "") +
+          (f", split column '{found.split_column}'" if found.split_column else ""))
+    width = max(len(name) for name in found.label_counts)
+    for name, count in found.label_counts.items():
+        print(f"  {name:<{width}}  {count:>8,} labelled rows")
+    print(f"  {'(none)':<{width}}  {found.unlabelled:>8,} unlabelled rows: the pool the specialist learns from")
+    print(f"wrote {target}; look at its verbalizers and templates (marked LOOK), then run:\n"
+          f"  fmops run {args.task}")
+    return EXIT_OK
+
+
 def cmd_ui(args) -> int:
     """`dg dev` (webserver + daemon, so sensors and schedules run) on the FMOPS_HOME instance, and the reports
     folder served at FMOPS_REPORTS_URL; fmops owns the process tree and stops all of it on Ctrl-C or SIGTERM."""
@@ -316,9 +338,30 @@ def cmd_ui(args) -> int:
             server.shutdown()
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fmops_pipelines")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fmops", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="fmops", description=__doc__.splitlines()[0],  # one line per command
+                                     formatter_class=lambda prog: argparse.HelpFormatter(prog, width=120))
+    parser.add_argument("--version", action="version", version=f"fmops {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("init", help="draft assets/TASK/task.yaml from your own CSV / Parquet / JSONL file")
+    p.add_argument("task")
+    p.add_argument("--data", required=True, help="the data file: a text column and a label column (some rows "
+                   "labelled, the rest empty)")
+    p.add_argument("--text-column", default=None, help="default: found by name or as the column of sentences")
+    p.add_argument("--label-column", default=None, help="default: found by name or as the one categorical column")
+    p.add_argument("--id-column", default=None, help="default: a column named like id with unique values")
+    p.add_argument("--split-column", default=None, help="default: a column named like split with train/dev/test")
+    p.add_argument("--labels", default=None, help="a,b,c: the label set and its order (labels with no rows yet)")
+    p.set_defaults(fn=cmd_init)
     sub.add_parser("tasks", help="list the task specs under assets/").set_defaults(fn=cmd_tasks)
     p = sub.add_parser("run", help="materialize a task's whole lifecycle through Dagster")
     p.add_argument("task")
@@ -385,7 +428,11 @@ def main(argv: list[str] | None = None) -> int:
     # walking them (Dagster, MLflow, torch, pandas) took 3-4 s of a 40 s warm `fmops run`; frozen, they are skipped.
     atexit.unregister(gc.freeze)  # once per process, however often main() is called (tests call it in-process)
     atexit.register(gc.freeze)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `fmops` alone: the commands, one line each
+        parser.print_help()
+        return EXIT_OK
     try:
         return args.fn(args)
     except FmopsError as exc:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from fmops_pipelines import paths, storage
+from fmops_pipelines import paths, progress, storage
 from fmops_pipelines.display import num
 from fmops_pipelines.errors import missing_driver, store_problem
 from fmops_pipelines.execution import uses_celery
@@ -127,6 +127,7 @@ class _Progress:
 
     def __init__(self, out: TextIO, gate_names: set[str], labels: dict[str, str]):
         self.out, self.gate_names, self.labels = out, gate_names, labels
+        self.show_progress = progress.terminal_printer(out)
         self.started: dict[str, float] = {}
         self.checks: dict[str, list[tuple[str, str]]] = {}  # step -> (check name, verdict and detail)
         self.outcome = RunOutcome(run_id="", success=False)
@@ -135,8 +136,12 @@ class _Progress:
         from dagster import AssetCheckSeverity, DagsterEventType
 
         event = entry.dagster_event
-        if event is None:
+        if event is None:  # a log line; progress inside a long step is shown as it arrives
+            message = entry.user_message or ""
+            if message.startswith(progress.PREFIX):
+                self.show_progress(message)
             return
+        progress.clear_line(self.out)
         step = self.labels.get(event.step_key or "", event.step_key or "")
         kind = event.event_type
         if kind == DagsterEventType.STEP_START:

@@ -241,7 +241,11 @@ class SpecialistSpec(_Strict):
     architectures: list[Literal["ngram", "ngram_char", "encoder"]] = Field(default=["ngram", "ngram_char"],
                                                                           min_length=1)
     objective: Literal["macro_f1", "accuracy"] = "macro_f1"  # measured on dev
-    min_throughput: float | None = Field(default=None, gt=0)  # texts/s on the training machine
+    # The serving floor: texts per CPU-second of each candidate through the scorer batch inference runs (the
+    # compiled n-gram scorer; the torch model for an encoder), one process, timed on the training machine (CPU
+    # time, so a busy machine does not flip the choice). A slower candidate is not chosen however it scores on
+    # dev; if none is fast enough the fastest ships flagged. null: no floor.
+    min_throughput: float | None = Field(default=None, gt=0)
     loss: Literal["soft_ce", "confidence_weighted", "hard"] = "soft_ce"
     # Whose labels the fast students learn: the label model's, or those of an encoder (the `encoder` section)
     # fine-tuned on the label model's labels, which then labels every train row (knowledge distillation;

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 
 def texts_per_s(run: Callable[[list[str]], object], texts: Sequence[str], min_seconds: float, first: int,
-                max_texts: int, cycle: bool = False) -> float:
+                max_texts: int, cycle: bool = False, clock: Callable[[], float] = time.perf_counter) -> float:
     """Rate of `run` (already warmed up) on the last sample, which took >= min_seconds or held max_texts. Samples
     are prefixes of `texts`, cycled through when `cycle` (a fast model outruns a test split), else at most
     all of them. The next size is extrapolated from the last timing (growing at least 2x), so the whole
@@ -23,9 +23,9 @@ def texts_per_s(run: Callable[[list[str]], object], texts: Sequence[str], min_se
     n = max(1, min(first, limit))
     while True:
         sample = (texts * -(-n // len(texts)))[:n] if cycle else texts[:n]
-        start = time.perf_counter()
+        start = clock()
         run(sample)
-        seconds = time.perf_counter() - start
+        seconds = clock() - start
         if seconds >= min_seconds or n >= limit:
             return n / max(seconds, 1e-9)
         n = int(min(limit, max(2 * n, 1.25 * min_seconds * n / max(seconds, 1e-6))))

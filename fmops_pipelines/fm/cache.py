@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fmops_pipelines import progress
+
 
 def cache_key(backend: str, model_id: str, revision: str, text: str, params: dict | None = None) -> str:
     payload = json.dumps([backend, model_id, revision, text, params or {}], sort_keys=True, ensure_ascii=False)
@@ -71,6 +73,7 @@ def cached_compute(cache: FMCache | None, keys: Sequence[str], inputs: Sequence,
     missing = dict(sorted({k: x for k, x in zip(keys, inputs) if k not in found}.items()))
     stats.cache_hits += len(keys) - len(missing)
     todo, step = list(missing.items()), chunk_size or max(len(missing), 1)
+    tracker = progress.track("FM answers", len(todo), "texts")
     for start in range(0, len(todo), step):
         chunk = dict(todo[start : start + step])
         began = time.perf_counter()
@@ -86,4 +89,6 @@ def cached_compute(cache: FMCache | None, keys: Sequence[str], inputs: Sequence,
                     stats.abstains[v.reason] += 1
                 v = v.scores()
             found[k] = v
+        tracker.advance(len(chunk))
+    tracker.finish()
     return [found[k] for k in keys]

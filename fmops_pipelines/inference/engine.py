@@ -22,6 +22,7 @@ from typing import Self
 import numpy as np
 import pyarrow as pa
 
+from fmops_pipelines import progress
 from fmops_pipelines.errors import StateError
 from fmops_pipelines.inference.drift import PredictionProfile
 from fmops_pipelines.inference.lineage import Lineage
@@ -157,6 +158,7 @@ def score_file(scorer, source: Path, target: Path, lineage: Lineage, settings: S
     unless every row was scored. The Parquet footer gets the lineage, `footer` and the run's figures."""
     start = time.perf_counter()
     stats = ScoreStats(scorer.labels)
+    tracker = progress.track(f"scoring {source.name}", None, "rows")
     with AtomicTableWriter(target, {**lineage.footer(), **(footer or {})}) as writer, \
             Predictor(scorer, settings, text_column) as predictor:
         for batch, probs in predictor.map(rebatch(read_batches(source, text_column), settings.batch_size)):
@@ -164,6 +166,8 @@ def score_file(scorer, source: Path, target: Path, lineage: Lineage, settings: S
             columns = {**dict(zip(batch.schema.names, batch.columns, strict=True)),
                        **prediction_columns(batch, probs, scorer.labels), **lineage.columns(batch.num_rows)}
             writer.write(pa.RecordBatch.from_pydict(columns))
+            tracker.advance(batch.num_rows)
+        tracker.finish()
         stats.seconds = time.perf_counter() - start
         writer.metadata.update({"fmops.rows": str(stats.rows), "fmops.seconds": f"{stats.seconds:.3f}",
                                 "fmops.settings": json.dumps(settings.as_dict())})

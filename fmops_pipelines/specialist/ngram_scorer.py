@@ -1,7 +1,8 @@
-"""The n-gram student's forward pass in numpy/scipy, for CPU batch inference without torch.
+"""The n-gram student's forward pass without torch, for CPU batch inference.
 
 In eval mode the network is `head(EmbeddingBag_sum(indices, weights))`, which is exactly
-`(X @ E) @ W.T + b` for the sparse feature matrix X: one sparse-dense product. Weights are stored as
+`(X @ E) @ W.T + b` for the sparse feature matrix X; the compiled featuriser sums E's rows for each text as it
+counts the text's n-grams, so X is never built (Featurizer.embed). Weights are stored as
 .npy files and memory-mapped, so loading takes milliseconds and forked worker processes share the pages.
 """
 

@@ -191,8 +191,9 @@ def candidate_of(done: Trained, dev_texts: Sequence[str], y_dev: np.ndarray, tim
                  taught_by: str = "label_model", dev_pred: np.ndarray | None = None, fit: str = "default") -> Candidate:
     """A trained student scored on dev (its `dev_pred`, when already computed) and timed: what selection compares."""
     pred = done.model.predict_proba(dev_texts).argmax(axis=1) if dev_pred is None else dev_pred
+    speed = measure_throughput(done.model, timing_texts, CANDIDATE_TIMING_S, cpu_time=True)  # per core-second
     return Candidate(done.architecture, done.model, done.history, done.self_training,
-                     dev_scores(pred, y_dev, len(done.model.cfg.labels)), measure_throughput(done.model, timing_texts, CANDIDATE_TIMING_S),
+                     dev_scores(pred, y_dev, len(done.model.cfg.labels)), speed,
                      resumed_after_epoch=done.resumed_after_epoch, dev_pred=pred, taught_by=taught_by, fit=fit)
 
 

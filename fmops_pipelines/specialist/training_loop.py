@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from fmops_pipelines import progress
 from fmops_pipelines.paths import memos_enabled
 from fmops_pipelines.specialist import sparse_state, training_memo
 
@@ -210,12 +211,18 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
     packed_best = None  # (epoch, best_state as changed rows): packed once however many checkpoints carry it
     start = last_saved = time.perf_counter()
     every_s = checkpoint_every_s()
+    # at most this many samples: early stopping ends most trainings sooner, so the ETA is an upper bound
+    tracker = progress.track("training", n_rows * (train_cfg.epochs - first_epoch + 1), "samples")
+    tracker.bounded = True
+    student = checkpoint.stem if checkpoint else "a student"  # e.g. ngram_char-round1, teacher-stacked-round1
     for epoch in range(first_epoch, train_cfg.epochs + 1):
         if stale >= train_cfg.patience:
             break
         net.train()
         total = 0.0
+        tracker.what = f"training {student} on {device.type}, epoch {epoch}/{train_cfg.epochs}"
         for idx in epoch_batches(rng, n_rows, train_cfg.batch_size, lengths):
+            tracker.advance(len(idx))
             loss = batch_loss(idx)
             for opt in optimizers:
                 opt.zero_grad()
@@ -254,6 +261,7 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
             last_saved = time.perf_counter()
         if on_epoch:
             on_epoch(row)
+    tracker.finish()
     history.seconds = time.perf_counter() - start
     ran = len(history.epochs) - (first_epoch - 1)  # epochs trained in this call (not the resumed ones)
     history.samples_per_s = n_rows * ran / max(history.seconds, 1e-9)

@@ -8,12 +8,14 @@ asset is that asset, scoped to the task's key prefix so no key resolves across t
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
 import dagster as dg
 import pandas as pd
 
+from fmops_pipelines import progress
 from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
@@ -49,9 +51,25 @@ def task_asset(spec: TaskSpec, kinds: set[str], description: str, **kwargs):
         return dg.asset(name=name, key_prefix=[spec.name], ins=ins, group_name=spec.name,
                         tags={"stage": TASK_ASSETS[name]}, kinds=kinds,
                         owners=spec.owners, code_version=f"{CODE_VERSION}-{spec.fingerprint()}",
-                        description=description, pool=POOLS.get(name), **kwargs)(fn)
+                        description=description, pool=POOLS.get(name), **kwargs)(with_progress(fn))
 
     return decorate
+
+
+def with_progress(fn):
+    """The asset body with the progress lines of the core code it calls sent to the run's log: the UI shows them
+    among the step's events, and `fmops run` prints them as they arrive (fmops_pipelines.progress)."""
+
+    @functools.wraps(fn)
+    def body(*args, **kwargs):
+        context = kwargs.get("context", args[0] if args else None)
+        log = getattr(getattr(context, "log", None), "info", None)
+        if log is None:
+            return fn(*args, **kwargs)
+        with progress.reporting(log):
+            return fn(*args, **kwargs)
+
+    return body
 
 
 def table_md(df: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:

@@ -1,0 +1,90 @@
+"""`fmops init`: a spec drafted from a user's file that no shipped spec knows (SST-2 phrases, converted here),
+the columns found by name or by content, and bad input as one line with nothing written."""
+
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from fmops_pipelines.cli import main
+from fmops_pipelines.spec import get_spec
+from tests.conftest import SHARED_DATA
+
+
+def reviews(rows: int = 600, labelled: int = 300) -> pd.DataFrame:
+    """SST-2 sentences as a user's export: its own column names, an id, some rows labelled and the rest empty."""
+    df = pd.read_csv(SHARED_DATA / "sst2_phrases" / "train.tsv", sep="\t")
+    df = df[df["sentence"].str.len() >= 40].sample(rows, random_state=0).reset_index(drop=True)
+    out = pd.DataFrame({"review_id": [f"r{i}" for i in range(rows)], "stars": (df.index % 5) + 1,
+                        "review": df["sentence"].str.strip(),
+                        "sentiment": df["label"].map({0: "negative", 1: "positive"})})
+    out.loc[labelled:, "sentiment"] = ""
+    return out
+
+
+def test_init_finds_the_columns_and_writes_a_spec_that_loads(assets_dir, tmp_path, capsys):
+    reviews().to_csv(tmp_path / "reviews.csv", index=False)
+    assert main(["init", "movie_reviews", "--data", str(tmp_path / "reviews.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "text column 'review', label column 'sentiment', id column 'review_id'" in out
+    assert "fmops run movie_reviews" in out and "300 unlabelled rows" in out
+    spec = get_spec("movie_reviews")
+    assert spec.label_names == ["negative", "positive"]
+    assert (spec.dataset.text_column, spec.dataset.label_column, spec.dataset.id_column) == ("review", "sentiment",
+                                                                                           "review_id")
+    assert spec.splits.dev_size < 200  # 300 labelled rows: room for test and dev
+    raw = (assets_dir / "movie_reviews" / "task.yaml").read_text()
+    assert "LOOK" in raw and len(re.findall(r"# \d+ labelled rows", raw)) == 2  # what to look at, label counts
+
+
+def test_init_takes_the_columns_and_the_label_set_as_given_in_parquet(assets_dir, tmp_path):
+    frame = reviews().rename(columns={"review": "body_text", "sentiment": "y_true"})
+    frame.to_parquet(tmp_path / "r.parquet")
+    assert main(["init", "r", "--data", str(tmp_path / "r.parquet"), "--text-column", "body_text",
+                 "--label-column", "y_true", "--labels", "positive,negative,neutral"]) == 0
+    spec = get_spec("r")
+    assert spec.label_names == ["positive", "negative", "neutral"]  # the order given, a label with no rows yet
+    assert spec.dataset.text_column == "body_text"
+
+
+@pytest.mark.parametrize("change, args, says", [
+    (lambda f: f.drop(columns=["review"]).assign(note="ok"), [], "no text column found"),
+    (lambda f: f.assign(sentiment=lambda d: d["sentiment"].replace("negative", "positive")), [],
+     "holds 1 label(s) ['positive']"),
+    (lambda f: f.assign(sentiment=""), ["--label-column", "sentiment"], "only 0 labelled rows"),
+    (lambda f: f, ["--labels", "pos,neg"], "label 'negative' in column 'sentiment' is not one of --labels"),
+    (lambda f: f, ["--text-column", "nope"], "no column 'nope' (--text-column)"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(assets_dir, tmp_path, change, args, says):
+    change(reviews()).to_csv(tmp_path / "in.csv", index=False)
+    result = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "init", "t", "--data",
+                             str(tmp_path / "in.csv"), *args], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path / 'in.csv'}: ") and says in line, line
+    assert not any(assets_dir.iterdir())
+
+
+def test_an_unreadable_file_and_an_existing_task_are_refused(assets_dir, tmp_path, capsys):
+    (tmp_path / "bad.csv").write_bytes(b"text,label\n\xff\xfe broken,a\n")
+    assert main(["init", "t", "--data", str(tmp_path / "bad.csv")]) == 2
+    assert "line 2 is not UTF-8" in capsys.readouterr().err
+    reviews().to_csv(tmp_path / "ok.csv", index=False)
+    assert main(["init", "t", "--data", str(tmp_path / "ok.csv")]) == 0
+    before = (assets_dir / "t" / "task.yaml").read_text()
+    assert main(["init", "t", "--data", str(tmp_path / "ok.csv")]) == 2
+    assert "task 't' exists already" in capsys.readouterr().err
+    assert (assets_dir / "t" / "task.yaml").read_text() == before
+    assert main(["init", "Bad-Name", "--data", str(tmp_path / "ok.csv")]) == 2
+
+
+def test_fmops_alone_lists_the_commands_one_line_each_and_version(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    commands = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.strip()]
+    assert {"init", "run", "evaluate", "predict", "ui"} <= set(commands)
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("fmops ")
