@@ -200,11 +200,16 @@ def render(task: str, found: Inspection, spec_dir: Path) -> str:
               "#   - name: my_rule",
               f"#     label: {_quote(next(iter(found.label_counts)))}",
               "#     keywords: [some phrase]",
-              "gates:  # blocking checks: all must pass for the specialist to become champion",
-              "  - metric: lift_over_best_prompt  # the specialist beats the best single prompt on test",
-              "    min: 0.0",
-              "  - metric: regression_vs_champion  # and is not worse than the current champion",
+              "inference:",
+              f"  text_column: {_quote(found.text_column)}  # the column `fmops predict` and the inbox read",
+              "# LOOK: gates are blocking checks: all must pass for a specialist to become champion (and serve",
+              "# `fmops predict`). The evaluation reports every figure either way; once the prompts and labels",
+              "# are tuned, hold the specialist to them, e.g. - {metric: lift_over_best_prompt, min: 0.0}",
+              "gates:",
+              "  - metric: regression_vs_champion  # not worse on test than the current champion",
               "    min: -0.02",
+              "  - metric: test_macro_f1",
+              f"    min: {round(1.0 / len(found.label_counts), 2)}  # better than guessing among the labels",
               ""]
     return "\n".join(lines)
 

@@ -50,6 +50,19 @@ def shipped_spec(name: str) -> dict:
     return yaml.safe_load((REPO / "assets" / name / "task.yaml").read_text())
 
 
+def sst2_reviews(rows: int = 600, labelled: int = 300) -> pd.DataFrame:
+    """SST-2 sentences as a user's export: its own column names, an id, some rows labelled and the rest empty."""
+    import pandas as pd
+
+    df = pd.read_csv(SHARED_DATA / "sst2_phrases" / "train.tsv", sep="\t")
+    df = df[df["sentence"].str.len() >= 40].sample(rows, random_state=0).reset_index(drop=True)
+    out = pd.DataFrame({"review_id": [f"r{i}" for i in range(rows)], "stars": (df.index % 5) + 1,
+                        "review": df["sentence"].str.strip(),
+                        "sentiment": df["label"].map({0: "negative", 1: "positive"})})
+    out.loc[labelled:, "sentiment"] = ""
+    return out
+
+
 def small_sms_spec(**overrides) -> dict:
     """The shipped sms_spam spec on a stratified 700-row slice with a 60-row dev split."""
     spec = shipped_spec("sms_spam")

@@ -5,23 +5,11 @@ import re
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 from fmops_pipelines.cli import main
 from fmops_pipelines.spec import get_spec
-from tests.conftest import SHARED_DATA
-
-
-def reviews(rows: int = 600, labelled: int = 300) -> pd.DataFrame:
-    """SST-2 sentences as a user's export: its own column names, an id, some rows labelled and the rest empty."""
-    df = pd.read_csv(SHARED_DATA / "sst2_phrases" / "train.tsv", sep="\t")
-    df = df[df["sentence"].str.len() >= 40].sample(rows, random_state=0).reset_index(drop=True)
-    out = pd.DataFrame({"review_id": [f"r{i}" for i in range(rows)], "stars": (df.index % 5) + 1,
-                        "review": df["sentence"].str.strip(),
-                        "sentiment": df["label"].map({0: "negative", 1: "positive"})})
-    out.loc[labelled:, "sentiment"] = ""
-    return out
+from tests.conftest import sst2_reviews as reviews
 
 
 def test_init_finds_the_columns_and_writes_a_spec_that_loads(assets_dir, tmp_path, capsys):
