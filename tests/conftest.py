@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -52,8 +53,6 @@ def shipped_spec(name: str) -> dict:
 
 def sst2_reviews(rows: int = 600, labelled: int = 300) -> pd.DataFrame:
     """SST-2 sentences as a user's export: its own column names, an id, some rows labelled and the rest empty."""
-    import pandas as pd
-
     df = pd.read_csv(SHARED_DATA / "sst2_phrases" / "train.tsv", sep="\t")
     df = df[df["sentence"].str.len() >= 40].sample(rows, random_state=0).reset_index(drop=True)
     out = pd.DataFrame({"review_id": [f"r{i}" for i in range(rows)], "stars": (df.index % 5) + 1,
