@@ -16,7 +16,7 @@ from pathlib import Path
 from fmops_pipelines import paths, progress
 from fmops_pipelines.display import num
 from fmops_pipelines.errors import FmopsError, StateError, missing_driver, store_problem
-from fmops_pipelines.evaluation.summary import label_model_rows, speedup
+from fmops_pipelines.evaluation.summary import label_model_rows, served_as, speedup
 from fmops_pipelines.mlflow_store import using_uri
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
@@ -39,7 +39,7 @@ def print_summary(summary: dict, out=sys.stdout, fm_abstains: dict | None = None
     for name, m in rows:
         print(f"  {name:<30}{_fmt(m['accuracy']):>10}{_fmt(m['macro_f1']):>10}", file=out)
     print(f"  throughput: FM {num(tp['fm_texts_per_s'])} texts/s, specialist {num(tp['specialist_texts_per_s'])} "
-          f"texts/s ({num(speedup(summary))}x)", file=out)
+          f"texts/s ({num(speedup(summary))}x{served_as(tp)})", file=out)
     lab = summary["labeling"]
     print(f"  labeling: {lab['labelers']} labelers; {lab['fm_calls']:,} FM calls (new answers), "
           f"{lab['fm_cache_hits']:,} requests answered by the FM cache (this run's own earlier answers included)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,8 @@ from fmops_pipelines.evaluation.slices import slice_metrics
 from fmops_pipelines.fm.base import FoundationModel
 from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
 from fmops_pipelines.inference.drift import reference_profile
-from fmops_pipelines.specialist.student import Student, measure_throughput
+from fmops_pipelines.inference.tuning import Overrides
+from fmops_pipelines.specialist.student import Student, measure_throughput, serving_scorer
 from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, precise_columns, votes, votes_for
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba
 from fmops_pipelines.votes import ABSTAIN
@@ -41,15 +43,45 @@ def baselines(fm: FoundationModel, prompt_scores: pd.DataFrame, matrix: pd.DataF
             **({"teacher": on_test(teacher)} if teacher is not None and teacher.kind != label_model.kind else {})}
 
 
-def throughput(fm: FoundationModel, model: Student, texts: list[str]) -> dict:
-    """Texts/s of the FM (uncached) and of the specialist, measured on the same test texts in one run."""
+def throughput(fm: FoundationModel, model: Student, texts: list[str], serving: Serving | None = None) -> dict:
+    """Texts/s of the FM (uncached) and of the specialist as it serves, measured on the same test texts in one run."""
+    rate, settings = specialist_rate(model, texts, serving)
     return {"fm_texts_per_s": fm.measure_throughput(texts[:THROUGHPUT_FM_TEXTS], min_seconds=THROUGHPUT_FM_SECONDS),
-            "specialist_texts_per_s": measure_throughput(model, texts)}
+            "specialist_texts_per_s": rate, **({"specialist_serving": settings} if settings else {})}
+
+
+@dataclass(frozen=True)
+class Serving:
+    """Which registered version is evaluated, and the batch inference settings its spec pins."""
+
+    task: str
+    version: str
+    fixed: Overrides
+
+
+def specialist_rate(model: Student, texts: list[str], serving: Serving | None) -> tuple[float, dict | None]:
+    """Texts/s of the specialist as batch inference serves it: its serving scorer with the batch size and worker
+    processes the tuner picks for this version on this machine, timed on the test texts (the choice is cached
+    there, so `fmops predict` then starts with it). A scorer batch inference runs in one process (an encoder),
+    or no version to cache for: timed in one process."""
+    scorer = serving_scorer(model)
+    if serving is None or not getattr(scorer, "fork_safe", False):
+        return measure_throughput(model, texts), None
+    import pyarrow as pa
+
+    from fmops_pipelines.inference.tuning import SAMPLE_TEXTS, measure, tuned_settings
+
+    n = SAMPLE_TEXTS.get(scorer.architecture, SAMPLE_TEXTS["encoder"])
+    sample = pa.RecordBatch.from_pydict({"text": (texts * -(-n // max(len(texts), 1)))[:n]})
+    tuned = tuned_settings(serving.task, serving.version, scorer, lambda: sample, "text", "cpu", serving.fixed)
+    rate = tuned.texts_per_s or measure(scorer, tuned.settings, sample, "text")  # pinned in the spec: timed now
+    return rate, {**tuned.settings.as_dict(), "how": tuned.how}
 
 
 def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
              matrix: pd.DataFrame, label_model: FittedLabelModel, label_names: list[str], slices: Sequence = (),
-             champion: tuple[str, Student] | None = None, teacher: FittedLabelModel | None = None) -> dict:
+             champion: tuple[str, Student] | None = None, teacher: FittedLabelModel | None = None,
+             serving: Serving | None = None) -> dict:
     """Everything gates and reports need, measured on held-out test (label quality on dev).
 
     `label_model` is the labeling stage's choice (the best labels by dev), `teacher` the candidate whose labels
@@ -89,6 +121,6 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
     return {"test": report(y_test, pred, label_names),
             "baselines": baselines(fm, prompt_scores, matrix, label_model, test, y_test, dev["label"], label_names,
                                    teacher),
-            "throughput": throughput(fm, model, texts),
+            "throughput": throughput(fm, model, texts, serving),
             "labelers": len(labeler_columns(matrix)),
             "details": details}

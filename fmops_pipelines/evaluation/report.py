@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fmops_pipelines.display import num
-from fmops_pipelines.evaluation.summary import label_model_rows, speedup
+from fmops_pipelines.evaluation.summary import label_model_rows, served_as, speedup
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -144,7 +144,7 @@ def render_report(summary: dict, details: dict, prompt_table: pd.DataFrame, labe
 <h2>Specialist vs its teachers (test)</h2>
 {_table(headline)}
 <p>Throughput: FM {num(tp['fm_texts_per_s'])} texts/s, specialist {num(tp['specialist_texts_per_s'])} texts/s
-({num(speedup(summary))}x). Labeling: {lab['labelers']} labelers,
+({num(speedup(summary))}x{served_as(tp)}). Labeling: {lab['labelers']} labelers,
 {lab['fm_calls']:,} FM calls (new answers), {lab['fm_cache_hits']:,} requests answered by the FM cache{_abstained(details.get('fm_abstains'))}. Label coverage (train) {details['label_coverage']:.3f},
 label-model dev accuracy {details['label_model_dev_accuracy']:.3f}.</p>
 {_table(per_class)}

@@ -13,7 +13,10 @@ def build_summary(task: str, model: dict, test: dict, baselines: dict, throughpu
         "model": {"name": model["name"], "version": str(model["version"]), "alias": model.get("alias")},
         "test": test,
         "baselines": baselines,
-        "throughput": {k: round(float(throughput[k]), 1) for k in ("fm_texts_per_s", "specialist_texts_per_s")},
+        "throughput": {**{k: round(float(throughput[k]), 1) for k in ("fm_texts_per_s", "specialist_texts_per_s")},
+                       # the batch size and worker processes the specialist's figure was served with (additive)
+                       **({"specialist_serving": throughput["specialist_serving"]}
+                          if throughput.get("specialist_serving") else {})},
         "labeling": {k: int(labeling[k]) for k in ("fm_calls", "fm_cache_hits", "labelers")},
         "gates": gates,
         "passed": all(g["passed"] for g in gates),
@@ -27,6 +30,12 @@ def speedup(summary: dict) -> float:
     tp = summary["throughput"]
     return next((g["value"] for g in summary["gates"] if g["name"] == "speedup_over_fm"),
                 tp["specialist_texts_per_s"] / max(tp["fm_texts_per_s"], 1e-9))
+
+
+def served_as(throughput: dict) -> str:
+    """', batch B x W worker(s) as batch inference serves it' where the specialist's figure was timed that way."""
+    served = throughput.get("specialist_serving")
+    return f", batch {served['batch_size']} x {served['workers']} worker(s) as batch inference serves it" if served else ""
 
 
 def label_model_rows(baselines: dict) -> list[tuple[str, dict]]:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmops_pipelines.evaluation.evaluate import evaluate
+from fmops_pipelines.evaluation.evaluate import Serving, evaluate
 from fmops_pipelines.evaluation.gates import evaluate_gates
 from fmops_pipelines.evaluation.report import write_report
 from fmops_pipelines.evaluation.summary import build_summary
 from fmops_pipelines.fm.base import FoundationModel, fm_usage
+from fmops_pipelines.inference.tuning import Overrides
 from fmops_pipelines.specialist.student import Student
 from fmops_pipelines.supervision.analysis import summarize_labelers
 from fmops_pipelines.supervision.label_models import FittedLabelModel
@@ -31,8 +32,9 @@ def assess(spec, model: Student, model_ref: dict, champion: tuple[str, Student] 
     """spec: the TaskSpec; model_ref: {"name", "version"} of the registered specialist; label_model: the labeling
     stage's choice, teacher: the label model whose labels the specialist learned (None: the same); batch_costs:
     the task's batch inference so far (inference.ledger.task_costs), shown in the report."""
+    fixed = Overrides(spec.inference.batch_size, spec.inference.workers, spec.inference.threads)
     measured = evaluate(model, fm, splits, prompt_scores, matrix, label_model, spec.label_names, spec.slices,
-                        champion, teacher)
+                        champion, teacher, Serving(spec.name, str(model_ref["version"]), fixed))
     # FM cost of labeling, carried by the exploration and labeling assets themselves
     measured["labeling"] = {**fm_usage(prompt_scores, matrix), "labelers": measured["labelers"]}
     summary = build_summary(spec.name, {**model_ref, "alias": None}, measured["test"], measured["baselines"],

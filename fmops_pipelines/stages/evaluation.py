@@ -52,7 +52,8 @@ def build(spec: TaskSpec) -> list:
                                              TAG_FM_RATE: str(s["throughput"]["fm_texts_per_s"])})
         yield mlflow.record(context, spec.name, dg.Output(s, metadata={
             "test_accuracy": s["test"]["accuracy"], "test_macro_f1": s["test"]["macro_f1"],
-            "ece": v.details["ece"], "passed": s["passed"], "model_version": version, **s["throughput"],
+            "ece": v.details["ece"], "passed": s["passed"], "model_version": version,
+            **{k: (dg.MetadataValue.json(x) if isinstance(x, dict) else x) for k, x in s["throughput"].items()},
             **{f"gate_{g['name']}": g["value"] for g in s["gates"]},
             "champion_compared": str(v.details["champion"]["version"]),
             "report": dg.MetadataValue.url(home.report_url(report)), "report_file": dg.MetadataValue.path(str(report)),

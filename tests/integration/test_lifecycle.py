@@ -13,6 +13,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from fmops_pipelines import paths
+from fmops_pipelines.inference.tuning import Overrides, cache_path
 from fmops_pipelines.launcher import run_job, stored
 from fmops_pipelines.spec import load_spec
 from fmops_pipelines.stages.jobs import lifecycle_job_name
@@ -123,6 +124,10 @@ def test_cli_evaluate_predict_and_warm_rerun(project, tmp_path):
     summary = json.loads(result.stdout)
     assert list(summary) == ["task", "model", "test", "baselines", "throughput", "labeling", "gates", "passed"]
     assert summary["model"]["alias"] == "champion"
+    # the specialist's figure is the serving scorer's as batch inference tunes it, cached for `fmops predict`
+    served = summary["throughput"]["specialist_serving"]
+    assert served["how"] in ("measured", "cached") and served["workers"] >= 1 and served["batch_size"] >= 1024
+    assert cache_path("sms_spam", summary["model"]["version"], "cpu", Overrides()).is_file()
 
     (tmp_path / "in.csv").write_text("text\n\"URGENT! You have won a 1 week FREE membership, call 09061701461\"\nok see you\n")
     result = cli("predict", "sms_spam", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv"),
