@@ -32,22 +32,23 @@ class _Strict(BaseModel):
 class LabelSpec(_Strict):
     """One class: its name, and the phrases (verbalizers) prompts use to describe it."""
 
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str = Field(min_length=1)  # as the data's label column writes it (or via dataset.label_map)
+    description: str = ""  # for people (the report); prompts use the verbalizers
+    # phrases a text of this label would say: the FM compares texts with them
     verbalizers: list[str] = Field(min_length=1)
 
 
 class DatasetSpec(_Strict):
     """Either a registry dataset (pinned URL + sha256) or a local CSV / Parquet / JSONL file."""
 
-    registry: str | None = None
-    path: str | None = None
-    text_column: str = "text"
-    label_column: str | None = "label"
-    id_column: str | None = None
+    registry: str | None = None  # a dataset fmops pins (sms_spam_uci, ...); or `path`
+    path: str | None = None  # your CSV / Parquet / JSONL file, relative to the task folder; or `registry`
+    text_column: str = "text"  # the column holding the text
+    label_column: str | None = "label"  # gold labels; an empty cell is an unlabelled row; null: none
+    id_column: str | None = None  # stable row ids (kept in outputs); default: row numbers
     split_column: str | None = None  # values train / test / dev: the dataset's own splits, test used as declared
     split_files: dict[Literal["test", "dev"], str] = Field(default_factory=dict)  # or one file per split
-    label_map: dict[str, str] = Field(default_factory=dict)
+    label_map: dict[str, str] = Field(default_factory=dict)  # raw label value -> label name, e.g. {'1': spam}
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
@@ -67,24 +68,25 @@ class DatasetSpec(_Strict):
 class SplitSpec(_Strict):
     """Dev: the few gold rows for selection/calibration; test: held out; the rest is unlabeled train."""
 
-    dev_size: int = Field(default=200, ge=10, le=200)
-    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
-    seed: int = 0
-    max_rows: int | None = Field(default=None, ge=50)
+    dev_size: int = Field(default=200, ge=10, le=200)  # gold rows that choose and calibrate (at most 200)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)  # share of labelled texts held out for test
+    seed: int = 0  # another seed draws other splits
+    max_rows: int | None = Field(default=None, ge=50)  # a stratified sample of the data, for quick trials
 
 
 class FMSpec(_Strict):
     """The foundation model. embedding: a sentence-transformers folder (default the packaged MiniLM);
     hf-generative: a local causal or seq2seq LM folder; openai: a model name on an OpenAI-compatible server."""
 
+    # how the FM is reached: embeddings, a local LM, or an endpoint
     backend: Literal["embedding", "hf-generative", "openai"] = "embedding"
-    model: str = "all-MiniLM-L6-v2"
+    model: str = "all-MiniLM-L6-v2"  # a name `fmops models` knows or a local folder (embedding / hf-generative)
     batch_size: int | None = Field(default=None, ge=1)  # default per backend: embedding 64, generative 8 (CPU-best)
     base_url: str | None = None  # openai: e.g. http://localhost:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key; the key itself never goes in a spec
-    max_concurrency: int = Field(default=8, ge=1)
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=4, ge=0)
+    max_concurrency: int = Field(default=8, ge=1)  # openai: requests in flight
+    timeout_s: float = Field(default=30.0, gt=0)  # openai: per request
+    max_retries: int = Field(default=4, ge=0)  # openai: before a row abstains
     # embedding backend: "bf16" encodes under bfloat16 autocast, ~2x MiniLM's texts/s on a CPU with AMX or
     # AVX512-BF16 (slower where the CPU emulates bf16) and embeddings within cosine 0.9999 of fp32's; cached
     # apart from fp32's. A faster FM also lowers the specialist's measured speedup_over_fm.
@@ -105,8 +107,9 @@ class PromptSpec(_Strict):
     reformulations); the best diverse ones become labelers. Templates need `{label}` for the embedding
     backend and `{text}` for generative ones."""
 
-    templates: list[str] = Field(min_length=1)
-    max_labelers: int = Field(default=8, ge=1)
+    templates: list[str] = Field(min_length=1)  # each filled with every verbalizer makes a candidate labeler
+    max_labelers: int = Field(default=8, ge=1)  # candidates kept as labelers, best on dev and diverse
+    # a labeler abstains below its calibrated confidence on at most this share
     min_coverage: float = Field(default=0.3, gt=0.0, le=1.0)
     reformulations: bool = True  # generative backends only
     # embedding backend: one more candidate, the FM "prompted" with the dev examples (label = centroid of
@@ -125,10 +128,10 @@ class PromptSpec(_Strict):
 class LabelingFunctionSpec(_Strict):
     """A rule that votes `label` when any keyword (whole word or phrase) or the regex matches, else abstains."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    label: str
-    keywords: list[str] | None = Field(default=None, min_length=1)
-    regex: str | None = None
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # the labeler's name in the matrix and reports
+    label: str  # the label it votes
+    keywords: list[str] | None = Field(default=None, min_length=1)  # votes when any word or phrase occurs; or `regex`
+    regex: str | None = None  # votes when it matches; or `keywords`
 
     @model_validator(mode="after")
     def _one_rule(self) -> LabelingFunctionSpec:
@@ -151,43 +154,44 @@ class FmRulesSpec(_Strict):
     0.855 -> 0.850), which learns the same n-grams from the prompts' labels itself. They pay off where the FM
     cannot label every row (cost fixed by sample_size; benchmarks/fm_rules_cost.py)."""
 
-    enabled: bool = False
+    enabled: bool = False  # mine rules where the FM cannot label every row
     sample_size: int = Field(default=2000, ge=50)  # train rows the FM labels for mining, whatever the data size
-    max_ngram: int = Field(default=2, ge=1, le=3)
+    max_ngram: int = Field(default=2, ge=1, le=3)  # longest phrase mined, in words
     min_support: int = Field(default=5, ge=2)  # sample rows (with an FM label) that contain the phrase
-    min_fm_precision: float = Field(default=0.8, gt=0.5, le=1.0)
+    min_fm_precision: float = Field(default=0.8, gt=0.5, le=1.0)  # share of a phrase's FM labels that agree
     max_fdr: float = Field(default=0.05, gt=0.0, le=1.0)  # of the FM-side test over all phrases
-    min_dev_hits: int = Field(default=3, ge=1)
+    min_dev_hits: int = Field(default=3, ge=1)  # dev rows a phrase must occur in
     # dev precision a phrase needs; it must also halve the error of always guessing its label
     min_precision: float = Field(default=0.8, gt=0.5, le=1.0)
-    max_keywords_per_label: int = Field(default=25, ge=1)
+    max_keywords_per_label: int = Field(default=25, ge=1)  # phrases kept per label
 
 
 class LabelModelSpec(_Strict):
+    # auto: chosen on dev; or one kind
     kind: Literal["auto", "majority_vote", "best_labeler", "snorkel", "dawid_skene", "stacked"] = "auto"
     # what 'auto' maximises on dev: "student" = the dev score of a fast n-gram student trained on each kind's
     # labels, the simplest kind within dev's noise of the best kept (the specialist is what ships; measured on
     # sms_spam: the best student on dev, dawid_skene's, 0.860 test macro-F1; majority vote's, 0.009 behind it
     # on dev and within one standard error, 0.902); "label_model" = the label model's own
     select_by: Literal["student", "label_model"] = "student"
-    epochs: int = Field(default=500, ge=1)
+    epochs: int = Field(default=500, ge=1)  # snorkel's training epochs
     min_coverage: float = Field(default=0.0, ge=0.0, le=1.0)  # blocking check on the train label matrix
 
 
 class NgramStudentSpec(_Strict):
     """The fast student: hashed word (and optional character) n-grams into a torch EmbeddingBag."""
 
-    word_ngrams: tuple[int, int] = (1, 2)
+    word_ngrams: tuple[int, int] = (1, 2)  # [smallest, largest] word n-gram
     # char_wb n-grams beside the word n-grams (e.g. [2, 4]); the `ngram_char` section's student has them
     char_ngrams: tuple[int, int] | None = None
-    hash_bits: int = Field(default=20, ge=10, le=24)
-    embed_dim: int = Field(default=16, ge=2)
-    dropout: float = Field(default=0.2, ge=0, lt=1)
-    epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=128, ge=1)
-    learning_rate: float = Field(default=0.001, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    patience: int = Field(default=5, ge=1)
+    hash_bits: int = Field(default=20, ge=10, le=24)  # 2**hash_bits hashed features per family
+    embed_dim: int = Field(default=16, ge=2)  # width of the bag-of-n-grams embedding
+    dropout: float = Field(default=0.2, ge=0, lt=1)  # higher for noisier labels
+    epochs: int = Field(default=30, ge=1)  # at most; early stopping on dev
+    batch_size: int = Field(default=128, ge=1)  # rows per step
+    learning_rate: float = Field(default=0.001, gt=0)  # Adam's; larger for a few hundred rows
+    weight_decay: float = Field(default=0.0, ge=0)  # L2 on the dense head
+    patience: int = Field(default=5, ge=1)  # epochs without a better dev score before stopping
 
     @field_validator("word_ngrams", "char_ngrams")
     @classmethod
@@ -201,7 +205,7 @@ class NgramCharStudentSpec(NgramStudentSpec):
     """The `ngram_char` architecture: the n-gram student with char_wb n-grams beside the word n-grams,
     word and char features normalised apart (as scikit-learn's FeatureUnion of two TF-IDF vectorisers)."""
 
-    char_ngrams: tuple[int, int] = (2, 4)
+    char_ngrams: tuple[int, int] = (2, 4)  # [smallest, largest] char_wb n-gram
 
 
 class LightFitSpec(_Strict):
@@ -211,22 +215,22 @@ class LightFitSpec(_Strict):
     ag_news accuracy 0.866 -> 0.881 (`ngram`), while on MiniLM's weak sms_spam labels they fit the noise (0.890 ->
     0.835) and dev rejected them (benchmarks/label_gap.py). Labels near gold (a strong FM, hand rules) gain."""
 
-    learning_rate: float = Field(default=0.01, gt=0)
-    dropout: float = Field(default=0.0, ge=0, lt=1)
+    learning_rate: float = Field(default=0.01, gt=0)  # the light fit's
+    dropout: float = Field(default=0.0, ge=0, lt=1)  # the light fit's
 
 
 class EncoderStudentSpec(_Strict):
     """The quality student: a pretrained encoder fine-tuned end to end (~20 samples/s on 2 CPU cores)."""
 
     model: str = "all-MiniLM-L6-v2"  # the packaged MiniLM, or a local Hugging Face encoder folder
-    max_length: int = Field(default=128, ge=8)
-    dropout: float = Field(default=0.1, ge=0, lt=1)
-    epochs: int = Field(default=3, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    learning_rate: float = Field(default=5e-5, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
-    patience: int = Field(default=2, ge=1)
+    max_length: int = Field(default=128, ge=8)  # tokens per text; longer texts are cut
+    dropout: float = Field(default=0.1, ge=0, lt=1)  # of the classification head
+    epochs: int = Field(default=3, ge=1)  # at most; early stopping on dev
+    batch_size: int = Field(default=32, ge=1)  # rows per step (larger on a GPU)
+    learning_rate: float = Field(default=5e-5, gt=0)  # AdamW's
+    weight_decay: float = Field(default=0.01, ge=0)  # AdamW's
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)  # share of steps with a rising learning rate
+    patience: int = Field(default=2, ge=1)  # epochs without a better dev score before stopping
 
 
 class SpecialistSpec(_Strict):
@@ -234,8 +238,8 @@ class SpecialistSpec(_Strict):
     best on dev by `objective` among those reaching `min_throughput` texts/s is registered."""
 
     # `ngram_char` is the n-gram student with character n-grams too (its own section). Both are candidates by
-    # default and dev keeps the word-only one (4-5x faster) unless the other is better beyond dev's noise: char
-    # n-grams help informal text and hurt news. Measured on the label-model labels, test macro-F1 mean of 3
+    # default and dev keeps the word-only one (3-4x faster served) unless the other is better beyond dev's noise:
+    # char n-grams help informal text and hurt news. Measured on the label-model labels, test macro-F1 mean of 3
     # seeds, word vs word+char (vs dev's choice): sms_spam 0.916 vs 0.942 (0.928), youtube_spam 0.897 vs 0.918
     # (0.897), ag_news 0.865 vs 0.852 (0.865)
     architectures: list[Literal["ngram", "ngram_char", "encoder"]] = Field(default=["ngram", "ngram_char"],
@@ -246,13 +250,14 @@ class SpecialistSpec(_Strict):
     # time, so a busy machine does not flip the choice). A slower candidate is not chosen however it scores on
     # dev; if none is fast enough the fastest ships flagged. null: no floor.
     min_throughput: float | None = Field(default=None, gt=0)
+    # soft_ce learns the label model's probabilities; hard its argmax
     loss: Literal["soft_ce", "confidence_weighted", "hard"] = "soft_ce"
     # Whose labels the fast students learn: the label model's, or those of an encoder (the `encoder` section)
     # fine-tuned on the label model's labels, which then labels every train row (knowledge distillation;
     # the directly taught student stays a candidate). The encoder trains at ~20-30 samples/s on 2 CPU
     # cores and hundreds to thousands on a GPU.
     teacher: Literal["label_model", "encoder"] = "label_model"
-    seed: int = 0
+    seed: int = 0  # another seed trains other weights
     # torch's deterministic kernels while training (where it has them; fixed cuBLAS workspace, no cuDNN
     # autotuning): two runs of one spec on one GPU train the same weights, at some speed. CPU runs repeat anyway.
     deterministic: bool = False
@@ -268,7 +273,7 @@ class SpecialistSpec(_Strict):
     # One self-training round over the unlabeled rows no labeler covered; kept only if dev macro-F1 does
     # not drop (measured: sms_spam test macro-F1 0.854 -> 0.873, youtube_spam 0.907 -> 0.912).
     self_training: bool = True
-    self_training_threshold: float = Field(default=0.9, gt=0.5, le=1.0)
+    self_training_threshold: float = Field(default=0.9, gt=0.5, le=1.0)  # confidence a pseudo-label needs
 
     @field_validator("architectures")
     @classmethod
@@ -281,9 +286,10 @@ class SpecialistSpec(_Strict):
 class SliceSpec(_Strict):
     """A way to cut the test split: text-length buckets (character bounds) or a metadata column's values."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")  # the slice's name in reports and in slice_macro_f1 gates
+    # character bounds between buckets, e.g. [40, 120]; or `column`
     length_buckets: list[int] | None = Field(default=None, min_length=1)
-    column: str | None = None
+    column: str | None = None  # a metadata column whose values are the buckets; or `length_buckets`
     min_rows: int = Field(default=20, ge=1)  # smaller buckets are reported but not gated
 
     @model_validator(mode="after")
@@ -298,10 +304,10 @@ class SliceSpec(_Strict):
 class GateSpec(_Strict):
     """A blocking check on the evaluation: metric >= min, or metric <= max."""
 
-    metric: str
-    min: float | None = None
-    max: float | None = None
-    name: str | None = None
+    metric: str  # what is checked (see the list in docs/operating.md)
+    min: float | None = None  # passes at or above; or `max`
+    max: float | None = None  # passes at or below; or `min`
+    name: str | None = None  # the check's name; default the metric's
     slice: str | None = None  # for slice_macro_f1: the declared slice whose worst bucket is gated
 
     @field_validator("metric")
@@ -336,8 +342,8 @@ class DriftSpec(_Strict):
     index of predicted classes past `max_psi`, or mean confidence lower by more than `max_confidence_drop`,
     makes the check warn (non-blocking)."""
 
-    max_psi: float = Field(default=0.2, gt=0)
-    max_confidence_drop: float = Field(default=0.1, gt=0, lt=1)
+    max_psi: float = Field(default=0.2, gt=0)  # population stability index of predicted classes that warns
+    max_confidence_drop: float = Field(default=0.1, gt=0, lt=1)  # fall of mean confidence that warns
     min_rows: int = Field(default=100, ge=1)  # fewer predictions than this say nothing about a distribution
     retrain: bool = False  # on drift, a sensor launches the lifecycle job (relabel, retrain, gate)
 
@@ -347,12 +353,12 @@ class InferenceSpec(_Strict):
     empty are chosen by the throughput tuner on the machine that runs them."""
 
     inbox: str | None = None  # default FMOPS_HOME/inbox/<task>; relative paths resolve against the task folder
-    text_column: str = "text"
-    output_format: Literal["parquet", "csv"] = "parquet"
+    text_column: str = "text"  # the column `fmops predict` and the inbox read
+    output_format: Literal["parquet", "csv"] = "parquet"  # of the files batch inference writes
     settle_seconds: float = Field(default=5.0, ge=0)  # a file younger than this may still be being written
-    batch_size: int | None = Field(default=None, ge=1)
-    workers: int | None = Field(default=None, ge=1)
-    threads: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)  # fix instead of tuning
+    workers: int | None = Field(default=None, ge=1)  # fix instead of tuning (n-gram champions: processes)
+    threads: int | None = Field(default=None, ge=1)  # fix instead of tuning (torch champions)
     device: str = "auto"  # 'auto': cuda for a torch champion when present; the n-gram champion runs on CPU
     drift: DriftSpec = DriftSpec()
 
@@ -366,20 +372,22 @@ class InferenceSpec(_Strict):
 
 
 class TaskSpec(_Strict):
-    name: str
-    description: str = ""
+    name: str  # the folder's name; must match it
+    description: str = ""  # one line shown on the task's assets in the UI
+    # Dagster owners of every asset (team:... or an e-mail)
     owners: list[str] = Field(default_factory=lambda: ["team:ml-platform"])
-    dataset: DatasetSpec
-    labels: list[LabelSpec] = Field(min_length=2)
+    dataset: DatasetSpec  # where the texts and gold labels come from
+    labels: list[LabelSpec] = Field(min_length=2)  # at least two; their order is the model's class order
     splits: SplitSpec = SplitSpec()
     fm: FMSpec = FMSpec()
-    prompts: PromptSpec
+    prompts: PromptSpec  # the FM labelers
+    # your own keyword / regex rules, as extra labelers
     labeling_functions: list[LabelingFunctionSpec] = Field(default_factory=list)
     fm_rules: FmRulesSpec = FmRulesSpec()
     label_model: LabelModelSpec = LabelModelSpec()
     specialist: SpecialistSpec = SpecialistSpec()
-    slices: list[SliceSpec] = Field(default_factory=list)
-    gates: list[GateSpec] = Field(default_factory=list)
+    slices: list[SliceSpec] = Field(default_factory=list)  # cuts of test reported (and gateable) apart
+    gates: list[GateSpec] = Field(default_factory=list)  # blocking checks a specialist must pass to become champion
     inference: InferenceSpec = InferenceSpec()
     _folder: Path | None = PrivateAttr(default=None)
 

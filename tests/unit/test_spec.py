@@ -1,7 +1,7 @@
 import pytest
 
 from fmops_pipelines.errors import SpecError
-from fmops_pipelines.spec import discover_specs, get_spec, load_spec
+from fmops_pipelines.spec import TaskSpec, discover_specs, get_spec, load_spec
 from tests.conftest import REPO, shipped_spec, write_task
 
 
@@ -79,3 +79,21 @@ def test_inbox_defaults_under_fmops_home_and_the_old_input_field_says_what_repla
         load_spec(path)
     assert str(err.value) == (f"{path}: inference: 'input' was replaced by 'inbox': put input files in the inbox "
                               "folder (each file is one partition of batch_predictions)")
+
+
+def test_the_spec_reference_page_is_generated_from_the_models_and_says_when_to_change_every_field():
+    """docs/spec_reference.md cannot drift: it is what the generator makes of spec.py now, and every field that is
+    not a section of its own carries a note on when to change it (a new field without one fails here)."""
+    from pydantic import BaseModel
+
+    from fmops_pipelines.spec_reference import field_notes, nested, render, sections
+
+    assert (REPO / "docs" / "spec_reference.md").read_text() == render(), \
+        "regenerate: python -m fmops_pipelines.spec_reference > docs/spec_reference.md"
+    for path, model in sections(TaskSpec):
+        notes = {}
+        for cls in reversed(model.__mro__):
+            if isinstance(cls, type) and issubclass(cls, BaseModel) and cls.__module__ == TaskSpec.__module__:
+                notes |= field_notes(cls)
+        for name, info in model.model_fields.items():
+            assert nested(info.annotation) or notes.get(name), f"{path or 'top level'}.{name}: no note in spec.py"
