@@ -167,7 +167,7 @@ def render(task: str, found: Inspection, spec_dir: Path) -> str:
     test_fraction = 0.2
     lines = [
         f"# {task}: drafted by `fmops init` from {found.path.name} ({found.rows:,} rows, {found.labelled:,} labelled).",
-        "# Look at the fields marked LOOK first; every other field has a default (README.md, docs/).",
+        "# Look at the fields marked LOOK first; every other field has a default: docs/spec_reference.md.",
         f"description: Classify {found.text_column} into {', '.join(found.label_counts)}.",
         "dataset:",
         f"  path: {_quote(data)}  # relative to this folder",
