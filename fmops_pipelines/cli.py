@@ -16,7 +16,7 @@ from pathlib import Path
 from fmops_pipelines import paths, progress
 from fmops_pipelines.display import num
 from fmops_pipelines.errors import FmopsError, StateError, missing_driver, store_problem
-from fmops_pipelines.evaluation.summary import label_model_rows, served_as, speedup
+from fmops_pipelines.evaluation.summary import gold_only_rows, label_model_rows, served_as, speedup
 from fmops_pipelines.mlflow_store import using_uri
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
@@ -33,11 +33,11 @@ def print_summary(summary: dict, out=sys.stdout, fm_abstains: dict | None = None
     requests that got no usable answer, by reason, when there were any), gates."""
     test, base, tp = summary["test"], summary["baselines"], summary["throughput"]
     rows = [("best single prompt", base["best_prompt"]), ("majority vote", base["majority_vote"]),
-            *label_model_rows(base), (f"specialist v{summary['model']['version']}", test)]
+            *label_model_rows(base), *gold_only_rows(base), (f"specialist v{summary['model']['version']}", test)]
     print(f"\n{summary['task']}: held-out test split, n={test['n']}", file=out)
-    print(f"  {'model':<30}{'accuracy':>10}{'macro-F1':>10}", file=out)
+    print(f"  {'model':<36}{'accuracy':>10}{'macro-F1':>10}", file=out)
     for name, m in rows:
-        print(f"  {name:<30}{_fmt(m['accuracy']):>10}{_fmt(m['macro_f1']):>10}", file=out)
+        print(f"  {name:<36}{_fmt(m['accuracy']):>10}{_fmt(m['macro_f1']):>10}", file=out)
     print(f"  throughput: FM {num(tp['fm_texts_per_s'])} texts/s, specialist {num(tp['specialist_texts_per_s'])} "
           f"texts/s ({num(speedup(summary))}x{served_as(tp)})", file=out)
     lab = summary["labeling"]

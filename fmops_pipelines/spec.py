@@ -19,8 +19,8 @@ from fmops_pipelines.paths import assets_dir, fmops_home
 
 # The gate metrics a spec may name; fmops_pipelines.evaluation.gates computes each one.
 GATE_METRICS = ("label_coverage", "label_model_dev_accuracy", "test_accuracy", "test_macro_f1", "min_class_f1",
-                "slice_macro_f1", "lift_over_best_prompt", "lift_over_label_model", "ece", "regression_vs_champion",
-                "specialist_texts_per_s", "speedup_over_fm")
+                "slice_macro_f1", "lift_over_best_prompt", "lift_over_label_model", "lift_over_gold_only", "ece",
+                "regression_vs_champion", "specialist_texts_per_s", "speedup_over_fm")
 
 TASK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

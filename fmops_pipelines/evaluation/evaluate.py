@@ -11,6 +11,7 @@ from sklearn.metrics import confusion_matrix
 
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.evaluation.calibration import expected_calibration_error, reliability_bins
+from fmops_pipelines.evaluation.gold_only import gold_only_baselines
 from fmops_pipelines.evaluation.metrics import headline, report
 from fmops_pipelines.evaluation.slices import slice_metrics
 from fmops_pipelines.fm.base import FoundationModel
@@ -118,9 +119,10 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
         # what batch inference compares each partition with (drift): predicted classes and confidence on test
         "reference": reference_profile(probs),
     }
+    base = baselines(fm, prompt_scores, matrix, label_model, test, y_test, dev["label"], label_names, teacher)
+    base["gold_only"] = gold_only_baselines(fm, dev["text"].tolist(), y_dev, texts, y_test, k)
     return {"test": report(y_test, pred, label_names),
-            "baselines": baselines(fm, prompt_scores, matrix, label_model, test, y_test, dev["label"], label_names,
-                                   teacher),
+            "baselines": base,
             "throughput": throughput(fm, model, texts, serving),
             "labelers": len(labeler_columns(matrix)),
             "details": details}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from fmops_pipelines.evaluation.gold_only import best_macro_f1
 from fmops_pipelines.spec import GATE_METRICS, GateSpec
 
 
@@ -33,6 +34,8 @@ METRICS: dict[str, Callable[[dict, GateSpec], float]] = {
     "slice_macro_f1": _worst_slice,
     "lift_over_best_prompt": lambda m, g: m["test"]["macro_f1"] - m["baselines"]["best_prompt"]["macro_f1"],
     "lift_over_label_model": lambda m, g: m["test"]["macro_f1"] - m["baselines"]["label_model"]["macro_f1"],
+    # weak supervision paid: the specialist against the best classifier trained on the gold rows alone
+    "lift_over_gold_only": lambda m, g: m["test"]["macro_f1"] - best_macro_f1(m["baselines"].get("gold_only", [])),
     # calibration
     "ece": lambda m, g: m["details"]["ece"],
     # no regression: test macro-F1 minus the current champion's on the same split (0 without a champion)

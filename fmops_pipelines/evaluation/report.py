@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fmops_pipelines.display import num
-from fmops_pipelines.evaluation.summary import label_model_rows, served_as, speedup
+from fmops_pipelines.evaluation.summary import gold_only_rows, label_model_rows, served_as, speedup
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -124,6 +124,8 @@ def render_report(summary: dict, details: dict, prompt_table: pd.DataFrame, labe
         {"model": "best single prompt", **base["best_prompt"]},
         {"model": "majority vote", **base["majority_vote"]},
         *({"model": name, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]} for name, m in label_model_rows(base)),
+        *({"model": f"{name} ({m['gold_rows']} rows)", "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+          for name, m in gold_only_rows(base)),
         {"model": f"specialist v{model['version']}", "accuracy": test["accuracy"], "macro_f1": test["macro_f1"]},
     ])
     per_class = pd.DataFrame([{"class": c, **m} for c, m in test["per_class"].items()])

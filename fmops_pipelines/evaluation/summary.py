@@ -38,6 +38,14 @@ def served_as(throughput: dict) -> str:
     return f", batch {served['batch_size']} x {served['workers']} worker(s) as batch inference serves it" if served else ""
 
 
+GOLD_ONLY_NAMES = {"logreg_fm_embeddings": "logreg on FM embeddings", "tfidf_logreg": "TF-IDF + logreg"}
+
+
+def gold_only_rows(baselines: dict) -> list[tuple[str, dict]]:
+    """(name, metrics) of each classifier trained on the gold rows alone (none in summaries written before)."""
+    return [(f"gold only: {GOLD_ONLY_NAMES.get(b['kind'], b['kind'])}", b) for b in baselines.get("gold_only", [])]
+
+
 def label_model_rows(baselines: dict) -> list[tuple[str, dict]]:
     """(name, metrics) of the label model and, where another one's labels taught the specialist, its teacher;
     summaries written before label models carried their kind name none."""
