@@ -58,17 +58,21 @@ def store_problem(cls_name: str, message: str, stack: str) -> str | None:
     storage (`stack`: the failure's traceback text, which says whose code was connecting), else None."""
     import re
 
+    store = _store_named(stack)
+    if store is None:  # not a store's code that failed (an FM endpoint's connection error is the FM's own fault)
+        return None
     if cls_name == "ModuleNotFoundError" and "sqlalchemy" in stack:
         module = next(iter(re.findall(r"No module named '?([\w.]+)", message)), message)
-        return (missing_driver(ModuleNotFoundError(message, name=module)) or
-                f"{_store_named(stack)} needs the '{module}' driver, which is not installed")
+        return missing_driver(ModuleNotFoundError(message, name=module)) or f"{store} needs the '{module}' driver, " \
+                                                                            "which is not installed"
     if cls_name not in _UNREACHABLE and not (cls_name == "MlflowException" and "API request to" in message):
         return None
     cause = re.sub(r"^\([\w.]+\)\s*", "", message.strip().splitlines()[0] if message.strip() else cls_name)
-    return f"{_store_named(stack)} cannot be reached: {cause}"
+    return f"{store} cannot be reached: {cause}"
 
 
-def _store_named(stack: str) -> str:
+def _store_named(stack: str) -> str | None:
+    """Whose storage the traceback was in: the Dagster instance's, MLflow's, or neither (None)."""
     import os
     from pathlib import Path
 
@@ -77,7 +81,9 @@ def _store_named(stack: str) -> str:
     if "dagster_postgres" in stack or "dagster/_core/storage" in stack:
         home = Path(os.environ.get("DAGSTER_HOME") or paths.dagster_home())
         return f"the Dagster instance's storage (configured in {home / 'dagster.yaml'})"
-    return f"the MLflow tracking store {redact(paths.mlflow_tracking_uri())}"
+    if "/mlflow/" in stack:
+        return f"the MLflow tracking store {redact(paths.mlflow_tracking_uri())}"
+    return None
 
 
 def redact(uri: str) -> str:

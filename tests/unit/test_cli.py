@@ -134,3 +134,18 @@ def test_an_unreachable_tracking_store_or_a_missing_driver_is_one_line_and_exit_
     rules = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "rules", "sms_spam"], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=120, check=False)  # reads the stored matrix, not the store
     assert rules.returncode == 2 and rules.stderr.strip() == "error: sms_spam: no labeling run yet; run `fmops run sms_spam` first"
+
+
+def test_a_failure_is_blamed_on_a_store_only_when_the_store_s_code_raised_it(monkeypatch, tmp_path):
+    from fmops_pipelines.errors import store_problem
+
+    fm_endpoint = 'File "/app/fmops_pipelines/fm/openai_compat.py", line 80, in _post'
+    assert store_problem("ConnectionError", "HTTPConnectionPool(host='llm', port=8000): refused", fm_endpoint) is None
+    mlflow = 'File "/venv/site-packages/mlflow/store/db/utils.py", line 150, in create_sqlalchemy_engine_with_retry'
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert store_problem("OperationalError", "(psycopg2.OperationalError) connection refused", mlflow).endswith(
+        "cannot be reached: connection refused")
+    dagster = 'File "/venv/site-packages/dagster_postgres/utils.py", line 99, in retry_pg_connection_fn'
+    assert store_problem("OperationalError", "connection refused", dagster) == (
+        f"the Dagster instance's storage (configured in {tmp_path / 'dagster.yaml'}) cannot be reached: "
+        "connection refused")
