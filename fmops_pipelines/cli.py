@@ -302,9 +302,11 @@ def cmd_init(args) -> int:
 
     task_file(args.task, paths.assets_dir())  # a bad or taken name fails before the file is read
     labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
-    found = inspect(Path(args.data), args.text_column, args.label_column, args.id_column, args.split_column, labels)
+    found = inspect(Path(args.data), args.text_column, args.label_column, args.id_column, args.split_column, labels,
+                    Path(args.gold) if args.gold else None)
     target = write_task(args.task, found, paths.assets_dir())
-    print(f"{found.path}: {found.rows:,} rows; text column '{found.text_column}', label column "
+    print(f"{found.path}: {found.rows:,} rows" + (f" (+ gold rows in {found.gold})" if found.gold else "") +
+          f"; text column '{found.text_column}', label column "
           f"'{found.label_column}'" + (f", id column '{found.id_column}'" if found.id_column else "") +
           (f", split column '{found.split_column}'" if found.split_column else ""))
     width = max(len(name) for name in found.label_counts)
@@ -361,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-column", default=None, help="default: a column named like id with unique values")
     p.add_argument("--split-column", default=None, help="default: a column named like split with train/dev/test")
     p.add_argument("--labels", default=None, help="a,b,c: the label set and its order (labels with no rows yet)")
+    p.add_argument("--gold", default=None, help="a separate file of labelled rows (same text column) beside --data")
     p.set_defaults(fn=cmd_init)
     sub.add_parser("tasks", help="list the task specs under assets/").set_defaults(fn=cmd_tasks)
     p = sub.add_parser("run", help="materialize a task's whole lifecycle through Dagster")

@@ -37,6 +37,7 @@ class Inspection:
     split_column: str | None
     label_counts: dict[str, int] = field(default_factory=dict)  # every label, in the spec's order
     unlabelled: int = 0
+    gold: Path | None = None  # a separate file of labelled rows (dataset.gold_files)
 
     @property
     def labelled(self) -> int:
@@ -104,29 +105,42 @@ def _find_split(frame: pd.DataFrame, taken: set[str]) -> str | None:
     return named if "test" in values and values <= set(DECLARED_SPLITS) else None
 
 
-def inspect(path: Path, text_column: str | None = None, label_column: str | None = None,
-            id_column: str | None = None, split_column: str | None = None,
-            labels: list[str] | None = None) -> Inspection:
-    """The columns and labels of a data file; a DataError (one line, naming the file) when it cannot make a task."""
+def _read(path: Path) -> pd.DataFrame:
     from fmops_pipelines.data.readers import read_table
 
     frame = read_table(path)
     if frame.empty:
         raise DataError(f"{path}: no rows")
     frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def inspect(path: Path, text_column: str | None = None, label_column: str | None = None,
+            id_column: str | None = None, split_column: str | None = None,
+            labels: list[str] | None = None, gold: Path | None = None) -> Inspection:
+    """The columns and labels of a data file (and of a separate file of labelled rows, `gold`); a DataError (one
+    line, naming the file) when they cannot make a task."""
+    frame = _read(path)
+    gold_frame = _read(gold) if gold is not None else None
+    labelled, where = (gold_frame, gold) if gold_frame is not None else (frame, path)
     given = {c for c in (_given(frame, path, text_column, "--text-column"),
-                         _given(frame, path, label_column, "--label-column"),
+                         _given(labelled, where, label_column, "--label-column"),
                          _given(frame, path, id_column, "--id-column"),
                          _given(frame, path, split_column, "--split-column")) if c}
     text = text_column or _find_text(frame, path, given)
-    label = label_column or _find_label(frame, given | {text})
-    ident = id_column or _find_id(frame, given | {text, label})
-    split = split_column or _find_split(frame, given | {text, label, ident})
+    label = label_column or _find_label(labelled, given | {text})
+    if gold_frame is not None and text not in gold_frame.columns:
+        raise DataError(f"{gold}: no column '{text}', the text column of {path} (the files share their columns)")
+    # ids and declared splits are read from the data file alone: with a gold file, only where given
+    ident = id_column or (None if gold_frame is not None else _find_id(frame, given | {text, label}))
+    split = split_column or (None if gold_frame is not None else _find_split(frame, given | {text, label, ident}))
     if label is None:
-        raise DataError(f"{path}: no label column found; fmops needs some labelled rows (at least {MIN_LABELLED}) "
+        raise DataError(f"{where}: no label column found; fmops needs some labelled rows (at least {MIN_LABELLED}) "
                         f"for its dev and test splits: name the column with --label-column (columns are "
-                        f"{list(frame.columns)})")
-    values = _strings(frame, label)
+                        f"{list(labelled.columns)})")
+    pool = _strings(frame, label) if label in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="string")
+    values = pd.concat([pool, _strings(gold_frame, label)]) if gold_frame is not None else pool
+    data_path, path = path, where  # errors about the labels name the file that holds them
     counts = values.value_counts()
     if counts.sum() < MIN_LABELLED:
         raise DataError(f"{path}: only {counts.sum()} labelled rows in column '{label}'; fmops needs at least "
@@ -134,8 +148,10 @@ def inspect(path: Path, text_column: str | None = None, label_column: str | None
     if labels:
         unknown = counts.index.difference(labels)
         if len(unknown):
-            row = frame.index[values == unknown[0]][0]
-            raise DataError(f"{path}: row {row + 2 if path.suffix.lower() == '.csv' else row}: label "
+            sources = [(gold, _strings(gold_frame, label))] if gold_frame is not None else []
+            file, rows = next((f, v) for f, v in [*sources, (data_path, pool)] if (v == unknown[0]).any())
+            row = int((rows == unknown[0]).fillna(False).to_numpy().argmax())
+            raise DataError(f"{file}: row {row + 2 if file.suffix.lower() == '.csv' else row}: label "
                             f"'{unknown[0]}' in column '{label}' is not one of --labels {labels}")
         label_counts = {name: int(counts.get(name, 0)) for name in labels}
     else:
@@ -146,7 +162,7 @@ def inspect(path: Path, text_column: str | None = None, label_column: str | None
     if len(label_counts) > MAX_LABELS:
         raise DataError(f"{path}: column '{label}' holds {len(label_counts)} distinct values: not a label column "
                         f"(at most {MAX_LABELS} labels); name the right one with --label-column")
-    return Inspection(path, len(frame), text, label, ident, split, label_counts, int(values.isna().sum()))
+    return Inspection(data_path, len(frame), text, label, ident, split, label_counts, int(pool.isna().sum()), gold)
 
 
 def humanize(label: str) -> str:
@@ -176,6 +192,9 @@ def render(task: str, found: Inspection, spec_dir: Path) -> str:
     ]
     if found.id_column:
         lines.append(f"  id_column: {_quote(found.id_column)}")
+    if found.gold:
+        gold = os.path.relpath(found.gold.resolve(), spec_dir.resolve())
+        lines.append(f"  gold_files: [{_quote(gold)}]  # labelled rows: dev and test are drawn from them")
     if found.split_column:
         lines.append(f"  split_column: {_quote(found.split_column)}  # its test rows are the held-out test split")
     lines += ["# LOOK: each label's verbalizers are what the foundation model compares texts with; a few",

@@ -48,12 +48,17 @@ class DatasetSpec(_Strict):
     id_column: str | None = None  # stable row ids (kept in outputs); default: row numbers
     split_column: str | None = None  # values train / test / dev: the dataset's own splits, test used as declared
     split_files: dict[Literal["test", "dev"], str] = Field(default_factory=dict)  # or one file per split
+    # labelled files beside `path` (the same columns): their rows are gold, dev and test drawn from them as from
+    # labelled rows of `path`, which may then hold only unlabelled text (no label column needed there)
+    gold_files: list[str] = Field(default_factory=list)
     label_map: dict[str, str] = Field(default_factory=dict)  # raw label value -> label name, e.g. {'1': spam}
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
         if (self.registry is None) == (self.path is None):
             raise ValueError("give exactly one of 'registry' or 'path'")
+        if self.gold_files and (self.path is None or self.split_files):
+            raise ValueError("gold_files goes with 'path' (not a registry dataset, not split_files)")
         if self.split_files and (self.path is None or "test" not in self.split_files or self.split_column):
             raise ValueError("split_files goes with 'path' (the train rows), needs a 'test' file, and replaces "
                              "split_column")

@@ -138,12 +138,20 @@ def read_local(ds: DatasetSpec, base: Path) -> pd.DataFrame:
         if not ds.id_column:  # row numbers repeat across files: prefix them with the split
             df["id"] = df["split"] + "-" + df["id"]
         return df
-    return _read_local_file(ds, Path(ds.path), base)  # type: ignore[arg-type]
+    pool = _read_local_file(ds, Path(ds.path), base, labels_optional=bool(ds.gold_files))  # type: ignore[arg-type]
+    if not ds.gold_files:
+        return pool
+    gold = [_read_local_file(ds, Path(file), base) for file in ds.gold_files]
+    if not ds.id_column:  # row numbers repeat across files: prefix each gold file's with its position
+        gold = [frame.assign(id=f"gold{i}-" + frame["id"]) for i, frame in enumerate(gold)]
+    return pd.concat([pool, *gold], ignore_index=True)
 
 
-def _read_local_file(ds: DatasetSpec, path: Path, base: Path) -> pd.DataFrame:
+def _read_local_file(ds: DatasetSpec, path: Path, base: Path, labels_optional: bool = False) -> pd.DataFrame:
     path = path if path.is_absolute() else (base / path)
     df = read_table(path)
+    if labels_optional and ds.label_column not in df.columns:  # the unlabelled pool beside gold_files
+        ds = ds.model_copy(update={"label_column": None})
     for field, column in (("text_column", ds.text_column), ("label_column", ds.label_column),
                           ("id_column", ds.id_column)):
         if column is not None and column not in df.columns:
@@ -170,7 +178,7 @@ def load_dataset(spec: TaskSpec, data_home: Path | None = None) -> pd.DataFrame:
         source = ds.registry
     else:
         df = read_local(ds, spec.root)
-        source = str(ds.path)
+        source = str(ds.path) + (f" (+ gold {', '.join(ds.gold_files)})" if ds.gold_files else "")
     if df.empty:
         raise DataError(f"{source}: dataset is empty (0 rows)")
     df["text"] = df["text"].astype("string")

@@ -76,3 +76,28 @@ def test_fmops_alone_lists_the_commands_one_line_each_and_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith("fmops ")
+
+
+def test_unlabelled_data_plus_a_gold_file(assets_dir, tmp_path, capsys):
+    """Text without labels and a separate file of labelled rows: the spec names both (dataset.gold_files); the
+    dataset joins them, the gold rows alone labelled, and the splits draw dev and test from those."""
+    from fmops_pipelines.data.readers import load_dataset
+    from fmops_pipelines.data.splits import make_splits
+
+    frame = reviews(rows=700, labelled=300)
+    frame.iloc[300:][["review"]].to_csv(tmp_path / "pool.csv", index=False)  # no label column at all
+    frame.iloc[:300][["review", "sentiment"]].to_json(tmp_path / "gold.jsonl", orient="records", lines=True)
+    assert main(["init", "mixed", "--data", str(tmp_path / "pool.csv"), "--gold", str(tmp_path / "gold.jsonl")]) == 0
+    assert "400 unlabelled rows" in capsys.readouterr().out
+    spec = get_spec("mixed")
+    assert spec.dataset.gold_files and spec.label_names == ["negative", "positive"]
+    df = load_dataset(spec)
+    assert len(df) == 700 and df["label"].notna().sum() == 300
+    assert df.loc[df["label"].notna(), "id"].str.startswith("gold0-").all() and df["id"].is_unique
+    splits = make_splits(df, spec.splits)
+    assert splits.loc[splits["split"] != "train", "label"].notna().all()
+    assert (splits["split"] == "dev").sum() == spec.splits.dev_size
+    (tmp_path / "bad_gold.csv").write_text("review,sentiment\n" + "a fine film,positive\n" * 50 + "odd one,meh\n")
+    assert main(["init", "mixed2", "--data", str(tmp_path / "pool.csv"), "--gold", str(tmp_path / "bad_gold.csv"),
+                 "--labels", "negative,positive"]) == 2
+    assert f"{tmp_path / 'bad_gold.csv'}: row 52: label 'meh'" in capsys.readouterr().err
