@@ -63,13 +63,13 @@ def test_summary_prints_every_figure_with_one_rounding_rule():
     assert "gate ece                           0.022 vs 0.100    passed" in text
     assert "5,178 FM calls (new answers), 62,734 requests answered by the FM cache" in text
     assert [num(x) for x in (950.69, 1.5, 0.1853, -0.02)] == ["951", "1.50", "0.185", "-0.020"]
-    assert "  label model                        0.900     0.800" in text  # a summary whose label model has no kind
+    assert "  label model                              0.900     0.800" in text  # a summary whose label model has no kind
     summary["baselines"] |= {"label_model": {**m, "kind": "best_labeler"},
                              "teacher": {"accuracy": 0.7, "macro_f1": 0.6, "kind": "majority_vote"}}
     out = io.StringIO()
     print_summary(summary, out)
-    assert ("  label model (best_labeler)         0.900     0.800\n"
-            "  teacher (majority_vote)            0.700     0.600\n") in out.getvalue()
+    assert ("  label model (best_labeler)               0.900     0.800\n"
+            "  teacher (majority_vote)                  0.700     0.600\n") in out.getvalue()
 
 
 def test_celery_needs_its_extra_and_a_shared_instance(tmp_path):
