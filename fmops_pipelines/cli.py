@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fmops_pipelines import paths, progress
 from fmops_pipelines.display import num
-from fmops_pipelines.errors import FmopsError, StateError, missing_driver, store_problem
+from fmops_pipelines.errors import FmopsError, StateError, missing_driver, store_problem_of
 from fmops_pipelines.evaluation.summary import gold_only_rows, label_model_rows, served_as, speedup
 from fmops_pipelines.mlflow_store import using_uri
 
@@ -411,21 +411,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _store_problem(exc: BaseException) -> str | None:
-    """One line for an unreachable store or a missing driver anywhere in the exception's chain."""
-    import traceback
-
-    stack = "".join(traceback.format_exception(exc))
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        problem = store_problem(type(exc).__name__, str(exc), stack)
-        if problem:
-            return problem
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     # At exit, before the interpreter's final garbage collection: the objects left are all about to go, and
     # walking them (Dagster, MLflow, torch, pandas) took 3-4 s of a 40 s warm `fmops run`; frozen, they are skipped.
@@ -442,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:
-        problem = missing_driver(exc) or _store_problem(exc)
+        problem = missing_driver(exc) or store_problem_of(exc)
         if problem is None:
             raise  # a bug: keep the traceback
         print(f"error: {problem}", file=sys.stderr)

@@ -34,17 +34,32 @@ def missing_driver(exc: BaseException) -> str | None:
     Dagster reports a storage class it cannot import as a CheckError naming the module."""
     import re
 
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        name = exc.name if isinstance(exc, ModuleNotFoundError) else None
-        found = name or next(iter(re.findall(r"(?:No module named|Couldn't import module) '?([\w.]+)", str(exc))), None)
+    for link in _chain(exc):
+        name = link.name if isinstance(link, ModuleNotFoundError) else None
+        found = name or next(iter(re.findall(r"(?:No module named|Couldn't import module) '?([\w.]+)", str(link))),
+                             None)
         root = (found or "").split(".")[0]
         if root in DRIVER_EXTRAS:
             return (f"the configured store needs the '{root}' driver, which is not installed: "
                     f"pip install 'fmops[{DRIVER_EXTRAS[root]}]' (or .[{DRIVER_EXTRAS[root]}] in a checkout)")
-        exc = exc.__cause__ or exc.__context__
     return None
+
+
+def _chain(exc: BaseException | None):
+    """The exception and its causes / contexts, each once."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def store_problem_of(exc: BaseException) -> str | None:
+    """store_problem for a raised exception: the first link of its chain that a store's code raised."""
+    import traceback
+
+    stack = "".join(traceback.format_exception(exc))
+    return next(filter(None, (store_problem(type(link).__name__, str(link), stack) for link in _chain(exc))), None)
 
 
 # DB-API error classes (SQLAlchemy's, psycopg's, psycopg2's share the names) for a server that cannot be reached,
@@ -67,8 +82,7 @@ def store_problem(cls_name: str, message: str, stack: str) -> str | None:
                                                                             "which is not installed"
     if cls_name not in _UNREACHABLE and not (cls_name == "MlflowException" and "API request to" in message):
         return None
-    cause = re.sub(r"^\([\w.]+\)\s*", "", message.strip().splitlines()[0] if message.strip() else cls_name)
-    return f"{store} cannot be reached: {cause}"
+    return f"{store} cannot be reached: {cause_line(message) or cls_name}"
 
 
 def _store_named(stack: str) -> str | None:
@@ -84,6 +98,14 @@ def _store_named(stack: str) -> str | None:
     if "/mlflow/" in stack:
         return f"the MLflow tracking store {redact(paths.mlflow_tracking_uri())}"
     return None
+
+
+def cause_line(message: str) -> str:
+    """A driver error's first line without SQLAlchemy's '(psycopg2.OperationalError) ' prefix."""
+    import re
+
+    text = message.strip()
+    return re.sub(r"^\([\w.]+\)\s*", "", text.splitlines()[0]) if text else ""
 
 
 def redact(uri: str) -> str:

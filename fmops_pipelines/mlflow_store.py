@@ -61,10 +61,9 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    import re
+    from fmops_pipelines.errors import cause_line
 
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return re.sub(r"^\([\w.]+\)\s*", "", text.splitlines()[0] if text else type(exc).__name__)
+    return cause_line(str(getattr(exc, "orig", None) or exc)) or type(exc).__name__
 
 
 def experiment_id(uri: str, task: str, prefix: str = "fmops") -> str:

@@ -150,17 +150,35 @@ def _is_space(c, space):
     return c < space.shape[0] and space[c]
 
 
+@njit(cache=True, inline="always")
+def _next_run(cps, p, end, word):
+    """(start, stop) of the next run of word characters at or after p (start == stop == end: none left)."""
+    while p < end and not word[cps[p]]:
+        p += 1
+    start = p
+    while p < end and word[cps[p]]:
+        p += 1
+    return start, p
+
+
+@njit(cache=True, inline="always")
+def _next_word(cps, p, end, space):
+    """(start, stop) of the next whitespace-separated word at or after p (start == end: none left)."""
+    while p < end and _is_space(cps[p], space):
+        p += 1
+    start = p
+    while p < end and not _is_space(cps[p], space):
+        p += 1
+    return start, p
+
+
 @njit(cache=True)
 def _tokens(cps, a, b, word, hashes, utf8):
     """Hashes of the text cps[a:b]'s tokens (runs of 2+ word characters) into `hashes`; returns how many."""
     t = 0
     p = a
     while p < b:
-        while p < b and not word[cps[p]]:
-            p += 1
-        start = p
-        while p < b and word[cps[p]]:
-            p += 1
+        start, p = _next_run(cps, p, b, word)
         if p - start >= 2:
             hashes[t] = _token_hash(cps, start, p, utf8)
             t += 1
@@ -177,11 +195,7 @@ def _n_pairs(cps, text_len, word_lo, word_hi, char_lo, char_hi, space, word):
         t = 0
         p = cp
         while p < end:
-            while p < end and not word[cps[p]]:
-                p += 1
-            start = p
-            while p < end and word[cps[p]]:
-                p += 1
+            start, p = _next_run(cps, p, end, word)
             if p - start >= 2:
                 t += 1
         total = 0
@@ -191,13 +205,9 @@ def _n_pairs(cps, text_len, word_lo, word_hi, char_lo, char_hi, space, word):
         if char_hi > 0:
             p = cp
             while p < end:
-                while p < end and _is_space(cps[p], space):
-                    p += 1
-                if p >= end:
+                w, p = _next_word(cps, p, end, space)
+                if w >= end:
                     break
-                w = p
-                while p < end and not _is_space(cps[p], space):
-                    p += 1
                 length = p - w + 2
                 if length < char_lo:
                     total += 1
@@ -251,13 +261,9 @@ def _featurize(cps, text_len, word_lo, word_hi, char_lo, char_hi, space, word, n
         if char_hi > 0:
             p = cp
             while p < end:
-                while p < end and _is_space(cps[p], space):
-                    p += 1
-                if p >= end:
+                w, p = _next_word(cps, p, end, space)
+                if w >= end:
                     break
-                w = p
-                while p < end and not _is_space(cps[p], space):
-                    p += 1
                 length = p - w + 2  # the word padded with a space on each side
                 padded[0] = 32
                 for j in range(w, p):
