@@ -16,7 +16,7 @@ from pathlib import Path
 from fmops_pipelines import paths, progress
 from fmops_pipelines.display import num
 from fmops_pipelines.errors import FmopsError, StateError, missing_driver, store_problem_of
-from fmops_pipelines.evaluation.summary import gold_only_rows, label_model_rows, served_as, speedup
+from fmops_pipelines.evaluation.summary import gold_only_rows, label_model_rows, loss_line, served_as, speedup
 from fmops_pipelines.mlflow_store import using_uri
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
@@ -38,6 +38,8 @@ def print_summary(summary: dict, out=sys.stdout, fm_abstains: dict | None = None
     print(f"  {'model':<36}{'accuracy':>10}{'macro-F1':>10}", file=out)
     for name, m in rows:
         print(f"  {name:<36}{_fmt(m['accuracy']):>10}{_fmt(m['macro_f1']):>10}", file=out)
+    if loss_line(summary):
+        print(f"  specialist {loss_line(summary)}", file=out)
     print(f"  throughput: FM {num(tp['fm_texts_per_s'])} texts/s, specialist {num(tp['specialist_texts_per_s'])} "
           f"texts/s ({num(speedup(summary))}x{served_as(tp)})", file=out)
     lab = summary["labeling"]

@@ -171,10 +171,12 @@ def humanize(label: str) -> str:
     return re.sub(r"[\s_\-./]+", " ", spaced).strip().lower() or str(label)
 
 
-def dev_size(labelled: int, test_fraction: float) -> int:
-    """Up to 200 gold dev rows, fewer where the labelled rows leave test and 10 rows to spare."""
-    room = int(labelled * (1 - test_fraction)) - 10
-    return max(10, min(200, room // 2))
+def gold_cap(found: Inspection, test_fraction: float) -> int | None:
+    """None (every labelled row outside test is gold) when the file has unlabelled rows for the student to learn
+    from; for a fully labelled file, half the labelled rows outside test, so the other half is an unlabelled pool."""
+    if found.unlabelled:
+        return None
+    return max(10, int(found.labelled * (1 - test_fraction)) // 2)
 
 
 def render(task: str, found: Inspection, spec_dir: Path) -> str:
@@ -204,8 +206,11 @@ def render(task: str, found: Inspection, spec_dir: Path) -> str:
         words = humanize(name)
         lines += [f"  - name: {_quote(name)}  # {count:,} labelled rows",
                   f"    verbalizers: [{_quote(words)}, {_quote(f'a text about {words}')}]"]
-    lines += [f"splits:  # gold dev rows choose and calibrate; test ({test_fraction:.0%} of the labelled rows) is held out",
-              f"  dev_size: {dev_size(found.labelled, test_fraction)}",
+    cap = gold_cap(found, test_fraction)
+    lines += [(f"splits:  # every labelled row outside test ({test_fraction:.0%} of them, held out) is gold: it "
+               "teaches and chooses"),
+              f"  dev_size: {cap}  # cap: the file has no unlabelled rows, so the rest of its labels become the pool"
+              if cap else "  # dev_size: 200  # a cap on gold rows (the rest lose their labels); unset: all of them",
               f"  test_fraction: {test_fraction}",
               "  seed: 0",
               "prompts:  # LOOK: templates around each verbalizer; the best ones on dev vote",

@@ -71,11 +71,16 @@ class DatasetSpec(_Strict):
 
 
 class SplitSpec(_Strict):
-    """Dev: the few gold rows for selection/calibration; test: held out; the rest is unlabeled train."""
+    """Gold (split "dev"): every labelled row outside test, which teaches and chooses; test: held out; the rest
+    is the unlabelled pool."""
 
-    dev_size: int = Field(default=200, ge=10, le=200)  # gold rows that choose and calibrate (at most 200)
+    # a cap on gold rows (a stratified draw; the rest lose their labels), e.g. to simulate a team with 200
+    # labels; null: every labelled row outside test is gold
+    dev_size: int | None = Field(default=None, ge=10)
     test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)  # share of labelled texts held out for test
     seed: int = 0  # another seed draws other splits
+    # another draw of the capped gold rows with the test split unchanged (label-budget curves); null: seed + 1
+    gold_seed: int | None = None
     max_rows: int | None = Field(default=None, ge=50)  # a stratified sample of the data, for quick trials
 
 
@@ -279,6 +284,10 @@ class SpecialistSpec(_Strict):
     # not drop (measured: sms_spam test macro-F1 0.854 -> 0.873, youtube_spam 0.907 -> 0.912).
     self_training: bool = True
     self_training_threshold: float = Field(default=0.9, gt=0.5, le=1.0)  # confidence a pseudo-label needs
+    # gold rows teach too: the chosen student trained again with them (one-hot, repeated to about a fifth of its
+    # rows) beside the label model's or the gold teacher's labels on the pool, each scored out of fold on gold; the
+    # best ships, the chosen student on ties (specialist/gold_rows.py). false: gold only chooses, as before.
+    gold_rows: bool = True
 
     @field_validator("architectures")
     @classmethod

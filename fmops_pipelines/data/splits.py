@@ -1,11 +1,13 @@
-"""Splits: a few gold dev rows, a held-out gold test split, and the rest as unlabeled train.
+"""Splits: the gold rows (split "dev"), a held-out gold test split, and the unlabelled pool (split "train").
 
-Rows with identical text always land in the same split (SMS has ~400 exact duplicates), so nothing in
-test was seen verbatim during training or selection. Train rows lose their gold label here, which is
-what guarantees training never sees one.
+Every labelled row outside test is gold unless the spec caps gold (splits.dev_size, e.g. the shipped specs
+simulate a team with ~200 labels): gold fits the gold teacher, teaches the student and makes every choice, each
+choice scored out of fold (gold_folds). Rows with identical text always land in the same split (SMS has ~400
+exact duplicates), so nothing in test was seen verbatim during training or selection. Labels beyond the cap are
+removed here, and test is touched by nothing but the evaluation.
 
 A dataset may declare its own splits (dataset.split_column): declared test rows are kept as they are, so
-published numbers stay comparable; dev is drawn from declared dev rows if any, else from labelled train.
+published numbers stay comparable; gold is every labelled row of the declared dev and train.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ def make_splits(df: pd.DataFrame, cfg: SplitSpec) -> pd.DataFrame:
     groups = df.groupby("text", sort=False)["label"].first().dropna()
     n_groups = len(groups)
     n_test = int(round(cfg.test_fraction * n_groups))
-    if n_groups < cfg.dev_size + n_test + 10:
+    if n_groups < (cfg.dev_size or 10) + n_test + 10:
         raise DataError(f"dataset: only {n_groups} distinct labelled texts; need more than dev_size "
-                        f"({cfg.dev_size}) + test ({n_test}) + 10")
+                        f"({cfg.dev_size or 10}) + test ({n_test}) + 10")
     rest, test = train_test_split(groups, test_size=n_test, random_state=cfg.seed, stratify=_stratify(groups))
-    train, dev = train_test_split(rest, test_size=cfg.dev_size, random_state=cfg.seed + 1, stratify=_stratify(rest))
+    dev, train = _cap(rest, cfg)
     split_of_text = {**dict.fromkeys(train.index, "train"), **dict.fromkeys(dev.index, "dev"),
                      **dict.fromkeys(test.index, "test")}
     out = df.copy()
@@ -55,22 +57,18 @@ def declared_splits(df: pd.DataFrame, cfg: SplitSpec, column: str) -> tuple[pd.D
     """The dataset's own splits (values train/dev/test in `column`, checked by the reader).
 
     Test is used as declared. Train and dev rows whose text also appears in test are dropped (counted),
-    which keeps the random path's guarantee. Dev is at most cfg.dev_size rows of declared dev (else of
-    labelled train); the rest of the declared dev joins train, unlabelled. max_rows thins train only.
+    which keeps the random path's guarantee. Gold is every labelled row of the declared dev and train, or
+    cfg.dev_size of them; rows beyond that cap join train, unlabelled. max_rows thins train only.
     """
     declared = df[column].astype(str)
     test = df[declared == "test"]
     overlaps = (declared != "test") & df["text"].isin(set(test["text"]))
     rest = df[~overlaps & (declared != "test")]
-    rest_declared = declared[rest.index]
-    pool = rest[(rest_declared == "dev") & rest["label"].notna()] if (rest_declared == "dev").any() else \
-        rest[rest["label"].notna()]
-    groups = pool.groupby("text", sort=False)["label"].first()
-    if len(groups) < min(cfg.dev_size, 10):
+    groups = rest[rest["label"].notna()].groupby("text", sort=False)["label"].first()
+    if len(groups) < 10:
         raise DataError(f"dataset.split_column '{column}': only {len(groups)} labelled texts outside test to draw "
-                        f"dev from (dev_size {cfg.dev_size})")
-    if len(groups) > cfg.dev_size:
-        _, groups = train_test_split(groups, test_size=cfg.dev_size, random_state=cfg.seed + 1, stratify=_stratify(groups))
+                        "gold from (at least 10)")
+    groups, _ = _cap(groups, cfg)
     dev_texts = set(groups.index)
     train = rest[~rest["text"].isin(dev_texts)]
     if cfg.max_rows is not None and len(train) > cfg.max_rows:
@@ -82,6 +80,38 @@ def declared_splits(df: pd.DataFrame, cfg: SplitSpec, column: str) -> tuple[pd.D
     order = {s: i for i, s in enumerate(SPLITS)}
     out = out.sort_values(["split", "id"], key=lambda c: c.map(order) if c.name == "split" else c).reset_index(drop=True)
     return out, {"dropped_as_in_test": int(overlaps.sum())}
+
+
+def _cap(groups: pd.Series, cfg: SplitSpec) -> tuple[pd.Series, pd.Series]:
+    """(gold, the rest): every labelled text, or a stratified draw of cfg.dev_size of them."""
+    if cfg.dev_size is None or len(groups) <= cfg.dev_size:
+        return groups, groups.iloc[:0]
+    seed = cfg.seed + 1 if cfg.gold_seed is None else cfg.gold_seed
+    rest, gold = train_test_split(groups, test_size=cfg.dev_size, random_state=seed, stratify=_stratify(groups))
+    return gold, rest
+
+
+def require_pool(splits: pd.DataFrame) -> None:
+    """The specialist learns from unlabelled rows: a dataset whose every row is gold or test leaves it none."""
+    if not (splits["split"] == "train").any():
+        raise DataError("dataset: every row outside test is a gold row, so no unlabelled rows are left for the "
+                        "weak labelers and the student; add unlabelled texts or cap gold with splits.dev_size")
+
+
+def gold_folds(y_gold: np.ndarray, k: int, seed: int = 0, folds: int = 5) -> np.ndarray:
+    """A fold number per gold row (stratified): every choice made on gold is scored on rows of a fold by what
+    was fitted on the other folds. Fewer folds where the rarest label has fewer rows; -1 everywhere (no
+    cross-fitting possible) where some label has under 2."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(y_gold, minlength=k)
+    n = int(min(folds, counts.min()))
+    out = np.full(len(y_gold), -1, dtype=np.int64)
+    if n < 2:
+        return out
+    for f, (_, held) in enumerate(StratifiedKFold(n, shuffle=True, random_state=seed).split(y_gold, y_gold)):
+        out[held] = f
+    return out
 
 
 def split_summary(splits: pd.DataFrame) -> dict[str, dict[str, int]]:

@@ -14,13 +14,14 @@ from fmops_pipelines.evaluation.calibration import expected_calibration_error, r
 from fmops_pipelines.evaluation.gold_only import gold_only_baselines
 from fmops_pipelines.evaluation.metrics import headline, report
 from fmops_pipelines.evaluation.slices import slice_metrics
+from fmops_pipelines.evaluation.teaching import gold_teacher_baseline, teacher_labels_of, where_the_loss_happened
 from fmops_pipelines.fm.base import FoundationModel
 from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
 from fmops_pipelines.inference.drift import reference_profile
 from fmops_pipelines.inference.tuning import Overrides
 from fmops_pipelines.specialist.student import Student, measure_throughput, serving_scorer
 from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, precise_columns, votes, votes_for
-from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba
+from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba, prob_columns
 from fmops_pipelines.votes import ABSTAIN
 
 THROUGHPUT_FM_TEXTS = 256  # at most
@@ -79,10 +80,35 @@ def specialist_rate(model: Student, texts: list[str], serving: Serving | None) -
     return rate, {**tuned.settings.as_dict(), "how": tuned.how}
 
 
+@dataclass(frozen=True)
+class Taught:
+    """What the specialist learned from: whose labels (its `taught_by`), the label models' labels on the pool
+    (training_labels) and the gold teacher's (None: none)."""
+
+    taught_by: str
+    training_labels: pd.DataFrame
+    teacher_labels: pd.DataFrame | None
+
+    def diagnose(self, model: Student, label_model: FittedLabelModel, splits: pd.DataFrame, matrix: pd.DataFrame,
+                 pred: np.ndarray, y_test: np.ndarray, label_names: list[str]) -> dict | None:
+        """evaluation.teaching.where_the_loss_happened for this specialist (None: its teacher's labels are not
+        stored, as an encoder teacher's)."""
+        test, pool = part(splits, "test"), part(splits, "train")
+        found = teacher_labels_of(self.taught_by, label_model, self.training_labels, self.teacher_labels,
+                                  votes_for(matrix, test["id"]), test, label_names)
+        if found is None:
+            return None
+        name, pool_labels, teacher_test = found
+        rows = pool_labels.merge(pool[["id", "text"]], on="id")
+        pool_pred = model.predict_proba(rows["text"].tolist()).argmax(axis=1) if len(rows) else np.zeros(0, int)
+        return where_the_loss_happened(name, teacher_test, pool_pred, rows[prob_columns(label_names)].to_numpy(),
+                                       pred, y_test, len(label_names))
+
+
 def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
              matrix: pd.DataFrame, label_model: FittedLabelModel, label_names: list[str], slices: Sequence = (),
              champion: tuple[str, Student] | None = None, teacher: FittedLabelModel | None = None,
-             serving: Serving | None = None) -> dict:
+             serving: Serving | None = None, taught: Taught | None = None) -> dict:
     """Everything gates and reports need, measured on held-out test (label quality on dev).
 
     `label_model` is the labeling stage's choice (the best labels by dev), `teacher` the candidate whose labels
@@ -121,6 +147,12 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
     }
     base = baselines(fm, prompt_scores, matrix, label_model, test, y_test, dev["label"], label_names, teacher)
     base["gold_only"] = gold_only_baselines(fm, dev["text"].tolist(), y_dev, texts, y_test, k)
+    if taught is not None:
+        gold_teacher = gold_teacher_baseline(taught.teacher_labels, test, y_test, label_names)
+        if gold_teacher:
+            base["gold_teacher"] = gold_teacher
+        details["where_the_loss_happened"] = taught.diagnose(model, teacher or label_model, splits, matrix, pred,
+                                                             y_test, label_names)
     return {"test": report(y_test, pred, label_names),
             "baselines": base,
             "throughput": throughput(fm, model, texts, serving),

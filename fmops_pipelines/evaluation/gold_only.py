@@ -16,22 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fmops_pipelines.evaluation.metrics import headline
-
-C_GRID = np.logspace(-2, 3, 8)
-
-
-def _fit(X, y: np.ndarray):
-    """Logistic regression, C and class weighting chosen by cross-validated macro-F1 on the gold rows (defaults
-    where a class has under 2 rows)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
-
-    smallest = np.bincount(y)[np.bincount(y) > 0].min()
-    if smallest < 2:
-        return LogisticRegression(max_iter=3000).fit(X, y)
-    folds = StratifiedKFold(n_splits=int(min(5, smallest)), shuffle=True, random_state=0)
-    grid = {"C": C_GRID, "class_weight": [None, "balanced"]}  # balanced: a rare class is not given up on
-    return GridSearchCV(LogisticRegression(max_iter=3000), grid, scoring="f1_macro", cv=folds).fit(X, y)
+from fmops_pipelines.supervision.gold_teacher import tune
 
 
 def gold_only_baselines(fm, gold_texts: Sequence[str], y_gold: np.ndarray, test_texts: Sequence[str],
@@ -44,11 +29,11 @@ def gold_only_baselines(fm, gold_texts: Sequence[str], y_gold: np.ndarray, test_
     rows = {"gold_rows": len(gold_texts)}
     out = []
     if hasattr(fm, "embed"):
-        model = _fit(fm.embed(list(gold_texts)), y_gold)
+        model = tune(fm.embed(list(gold_texts)), y_gold)
         pred = model.predict(fm.embed(list(test_texts)))
         out.append({"kind": "logreg_fm_embeddings", **headline(y_test, pred, k), **rows})
     tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    model = _fit(tfidf.fit_transform(gold_texts), y_gold)
+    model = tune(tfidf.fit_transform(gold_texts), y_gold)
     out.append({"kind": "tfidf_logreg", **headline(y_test, model.predict(tfidf.transform(test_texts)), k), **rows})
     return out
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fmops_pipelines.display import num
-from fmops_pipelines.evaluation.summary import gold_only_rows, label_model_rows, served_as, speedup
+from fmops_pipelines.evaluation.summary import gold_only_rows, label_model_rows, loss_line, served_as, speedup
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -145,6 +145,7 @@ def render_report(summary: dict, details: dict, prompt_table: pd.DataFrame, labe
 <table><tr><th>gate</th><th>value</th><th>threshold</th><th>verdict</th></tr>{gate_rows}</table>
 <h2>Specialist vs its teachers (test)</h2>
 {_table(headline)}
+{_teaching(summary)}
 <p>Throughput: FM {num(tp['fm_texts_per_s'])} texts/s, specialist {num(tp['specialist_texts_per_s'])} texts/s
 ({num(speedup(summary))}x{served_as(tp)}). Labeling: {lab['labelers']} labelers,
 {lab['fm_calls']:,} FM calls (new answers), {lab['fm_cache_hits']:,} requests answered by the FM cache{_abstained(details.get('fm_abstains'))}. Label coverage (train) {details['label_coverage']:.3f},
@@ -161,6 +162,18 @@ label-model dev accuracy {details['label_model_dev_accuracy']:.3f}.</p>
 {_table(prompts)}
 </body></html>
 """
+
+
+def _teaching(summary: dict) -> str:
+    """The teacher, the student's fit to its labels on the pool, and (when it lost) where the loss happened."""
+    found = summary.get("teaching")
+    if not found:
+        return ""
+    agreement = found["student_pool_agreement"]
+    line = loss_line(summary) or "at or above its teacher on test"
+    return (f"<p>Taught by the {html.escape(found['teacher'])}: test macro-F1 {found['teacher_test_macro_f1']:.3f}; "
+            f"the specialist agrees with its labels on {'-' if agreement is None else f'{agreement:.1%}'} of the "
+            f"unlabelled pool and scores {found['student_test_macro_f1']:.3f}: {html.escape(line)}.</p>")
 
 
 def write_report(path, summary: dict, details: dict, prompt_table: pd.DataFrame,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 SUMMARY_KEYS = ("task", "model", "test", "baselines", "throughput", "labeling", "gates", "passed")
+OPTIONAL_KEYS = ("teaching",)  # additive: where the specialist lost against its teacher, when it has one
 
 
 def build_summary(task: str, model: dict, test: dict, baselines: dict, throughput: dict, labeling: dict,
-                  gates: list[dict]) -> dict:
-    """Assemble the summary; `passed` is true only when every gate passed."""
+                  gates: list[dict], teaching: dict | None = None) -> dict:
+    """Assemble the summary; `passed` is true only when every gate passed. `teaching`: the teacher's and the
+    student's test macro-F1 and the student's pool agreement (evaluation.teaching), where known."""
     summary = {
         "task": task,
         "model": {"name": model["name"], "version": str(model["version"]), "alias": model.get("alias")},
@@ -22,6 +24,8 @@ def build_summary(task: str, model: dict, test: dict, baselines: dict, throughpu
         "passed": all(g["passed"] for g in gates),
     }
     assert tuple(summary) == SUMMARY_KEYS
+    if teaching:
+        summary["teaching"] = teaching
     return summary
 
 
@@ -41,6 +45,17 @@ def served_as(throughput: dict) -> str:
 GOLD_ONLY_NAMES = {"logreg_fm_embeddings": "logreg on FM embeddings", "tfidf_logreg": "TF-IDF + logreg"}
 
 
+def loss_line(summary: dict) -> str | None:
+    """One line on where a specialist below its teacher lost (None when it is not below it)."""
+    found = summary.get("teaching")
+    if not found or found["loss"] <= 0.01:
+        return None
+    agreement = found["student_pool_agreement"]
+    return (f"below its teacher ({found['teacher']}: {found['teacher_test_macro_f1']:.3f} -> "
+            f"{found['student_test_macro_f1']:.3f} test macro-F1"
+            + (f", {agreement:.1%} agreement on the pool" if agreement is not None else "") + f"): {found['finding']}")
+
+
 def gold_only_rows(baselines: dict) -> list[tuple[str, dict]]:
     """(name, metrics) of each classifier trained on the gold rows alone (none in summaries written before)."""
     return [(f"gold only: {GOLD_ONLY_NAMES.get(b['kind'], b['kind'])}", b) for b in baselines.get("gold_only", [])]
@@ -51,4 +66,4 @@ def label_model_rows(baselines: dict) -> list[tuple[str, dict]]:
     summaries written before label models carried their kind name none."""
     named = lambda title, m: f"{title} ({m['kind']})" if "kind" in m else title
     return [(named(title, baselines[key]), baselines[key]) for key, title in
-            (("label_model", "label model"), ("teacher", "teacher")) if key in baselines]
+            (("label_model", "label model"), ("teacher", "teacher"), ("gold_teacher", "gold teacher")) if key in baselines]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmops_pipelines.evaluation.evaluate import Serving, evaluate
+from fmops_pipelines.evaluation.evaluate import Serving, Taught, evaluate
 from fmops_pipelines.evaluation.gates import evaluate_gates
 from fmops_pipelines.evaluation.report import write_report
 from fmops_pipelines.evaluation.summary import build_summary
@@ -28,17 +28,20 @@ class Verdict:
 
 def assess(spec, model: Student, model_ref: dict, champion: tuple[str, Student] | None, fm: FoundationModel,
            splits: pd.DataFrame, prompt_scores: pd.DataFrame, matrix: pd.DataFrame, label_model: FittedLabelModel,
-           report_path: Path, batch_costs: dict | None = None, teacher: FittedLabelModel | None = None) -> Verdict:
+           report_path: Path, batch_costs: dict | None = None, teacher: FittedLabelModel | None = None,
+           taught: Taught | None = None) -> Verdict:
     """spec: the TaskSpec; model_ref: {"name", "version"} of the registered specialist; label_model: the labeling
     stage's choice, teacher: the label model whose labels the specialist learned (None: the same); batch_costs:
-    the task's batch inference so far (inference.ledger.task_costs), shown in the report."""
+    the task's batch inference so far (inference.ledger.task_costs), shown in the report; taught: what the
+    specialist learned from, for the gold teacher's baseline and the diagnosis of a loss against its teacher."""
     fixed = Overrides(spec.inference.batch_size, spec.inference.workers, spec.inference.threads)
     measured = evaluate(model, fm, splits, prompt_scores, matrix, label_model, spec.label_names, spec.slices,
-                        champion, teacher, Serving(spec.name, str(model_ref["version"]), fixed))
+                        champion, teacher, Serving(spec.name, str(model_ref["version"]), fixed), taught)
     # FM cost of labeling, carried by the exploration and labeling assets themselves
     measured["labeling"] = {**fm_usage(prompt_scores, matrix), "labelers": measured["labelers"]}
     summary = build_summary(spec.name, {**model_ref, "alias": None}, measured["test"], measured["baselines"],
-                            measured["throughput"], measured["labeling"], evaluate_gates(spec.gates, measured))
+                            measured["throughput"], measured["labeling"], evaluate_gates(spec.gates, measured),
+                            measured["details"].get("where_the_loss_happened"))
     measured["details"]["batch_inference"] = batch_costs
     measured["details"]["fm_abstains"] = measured["labeling"]["fm_abstains"]  # rows the FM left unanswered, by reason
     plots = write_report(report_path, summary, measured["details"], prompt_scores,

@@ -23,16 +23,26 @@ if TYPE_CHECKING:
 PREFIX = "fmops_"
 
 
-def labelers_fingerprint(prompt_scores: pd.DataFrame, spec: TaskSpec) -> str:
-    """Hash of the selected prompts, the task.yaml rules, the task folder's Python labeling functions, the FM and,
-    when on, the settings the FM-mined rules come from (their phrases follow from those, the prompts and the data)."""
+def gold_fingerprint(splits: pd.DataFrame) -> str:
+    """'<count>:<hash>' of the gold rows a model learned from and was chosen on (ids and labels, order-free): a
+    relabelled or added gold row is a different model's lineage."""
+    gold = splits.loc[splits["split"] == "dev", ["id", "label"]].astype(str).sort_values("id")
+    digest = hashlib.sha256("\n".join(gold["id"] + "\t" + gold["label"]).encode()).hexdigest()[:16]
+    return f"{len(gold)}:{digest}"
+
+
+def labelers_fingerprint(prompt_scores: pd.DataFrame, spec: TaskSpec, splits: pd.DataFrame | None = None) -> str:
+    """Hash of the selected prompts, the task.yaml rules, the task folder's Python labeling functions, the FM,
+    when on, the settings the FM-mined rules come from (their phrases follow from those, the prompts and the data)
+    and, given the splits, the gold labels (gold_fingerprint)."""
     prompts = prompt_scores.loc[prompt_scores["selected"], ["prompt_id", "template", "verbalizers", "temperature",
                                                             "threshold"]]
     payload = {"prompts": json.loads(prompts.to_json(orient="records")),
                "rules": [lf.model_dump() for lf in spec.labeling_functions],
                "python": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(spec.root.glob("*.py"))},
                "fm": spec.fm.model_dump(),
-               **({"fm_rules": spec.fm_rules.model_dump()} if spec.fm_rules.enabled else {})}
+               **({"fm_rules": spec.fm_rules.model_dump()} if spec.fm_rules.enabled else {}),
+               **({"gold": gold_fingerprint(splits)} if splits is not None else {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -1,8 +1,10 @@
 """Labels -> specialist: choose the teaching label model, build the training rows, train and select students.
 
-The training stage's one call. Gold labels enter only through dev (teacher choice, early stopping,
-calibration, architecture choice). With `specialist.teacher: encoder`, a fine-tuned encoder learns the
-label model's labels first and teaches the fast students in its place (specialist.encoder_teacher).
+The training stage's one call. The students are chosen on the gold rows (teacher choice, early stopping,
+calibration, architecture choice) without learning from them; then the gold rows teach too (specialist.gold_rows:
+the chosen recipe trained again with them, beside the label model's or the gold teacher's labels on the pool,
+scored out of fold). With `specialist.teacher: encoder`, a fine-tuned encoder learns the label model's labels
+first and teaches the fast students in its place (specialist.encoder_teacher).
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ class Distilled:
     resumed_after_epoch: int = 0  # >0: a training of this step (a teacher's student included) resumed a checkpoint
     anchor_rows: dict | None = None  # whether the rows only an anchor labelled were learned, each way's dev score
     encoder_teacher: dict | None = None  # with specialist.teacher: encoder, what the teacher scored and cost
+    gold_rows: dict | None = None  # whether the gold rows taught the shipped student: each recipe's out-of-fold score
 
 
 def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, splits: pd.DataFrame,
             checkpoint_dir: Path | None = None, device: str | None = None,
-            on_epoch: Callable[[str, dict], None] | None = None) -> Distilled:
-    """spec: a TaskSpec (its specialist section may carry per-run overrides)."""
+            on_epoch: Callable[[str, dict], None] | None = None, teacher_labels: pd.DataFrame | None = None
+            ) -> Distilled:
+    """spec: a TaskSpec (its specialist section may carry per-run overrides); teacher_labels: the gold teacher's
+    (supervision.gold_teacher), None or empty for none."""
     s, names = spec.specialist, spec.label_names
     dev = part(splits, "dev")
     dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
@@ -64,8 +69,41 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
         return Distilled(teacher, scores, selection, encoder.texts, resumed, rows_dev, encoder.summary(y_dev))
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
                                  device, trained=direct or None)
+    gold = with_gold_rows(spec, selection, texts, targets, dev, teacher_labels, splits, checkpoint_dir, device)
     resumed = max([c.resumed_after_epoch for c in selection.candidates] + [t.resumed_after_epoch for t in earlier])
-    return Distilled(teacher, scores, selection, texts, resumed, rows_dev)
+    return Distilled(teacher, scores, selection, texts, resumed, rows_dev, gold_rows=gold)
+
+
+def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np.ndarray, dev: pd.DataFrame,
+                   teacher_labels: pd.DataFrame | None, splits: pd.DataFrame, checkpoint_dir: Path | None,
+                   device: str | None) -> dict | None:
+    """specialist.gold_rows over the chosen student: the recipes it is scored against, and, when one of them
+    scores better out of fold, that refit made the selection's chosen candidate (listed among the candidates)."""
+    from fmops_pipelines.data.splits import gold_folds
+    from fmops_pipelines.specialist.gold_rows import (
+        both_teachers_recipe,
+        gold_teacher_recipe,
+        label_model_recipe,
+        teach_with_gold,
+    )
+    from fmops_pipelines.supervision.gold_teacher import gold_oof
+
+    s, names = spec.specialist, spec.label_names
+    if not s.gold_rows:
+        return None
+    y_dev = label_indices(dev["label"], names)
+    recipes = [label_model_recipe(texts, targets, gold=False), label_model_recipe(texts, targets)]
+    if teacher_labels is not None and len(teacher_labels):
+        folds = dev["id"].map(gold_oof(teacher_labels).set_index("id")["fold"]).to_numpy(dtype=np.int64)
+        teacher = gold_teacher_recipe(teacher_labels, part(splits, "train")[["id", "text"]], names)
+        recipes += [teacher, both_teachers_recipe(texts, targets, teacher)]
+    else:
+        folds = gold_folds(y_dev, len(names), spec.splits.seed)
+    result = teach_with_gold(s, names, selection.chosen, recipes, dev["text"].tolist(), y_dev, folds,
+                             list(texts) or dev["text"].tolist(), checkpoint_dir, device)
+    selection.candidates.extend(result.recipes)
+    selection.chosen = result.chosen
+    return result.summary
 
 
 def choose_rows(s, task: str, names: list[str], labels: pd.DataFrame, splits: pd.DataFrame, prior,

@@ -40,6 +40,8 @@ class TrainConfig:
     warmup_ratio: float = 0.0  # linear warm-up then linear decay of the learning rate when > 0 (encoders)
     device: str | None = None  # None: cuda when present, else cpu
     deterministic: bool = False  # deterministic kernels where torch has them (deterministic_algorithms)
+    keep_last: bool = False  # True: train exactly `epochs` and keep the last weights (a refit whose epoch count
+    # was chosen on held-out rows: its own dev rows fitted it, so they cannot choose)
 
     def torch_device(self):
         import torch
@@ -238,7 +240,7 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
         row = {"epoch": epoch, "train_loss": total / max(n_rows, 1), "dev_macro_f1": dev_f1,
                "dev_accuracy": float((dev_pred == y_dev).mean())}
         history.epochs.append(row)
-        if dev_f1 > history.best_dev_macro_f1 + 1e-4 or best_state is None:
+        if dev_f1 > history.best_dev_macro_f1 + 1e-4 or best_state is None or train_cfg.keep_last:
             history.best_epoch, history.best_dev_macro_f1 = epoch, dev_f1
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             stale = 0

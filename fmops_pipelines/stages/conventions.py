@@ -19,13 +19,13 @@ from fmops_pipelines import progress
 from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
-CODE_VERSION = "3"  # 3: batch_predictions partitioned by inbox file, streamed, with lineage
+CODE_VERSION = "4"  # 4: every gold row teaches (gold_teacher, gold rows in the student); 3: streamed batch lineage
 
 # Every asset of a task, in lifecycle order, with its stage (the asset's `stage` tag). The asset group is the
 # task: in the UI's lineage each group is one task's whole path, so tasks are told apart at a glance, and
 # `tag:stage=labeling` selects one stage across tasks.
 TASK_ASSETS = {"dataset": "data", "splits": "data", "prompt_scores": "exploration", "weak_label_matrix": "labeling",
-               "label_model": "labeling", "training_labels": "labeling", "specialist": "training",
+               "label_model": "labeling", "gold_teacher": "labeling", "training_labels": "labeling", "specialist": "training",
                "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "batch_inference"}
 
 
@@ -36,7 +36,7 @@ def key(spec: TaskSpec, name: str) -> dg.AssetKey:
 # Dagster concurrency pools: steps that call the FM, and steps that train, across all runs of an instance.
 # Limits live in the instance (deploy/local/start.sh sets them on the Postgres one); unset means no limit.
 FM_POOL, TRAINING_POOL = "fmops_fm", "fmops_training"
-POOLS = {"prompt_scores": FM_POOL, "weak_label_matrix": FM_POOL, "label_model": TRAINING_POOL,
+POOLS = {"prompt_scores": FM_POOL, "weak_label_matrix": FM_POOL, "gold_teacher": FM_POOL, "label_model": TRAINING_POOL,
          "specialist": TRAINING_POOL}
 
 

@@ -28,7 +28,9 @@ def build(spec: TaskSpec) -> list:
                                           "test; gates; HTML report.", check_specs=gate_check_specs(spec))
     def evaluation(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
                    home: FmopsHome, splits: pd.DataFrame, prompt_scores: pd.DataFrame,
-                   weak_label_matrix: pd.DataFrame, label_model, specialist: dict):
+                   weak_label_matrix: pd.DataFrame, label_model, specialist: dict, training_labels: pd.DataFrame,
+                   gold_teacher: pd.DataFrame):
+        from fmops_pipelines.evaluation.evaluate import Taught
         from fmops_pipelines.evaluation.verdict import assess
         from fmops_pipelines.inference.bundle import TAG_FM_RATE, TAG_REFERENCE
         from fmops_pipelines.inference.ledger import task_costs
@@ -45,7 +47,8 @@ def build(spec: TaskSpec) -> list:
         report = home.reports(spec.name) / f"{stem}.html"
         v = assess(spec, model, {"name": specialist["name"], "version": version}, champion, fm.for_spec(spec.fm),
                    splits, prompt_scores, weak_label_matrix, label_model.best_by_dev(), report,
-                   batch_costs=task_costs(paths.predictions_dir(spec.name)), teacher=teacher)
+                   batch_costs=task_costs(paths.predictions_dir(spec.name)), teacher=teacher,
+                   taught=Taught(specialist.get("taught_by", "label_model"), training_labels, gold_teacher))
         s = v.summary
         with mlflow.active():  # batch inference reads these from the version it serves: drift and cost baselines
             tag_version(spec.name, version, {TAG_REFERENCE: json.dumps(v.details["reference"]),
@@ -63,6 +66,8 @@ def build(spec: TaskSpec) -> list:
             "reliability": home.publish_plot(spec.name, stem, "reliability", v.plots["reliability"],
                                              "reliability diagram"),
             "plots": dg.MetadataValue.path(str(home.reports(spec.name) / stem)),
+            **({"where_the_loss_happened": dg.MetadataValue.json(v.details["where_the_loss_happened"])}
+               if v.details.get("where_the_loss_happened") else {}),
             "summary": dg.MetadataValue.json(s), "details": dg.MetadataValue.json(v.details)}),
             model_id=specialist.get("model_id"))  # the metrics show on the judged model's page in MLflow
         for gate in s["gates"]:

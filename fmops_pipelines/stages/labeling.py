@@ -93,6 +93,25 @@ def build(spec: TaskSpec) -> list:
                                                       "coverage_vs_accuracy", coverage_accuracy_plot(summary),
                                                       "labelers: dev accuracy vs train coverage")}))
 
+    @task_asset(spec, {"scikitlearn"}, "The gold teacher: a classifier fitted on the gold rows (on the FM's "
+                                       "embeddings or TF-IDF: chosen out of fold), labelling every row; gold rows "
+                                       "out of fold, the pool also once per fold.")
+    def gold_teacher(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
+                     splits: pd.DataFrame) -> dg.Output:
+        from fmops_pipelines.supervision.gold_teacher import empty_labels, teach_splits
+
+        model = fm.for_spec(spec.fm)
+        teacher = teach_splits(model, splits, spec.label_names, spec.splits.seed)
+        if teacher is None:
+            context.log.warning(f"{spec.name}: no gold teacher: some label has under 2 gold rows to cross-fit on")
+            return mlflow.record(context, spec.name, dg.Output(empty_labels(spec.label_names),
+                                                               metadata={"kind": "none"}))
+        return mlflow.record(context, spec.name, dg.Output(teacher.labels, metadata={
+            "kind": teacher.kind, "out_of_fold_macro_f1": dg.MetadataValue.json(teacher.scores),
+            "gold_rows": int((splits["split"] == "dev").sum()), "folds": int(teacher.labels["fold"].max() + 1),
+            "params": dg.MetadataValue.json(teacher.params), "fit_seconds": round(teacher.seconds, 2),
+            **fm_metadata(model.stats)}))
+
     @task_asset(spec, {"pandas"}, "P[n, k]: probabilistic labels for the unlabeled train rows from each label model "
                                   "the training stage chooses among (column label_model).")
     def training_labels(context: dg.AssetExecutionContext, mlflow: MlflowTracking,
@@ -116,4 +135,5 @@ def build(spec: TaskSpec) -> list:
 
         return gx_result(*validate_training_labels(training_labels, prob_columns(spec.label_names)))
 
-    return [weak_label_matrix, label_matrix_expectations, label_model, training_labels, training_label_expectations]
+    return [weak_label_matrix, label_matrix_expectations, label_model, gold_teacher, training_labels,
+            training_label_expectations]

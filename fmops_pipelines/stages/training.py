@@ -31,28 +31,28 @@ def build(spec: TaskSpec) -> list:
                                            "teaches best (cuda when present), the best on dev registered.")
     def specialist(context: dg.AssetExecutionContext, config: SpecialistConfig, mlflow: MlflowTracking,
                    compute: ComputeResource, home: FmopsHome, splits: pd.DataFrame, training_labels: pd.DataFrame,
-                   label_model, prompt_scores: pd.DataFrame) -> dg.Output:
+                   label_model, prompt_scores: pd.DataFrame, gold_teacher: pd.DataFrame) -> dg.Output:
         from fmops_pipelines.inference.bundle import TAG_FINGERPRINT, TAG_LABEL_MODEL
-        from fmops_pipelines.inference.lineage import labelers_fingerprint
+        from fmops_pipelines.inference.lineage import gold_fingerprint, labelers_fingerprint
         from fmops_pipelines.specialist.distillation import distill
         from fmops_pipelines.specialist.packaging import log_and_register
 
         run_spec, device = with_overrides(spec, config), compute.resolve(config.device)
         with mlflow.run(context, spec.name) as run:
             out = distill(run_spec, label_model, training_labels, splits, home.checkpoints(spec.name), device,
-                          on_epoch=lambda arch, r: run.log_metrics({f"{arch}_{k}": v for k, v in r.items()
+                          teacher_labels=gold_teacher, on_epoch=lambda arch, r: run.log_metrics({f"{arch}_{k}": v for k, v in r.items()
                                                                     if k != "epoch"}, step=r["epoch"]))
             chosen = out.selection.chosen
             registered = log_and_register(chosen.model, spec.name, out.texts, {
                 TAG_LABEL_MODEL: out.teacher.kind, "architecture": chosen.architecture, "taught_by": chosen.taught_by,
                 "fit": chosen.fit, "dagster_run_id": context.run_id,
                 "labelers": ",".join(prompt_scores.loc[prompt_scores["selected"], "prompt_id"]),
-                TAG_FINGERPRINT: labelers_fingerprint(prompt_scores, spec)})
+                TAG_FINGERPRINT: labelers_fingerprint(prompt_scores, spec, splits), "gold_labels": gold_fingerprint(splits)})
             if not out.selection.met_min_throughput:
                 context.log.warning(f"{spec.name}: no architecture reached min_throughput={spec.specialist.min_throughput}"
                                     f" texts/s; registered the fastest ({chosen.architecture})")
             value = {**registered, "architecture": chosen.architecture, "taught_by": chosen.taught_by, "fit": chosen.fit,
-                     "label_model": out.teacher.kind,
+                     "label_model": out.teacher.kind, "gold_labels": gold_fingerprint(splits),
                      "anchor_rows": (out.anchor_rows or {}).get("anchor_rows", "left_out"),
                      "best_epoch": chosen.history.best_epoch, "dev_macro_f1": chosen.dev["macro_f1"],
                      "device": chosen.history.device, "train_rows": len(out.texts),
@@ -66,6 +66,7 @@ def build(spec: TaskSpec) -> list:
                 "label_model_student_dev": dg.MetadataValue.json(out.teacher_scores),
                 **({"anchor_rows": dg.MetadataValue.json(out.anchor_rows)} if out.anchor_rows else {}),
                 **({"encoder_teacher": dg.MetadataValue.json(out.encoder_teacher)} if out.encoder_teacher else {}),
+                **({"gold_rows": dg.MetadataValue.json(out.gold_rows)} if out.gold_rows else {}),
                 "candidates": table_value(pd.DataFrame(out.selection.table())),
                 "curve": table_md(pd.DataFrame(chosen.history.epochs), 50)}), params=run_spec.specialist.model_dump())
 

@@ -11,7 +11,7 @@ from fmops_pipelines.stages import definitions_for
 from tests.conftest import REPO
 
 STAGES = {"dataset": "data", "splits": "data", "prompt_scores": "exploration", "weak_label_matrix": "labeling",
-          "label_model": "labeling", "training_labels": "labeling", "specialist": "training",
+          "label_model": "labeling", "gold_teacher": "labeling", "training_labels": "labeling", "specialist": "training",
           "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "batch_inference"}
 
 
@@ -29,7 +29,8 @@ def test_every_task_has_the_whole_lifecycle_with_conventions():
             assert node.group_name == task and node.tags["stage"] == stage  # a group per task, a tag per stage
             assert node.kinds and node.owners and node.code_version and node.description
         upstream = {k.path[-1] for k in graph.get(dg.AssetKey([task, "evaluation"])).parent_keys}
-        assert upstream == {"splits", "prompt_scores", "weak_label_matrix", "label_model", "specialist"}
+        assert upstream == {"splits", "prompt_scores", "weak_label_matrix", "label_model", "specialist",
+                            "training_labels", "gold_teacher"}
         check_names = {k.name for k in graph.asset_check_keys if k.asset_key.path[0] == task}
         assert check_names == {"dataset_expectations", "label_matrix_expectations", "training_label_expectations",
                                "prediction_drift", *(g.check_name for g in spec.gates)}

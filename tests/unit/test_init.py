@@ -22,7 +22,7 @@ def test_init_finds_the_columns_and_writes_a_spec_that_loads(assets_dir, tmp_pat
     assert spec.label_names == ["negative", "positive"]
     assert (spec.dataset.text_column, spec.dataset.label_column, spec.dataset.id_column) == ("review", "sentiment",
                                                                                            "review_id")
-    assert spec.splits.dev_size < 200  # 300 labelled rows: room for test and dev
+    assert spec.splits.dev_size is None  # unlabelled rows to learn from: every labelled row outside test is gold
     raw = (assets_dir / "movie_reviews" / "task.yaml").read_text()
     assert "LOOK" in raw and len(re.findall(r"# \d+ labelled rows", raw)) == 2  # what to look at, label counts
 
@@ -96,7 +96,7 @@ def test_unlabelled_data_plus_a_gold_file(assets_dir, tmp_path, capsys):
     assert df.loc[df["label"].notna(), "id"].str.startswith("gold0-").all() and df["id"].is_unique
     splits = make_splits(df, spec.splits)
     assert splits.loc[splits["split"] != "train", "label"].notna().all()
-    assert (splits["split"] == "dev").sum() == spec.splits.dev_size
+    assert (splits["split"] == "dev").sum() == (splits["label"].notna() & (splits["split"] != "test")).sum() > 200
     (tmp_path / "bad_gold.csv").write_text("review,sentiment\n" + "a fine film,positive\n" * 50 + "odd one,meh\n")
     assert main(["init", "mixed2", "--data", str(tmp_path / "pool.csv"), "--gold", str(tmp_path / "bad_gold.csv"),
                  "--labels", "negative,positive"]) == 2

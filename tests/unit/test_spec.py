@@ -31,7 +31,7 @@ def test_invalid_yaml_names_file_and_line(assets_dir):
 @pytest.mark.parametrize(
     ("mutate", "field", "reason"),
     [
-        (lambda s: s["splits"].update(dev_size=500), "splits.dev_size", "less than or equal to 200"),
+        (lambda s: s["splits"].update(dev_size=5), "splits.dev_size", "greater than or equal to 10"),
         (lambda s: s["prompts"].update(templates=["no slot here"]), "prompts.templates.0", "placeholder"),
         (lambda s: s["gates"].append({"metric": "vibes", "min": 1}), "gates.{n}.metric", "unknown gate metric"),
         (lambda s: s["gates"].append({"metric": "test_accuracy"}), "gates.{n}", "exactly one of 'min' or 'max'"),
