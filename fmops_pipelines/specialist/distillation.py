@@ -69,14 +69,15 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
         return Distilled(teacher, scores, selection, encoder.texts, resumed, rows_dev, encoder.summary(y_dev))
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
                                  device, trained=direct or None)
-    gold = with_gold_rows(spec, selection, texts, targets, dev, teacher_labels, splits, checkpoint_dir, device)
+    gold = with_gold_rows(spec, selection, texts, targets, unlabeled, dev, teacher_labels, splits, checkpoint_dir,
+                          device)
     resumed = max([c.resumed_after_epoch for c in selection.candidates] + [t.resumed_after_epoch for t in earlier])
     return Distilled(teacher, scores, selection, texts, resumed, rows_dev, gold_rows=gold)
 
 
-def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np.ndarray, dev: pd.DataFrame,
-                   teacher_labels: pd.DataFrame | None, splits: pd.DataFrame, checkpoint_dir: Path | None,
-                   device: str | None) -> dict | None:
+def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str],
+                   dev: pd.DataFrame, teacher_labels: pd.DataFrame | None, splits: pd.DataFrame,
+                   checkpoint_dir: Path | None, device: str | None) -> dict | None:
     """specialist.gold_rows over the chosen student: the recipes it is scored against, and, when one of them
     scores better out of fold, that refit made the selection's chosen candidate (listed among the candidates)."""
     from fmops_pipelines.data.splits import gold_folds
@@ -92,7 +93,7 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
     if not s.gold_rows:
         return None
     y_dev = label_indices(dev["label"], names)
-    recipes = [label_model_recipe(texts, targets, gold=False), label_model_recipe(texts, targets)]
+    recipes = [label_model_recipe(texts, targets, unlabeled, gold=False), label_model_recipe(texts, targets, unlabeled)]
     if teacher_labels is not None and len(teacher_labels):
         folds = dev["id"].map(gold_oof(teacher_labels).set_index("id")["fold"]).to_numpy(dtype=np.int64)
         teacher = gold_teacher_recipe(teacher_labels, part(splits, "train")[["id", "text"]], names)

@@ -27,11 +27,15 @@ class SelfTrainingReport:
 
 
 def self_train(train: TrainFn, texts: Sequence[str], soft_labels: np.ndarray, unlabeled: Sequence[str],
-               threshold: float = 0.9) -> tuple[Student, TrainHistory, SelfTrainingReport]:
+               threshold: float = 0.9, keep: bool | None = None) -> tuple[Student, TrainHistory, SelfTrainingReport]:
     """Train, pseudo-label confident unlabeled rows, retrain; keep the second model only if dev agrees.
 
-    `train(texts, soft_labels)` trains one fresh student (early-stopped and calibrated on dev).
+    `train(texts, soft_labels)` trains one fresh student (early-stopped and calibrated on dev). `keep`: decided
+    already (a refit on rows its dev includes, where dev cannot decide): True runs and keeps the second round,
+    False skips it.
     """
+    if keep is False:
+        unlabeled = []
     first, history = train(texts, soft_labels)
     report = SelfTrainingReport(0, len(unlabeled), history.best_dev_macro_f1, False)
     if not len(unlabeled):
@@ -44,7 +48,7 @@ def self_train(train: TrainFn, texts: Sequence[str], soft_labels: np.ndarray, un
     pseudo = np.eye(probs.shape[1], dtype=np.float32)[probs[confident].argmax(axis=1)]
     second, second_history = train([*texts, *np.asarray(list(unlabeled), dtype=object)[confident]],
                                    np.concatenate([soft_labels, pseudo]))
-    if second_history.best_dev_macro_f1 >= history.best_dev_macro_f1:  # dev decides, never test
+    if keep or second_history.best_dev_macro_f1 >= history.best_dev_macro_f1:  # dev decides, never test
         report.kept_second_round = True
         return second, second_history, report
     return first, history, report

@@ -47,8 +47,8 @@ def test_run_materializes_every_asset(project):
     assert outcome.errors == [] and outcome.failed_gates == []
     events = DagsterInstance.get().all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
     assert {e.dagster_event.asset_key.path[-1] for e in events} == {
-        "dataset", "splits", "prompt_scores", "weak_label_matrix", "label_model", "training_labels", "specialist",
-        "evaluation", "champion"}  # batch_predictions is partitioned by inbox file: see test_batch_inference
+        "dataset", "splits", "prompt_scores", "weak_label_matrix", "label_model", "gold_teacher", "training_labels",
+        "specialist", "evaluation", "champion"}  # batch_predictions is partitioned by inbox file: see test_batch_inference
 
 
 def test_the_console_shows_one_line_per_step_with_its_checks_after_it(project):
@@ -122,8 +122,14 @@ def test_cli_evaluate_predict_and_warm_rerun(project, tmp_path):
     result = cli("evaluate", "sms_spam", "--json", env=env)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert list(summary) == ["task", "model", "test", "baselines", "throughput", "labeling", "gates", "passed"]
+    assert list(summary) == ["task", "model", "test", "baselines", "throughput", "labeling", "gates", "passed",
+                             "teaching"]  # the contract's keys, then the additive ones
     assert summary["model"]["alias"] == "champion"
+    # whether gold paid: the gold teacher beside the gold-only baselines, and the specialist against its teacher
+    assert summary["baselines"]["gold_teacher"]["kind"] in ("logreg_fm_embeddings", "tfidf_logreg")
+    assert {b["kind"] for b in summary["baselines"]["gold_only"]} == {"logreg_fm_embeddings", "tfidf_logreg"}
+    teaching = summary["teaching"]
+    assert 0 <= teaching["student_pool_agreement"] <= 1 and teaching["finding"]
     # the specialist's figure is the serving scorer's as batch inference tunes it, cached for `fmops predict`
     served = summary["throughput"]["specialist_serving"]
     assert served["how"] in ("measured", "cached") and served["workers"] >= 1 and served["batch_size"] >= 1024

@@ -1,0 +1,158 @@
+"""Every gold label counts: all of it is gold unless capped, the gold teacher and the gold rows teach, and no
+out-of-fold figure reads the labels of the rows it scores (on a real SMS slice)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fmops_pipelines.data.readers import load_dataset
+from fmops_pipelines.data.splits import gold_folds, label_indices, make_splits, part, require_pool
+from fmops_pipelines.errors import DataError
+from fmops_pipelines.spec import SplitSpec, load_spec
+from tests.conftest import shipped_spec, small_sms_spec, write_task
+
+LABELS = ["ham", "spam"]
+
+
+@pytest.fixture(scope="module")
+def sms(tmp_path_factory):
+    return load_dataset(load_spec(write_task(tmp_path_factory.mktemp("assets"), "sms_spam", shipped_spec("sms_spam"))))
+
+
+def test_every_labelled_row_outside_test_is_gold_unless_capped_and_a_cap_redraws_gold_but_not_test(sms):
+    everything = make_splits(sms, SplitSpec(test_fraction=0.2, seed=0))
+    assert (everything["split"] == "dev").sum() == everything["label"].notna().sum() - (everything["split"] == "test").sum()
+    with pytest.raises(DataError, match="no unlabelled rows are left.*splits.dev_size"):  # SMS is all labelled
+        require_pool(everything)
+    capped = make_splits(sms, SplitSpec(dev_size=200, test_fraction=0.2, seed=0))
+    redrawn = make_splits(sms, SplitSpec(dev_size=200, test_fraction=0.2, seed=0, gold_seed=7))
+    require_pool(capped)
+    test_ids = lambda s: set(s.loc[s["split"] == "test", "id"])  # noqa: E731
+    gold_ids = lambda s: set(s.loc[s["split"] == "dev", "id"])  # noqa: E731
+    assert test_ids(capped) == test_ids(redrawn) == test_ids(everything)
+    assert gold_ids(capped) != gold_ids(redrawn) and 200 <= len(gold_ids(redrawn)) < 220  # duplicates come along
+    assert capped.loc[capped["split"] == "train", "label"].isna().all()  # labels beyond the cap are removed
+
+
+def test_gold_folds_are_stratified_and_say_when_gold_cannot_be_cross_fitted():
+    y = np.array([0] * 40 + [1] * 10)
+    folds = gold_folds(y, 2, seed=0)
+    assert sorted(set(folds)) == [0, 1, 2, 3, 4] and all((y[folds == f] == 1).sum() == 2 for f in range(5))
+    assert (gold_folds(np.array([0] * 10 + [1] * 3), 2) >= 0).all()  # 3 folds where the rarer label has 3 rows
+    assert (gold_folds(np.array([0] * 10 + [1]), 2) == -1).all()
+
+
+@pytest.fixture(scope="module")
+def gold_slice(tmp_path_factory):
+    """A real SMS slice: ~60 gold rows, a few hundred unlabelled, and test (small_sms_spec's splits)."""
+    spec = load_spec(write_task(tmp_path_factory.mktemp("assets"), "sms_spam", small_sms_spec()))
+    return spec, make_splits(load_dataset(spec), spec.splits)
+
+
+def _teach(splits: pd.DataFrame, y_gold: np.ndarray, folds: np.ndarray | None = None):
+    from fmops_pipelines.supervision.gold_teacher import Features, teach
+
+    folds = gold_folds(y_gold, 2, seed=0) if folds is None else folds
+    features = Features.build(splits["text"].tolist(), (splits["split"] != "test").to_numpy(), None)
+    return teach(features, splits[["id", "split"]], y_gold, folds, LABELS), folds
+
+
+def test_no_out_of_fold_score_reads_the_labels_of_the_rows_it_scores(gold_slice):
+    """Relabel one gold fold at random: every out-of-fold figure on that fold (the gold teacher's probabilities,
+    the pool labels of the teacher fitted without it, a student recipe's predictions) stays exactly the same,
+    while what was fitted on that fold (the teacher fitted on all gold) changes."""
+    from fmops_pipelines.specialist.gold_rows import gold_teacher_recipe, teach_with_gold
+    from fmops_pipelines.specialist.selection import candidate_of, train_student
+    from fmops_pipelines.supervision.gold_teacher import FULL, gold_oof, pool_labels
+
+    spec, splits = gold_slice
+    gold = part(splits, "dev")
+    y = label_indices(gold["label"], LABELS)
+    before, folds = _teach(splits, y)
+    relabelled = y.copy()
+    fold0 = folds == 0
+    relabelled[fold0] = np.random.default_rng(1).permutation(1 - relabelled[fold0])  # mostly flipped, shuffled
+    after, _ = _teach(splits, relabelled, folds)  # the same folds: they are drawn from the labels
+
+    oof_before, oof_after = gold_oof(before.labels), gold_oof(after.labels)
+    assert (oof_before["fold"].to_numpy() == folds).all()  # each gold row scored by the teacher without its fold
+    on_fold0 = oof_before["fold"] == 0
+    pd.testing.assert_frame_equal(oof_before[on_fold0], oof_after[on_fold0])
+    pd.testing.assert_frame_equal(pool_labels(before.labels, 0), pool_labels(after.labels, 0))
+    assert not np.allclose(pool_labels(before.labels, FULL)["p_spam"], pool_labels(after.labels, FULL)["p_spam"])
+
+    pool = part(splits, "train")[["id", "text"]]
+    chosen = train_student(spec.specialist, LABELS, "ngram", pool["text"].tolist()[:50],
+                           np.full((50, 2), 0.5, dtype=np.float32), [], gold["text"].tolist(), y)
+    candidate = candidate_of(chosen, gold["text"].tolist(), y, gold["text"].tolist())
+    runs = [teach_with_gold(spec.specialist, LABELS, candidate, [gold_teacher_recipe(t.labels, pool, LABELS)],
+                            gold["text"].tolist(), labels, folds, gold["text"].tolist())
+            for t, labels in ((before, y), (after, relabelled))]
+    [first], [second] = runs[0].recipes, runs[1].recipes
+    assert (first.dev_pred[fold0] == second.dev_pred[fold0]).all()  # fold 0 scored without its labels
+    assert (first.dev_pred >= 0).all()  # every gold row has an out-of-fold prediction
+    assert runs[0].summary["out_of_fold_dev"]["gold_teacher+gold"] == round(first.dev["macro_f1"], 4)
+
+
+def test_the_gold_teacher_learns_from_gold_and_labels_every_row(gold_slice, minilm):
+    from sklearn.metrics import f1_score
+
+    from fmops_pipelines.supervision.gold_teacher import FULL, KINDS, pool_labels, teach_splits
+
+    _, splits = gold_slice
+    test = part(splits, "test")
+    teacher = teach_splits(minilm, splits, LABELS)
+    assert teacher.kind in KINDS and set(teacher.scores) == set(KINDS)  # both kinds scored out of fold, one kept
+    labels = teacher.labels
+    assert set(labels.loc[labels["fold"] == FULL, "split"]) == {"train", "test"}
+    assert len(pool_labels(labels)) == (splits["split"] == "train").sum()
+
+    def test_f1(frame):
+        rows = test[["id", "label"]].merge(frame[frame["split"] == "test"], on="id")
+        return f1_score(label_indices(rows["label"], LABELS), rows[["p_ham", "p_spam"]].to_numpy().argmax(axis=1),
+                        average="macro")
+
+    shuffled = splits.copy()
+    gold = shuffled["split"] == "dev"
+    shuffled.loc[gold, "label"] = np.random.default_rng(0).permutation(shuffled.loc[gold, "label"].to_numpy())
+    assert test_f1(labels) > 0.8 > test_f1(teach_splits(minilm, shuffled, LABELS).labels) + 0.1  # gold taught it
+
+
+def test_gold_rows_are_repeated_to_about_a_fifth_of_the_rows():
+    from fmops_pipelines.specialist.gold_rows import repeats, with_gold
+
+    assert repeats(4000, 200) == 5 and repeats(100, 1000) == 1 and repeats(100000, 50) == 10 and repeats(10, 0) == 0
+    texts, targets = with_gold(["a", "b"], np.array([[0.6, 0.4], [0.3, 0.7]]), ["g"], np.array([1]), 2, 3)
+    assert texts == ["a", "b", "g", "g", "g"] and targets[2:].tolist() == [[0.0, 1.0]] * 3
+
+
+def test_where_the_loss_happened_names_the_fit_or_the_generalisation():
+    from fmops_pipelines.evaluation.teaching import where_the_loss_happened
+
+    y = np.array([0, 1] * 50)
+    teacher = np.eye(2)[y]
+    wrong = y.copy()
+    wrong[:20] = 1 - wrong[:20]
+    pool_teacher = np.eye(2)[np.array([0, 1] * 100)]
+    unfitted = where_the_loss_happened("gold teacher", teacher, 1 - pool_teacher.argmax(axis=1), pool_teacher,
+                                       wrong, y, 2)
+    assert unfitted["student_pool_agreement"] == 0.0 and "fits its teacher's labels on the pool poorly" in unfitted["finding"]
+    fitted = where_the_loss_happened("gold teacher", teacher, pool_teacher.argmax(axis=1), pool_teacher, wrong, y, 2)
+    assert fitted["loss"] > 0.1 and "generalises them worse" in fitted["finding"]
+    level = where_the_loss_happened("gold teacher", teacher, pool_teacher.argmax(axis=1), pool_teacher, y, y, 2)
+    assert level["finding"] == "the student is at or above its teacher on test"
+
+
+def test_the_lineage_fingerprint_changes_with_one_gold_label(gold_slice):
+    from fmops_pipelines.inference.lineage import gold_fingerprint
+
+    _, splits = gold_slice
+    before = gold_fingerprint(splits)
+    assert before.startswith(f"{(splits['split'] == 'dev').sum()}:")
+    assert gold_fingerprint(splits.sample(frac=1.0, random_state=0)) == before  # order-free
+    changed = splits.copy()
+    first = changed.index[changed["split"] == "dev"][0]
+    changed.loc[first, "label"] = "spam" if changed.loc[first, "label"] == "ham" else "ham"
+    assert gold_fingerprint(changed) != before
