@@ -18,6 +18,7 @@ import pandas as pd
 
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.specialist.selection import (
+    NGRAM_ARCHITECTURES,
     Selection,
     Trained,
     candidate_of,
@@ -100,8 +101,11 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
         recipes += [teacher, both_teachers_recipe(texts, targets, teacher)]
     else:
         folds = gold_folds(y_dev, len(names), spec.splits.seed)
-    result = teach_with_gold(s, names, selection.chosen, recipes, dev["text"].tolist(), y_dev, folds,
-                             list(texts) or dev["text"].tolist(), checkpoint_dir, device)
+    chosen = selection.chosen
+    others = [c for c in selection.candidates if c.eligible and c.fit == "default" and c.taught_by == "label_model"
+              and c.architecture in NGRAM_ARCHITECTURES and c.architecture != chosen.architecture]
+    result = teach_with_gold(s, names, chosen, recipes, dev["text"].tolist(), y_dev, folds,
+                             list(texts) or dev["text"].tolist(), checkpoint_dir, device, others)
     selection.candidates.extend(result.recipes)
     selection.chosen = result.chosen
     return result.summary

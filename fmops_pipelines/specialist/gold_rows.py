@@ -70,90 +70,130 @@ class Recipe:
 @dataclass
 class GoldRowsResult:
     chosen: Candidate  # the shipped candidate: the chosen student, or a recipe refitted on all gold
-    recipes: list[Candidate] = field(default_factory=list)  # each recipe's final fit, scored out of fold
+    recipes: list[Candidate] = field(default_factory=list)  # the refitted recipe, if one ships (scored out of fold)
     summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class CrossFit:
+    """Cross-fits recipes for one student configuration (an architecture and its fit) on the gold folds."""
+
+    spec: object  # the SpecialistSpec
+    names: list[str]
+    base: Candidate  # whose architecture, fit and eligibility the recipe's students take
+    gold_texts: list[str]
+    y_gold: np.ndarray
+    folds: np.ndarray
+    checkpoint_dir: Path | None = None
+    device: str | None = None
+
+    def _texts(self, idx: np.ndarray) -> list[str]:
+        return [self.gold_texts[i] for i in idx]
+
+    def _fit(self, recipe: Recipe, f: int, fit_idx: np.ndarray, stop_idx: np.ndarray, epochs: int | None = None,
+             keep: bool | None = None):
+        """One student of a recipe, early-stopped on `stop_idx` (or trained `epochs` and kept as it ends) and
+        self-trained as the chosen student was (`keep`: the folds' verdict, for the refit)."""
+        s, base = self.spec, self.base
+        run_spec = light_fitted(s, base.architecture) if base.fit == "light" else s
+        cfg, train_cfg = student_configs(run_spec, self.names, base.architecture, self.device)
+        if epochs is not None:
+            train_cfg = replace(train_cfg, epochs=epochs, patience=epochs + 1, keep_last=True)
+        texts, targets, unlabeled = recipe.pool(f)
+        reps = repeats(len(texts), len(fit_idx)) if recipe.gold else 0
+        texts, targets = with_gold(texts, targets, self._texts(fit_idx), self.y_gold[fit_idx], len(self.names), reps)
+        rounds: list[str] = []
+
+        def train(texts_, targets_):
+            rounds.append(f"{recipe.name}-{base.key}-fold{f}-round{len(rounds) + 1}".replace("+", "_").replace("<-", "_"))
+            checkpoint = self.checkpoint_dir / f"{rounds[-1]}.pt" if self.checkpoint_dir else None
+            return trainer(base.architecture, cfg, train_cfg, self._texts(stop_idx), self.y_gold[stop_idx],
+                           checkpoint=checkpoint)(texts_, targets_)
+
+        from fmops_pipelines.specialist.self_training import self_train
+
+        model, history, report = self_train(train, texts, targets, unlabeled if s.self_training else [],
+                                            s.self_training_threshold, keep)
+        return model, history, report, reps
+
+    def score(self, recipe: Recipe) -> tuple[dict, dict]:
+        """(out-of-fold dev scores, what to refit with): per fold f, a student fitted on the folds but f and the
+        next one (which early-stops it) predicts fold f."""
+        fold_ids = sorted(set(self.folds.tolist()) - {-1})
+        oof, temperatures, best_epochs, kept = np.full(len(self.gold_texts), -1), [], [], []
+        for i, f in enumerate(fold_ids):
+            stop, held = self.folds == fold_ids[(i + 1) % len(fold_ids)], self.folds == f
+            model, history, report, _ = self._fit(recipe, f, np.flatnonzero(~held & ~stop), np.flatnonzero(stop))
+            oof[held] = model.predict_proba(self._texts(np.flatnonzero(held))).argmax(axis=1)
+            temperatures.append(model.cfg.temperature)
+            best_epochs.append(history.best_epoch)
+            kept.append(report.kept_second_round)
+        scored = self.folds != -1
+        return dev_scores(oof[scored], self.y_gold[scored], len(self.names)), {
+            "oof": oof, "epochs": max(1, int(np.median(best_epochs))), "temperature": float(np.median(temperatures)),
+            "self_training": 2 * sum(kept) > len(kept), "fold_best_epochs": best_epochs}
+
+    def refit(self, recipe: Recipe, how: dict, timing_texts: Sequence[str]) -> tuple[Candidate, int]:
+        """The recipe on all gold and the whole pool for the folds' median epochs (its dev curve is in-sample, so
+        it neither stops nor calibrates it); the candidate carries the out-of-fold predictions and scores."""
+        from fmops_pipelines.specialist.selection import Trained, candidate_of
+
+        everything = np.arange(len(self.gold_texts))
+        model, history, report, reps = self._fit(recipe, -1, everything, everything, how["epochs"],
+                                                 how["self_training"])
+        model.cfg.temperature = how["temperature"]
+        candidate = candidate_of(Trained(self.base.architecture, model, history, report), self.gold_texts,
+                                 self.y_gold, timing_texts, taught_by=recipe.name, dev_pred=how["oof"], fit=self.base.fit)
+        scored = self.folds != -1
+        candidate.dev = dev_scores(how["oof"][scored], self.y_gold[scored], len(self.names))
+        candidate.eligible = self.base.eligible
+        return candidate, reps
 
 
 def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Recipe], gold_texts: Sequence[str],
                     y_gold: np.ndarray, folds: np.ndarray, timing_texts: Sequence[str],
-                    checkpoint_dir: Path | None = None, device: str | None = None) -> GoldRowsResult:
-    """Score each recipe out of fold, keep the best (the chosen student on ties) and refit it on all gold.
-
-    Per fold f: the student learns the other folds but the next one (f + 1, cyclically), which early-stops it, and
-    predicts fold f; the refit on all gold trains for the folds' median best epoch and keeps its last weights."""
-    from fmops_pipelines.specialist.selection import Trained, candidate_of
-    from fmops_pipelines.specialist.self_training import self_train
-
+                    checkpoint_dir: Path | None = None, device: str | None = None,
+                    others: Sequence[Candidate] = ()) -> GoldRowsResult:
+    """Score each recipe out of fold on the chosen student's architecture, then the best recipe with gold on each
+    of `others` (the other n-gram architectures fast enough to ship: the dev choice among them was made without
+    gold rows, which can favour another); keep the best score (the chosen student on ties) and refit it."""
     fold_ids = sorted(set(folds.tolist()) - {-1})
     if chosen.architecture not in NGRAM_ARCHITECTURES or len(fold_ids) < 3 or not recipes:
         return GoldRowsResult(chosen, [], {"used": False, "why": "fewer than 3 gold folds" if len(fold_ids) < 3 else
                                            "an encoder student is not refitted"})
     start = time.perf_counter()
-    k, objective = len(names), spec.objective
-    run_spec = light_fitted(spec, chosen.architecture) if chosen.fit == "light" else spec
-    cfg, early_cfg = student_configs(run_spec, names, chosen.architecture, device)
-    gold_texts = list(gold_texts)
-    texts_of = lambda idx: [gold_texts[i] for i in idx]
+    objective = spec.objective
+    fits = {c.key: CrossFit(spec, names, c, list(gold_texts), y_gold, folds, checkpoint_dir, device)
+            for c in [chosen, *others]}
     scores = {"chosen (its own dev score, which chose it)": round(chosen.dev[objective], 4)}
-    finals, summary = [], {}
-    own = None
-
-    def fit(recipe: Recipe, f: int, fit_idx: np.ndarray, stop_idx: np.ndarray, train_cfg, keep: bool | None = None):
-        """One student of a recipe, self-trained as the chosen one was (`keep`: the folds' verdict, for the refit)."""
-        texts, targets, unlabeled = recipe.pool(f)
-        reps = repeats(len(texts), len(fit_idx)) if recipe.gold else 0
-        texts, targets = with_gold(texts, targets, texts_of(fit_idx), y_gold[fit_idx], k, reps)
-        rounds = []
-
-        def train(texts_, targets_):
-            name = f"{recipe.name}-{chosen.key}-fold{f}-round{len(rounds) + 1}".replace("+", "_").replace("<-", "_")
-            rounds.append(name)
-            checkpoint = checkpoint_dir / f"{name}.pt" if checkpoint_dir else None
-            return trainer(chosen.architecture, cfg, train_cfg, texts_of(stop_idx), y_gold[stop_idx],
-                           checkpoint=checkpoint)(texts_, targets_)
-
-        model, history, report = self_train(train, texts, targets, unlabeled if spec.self_training else [],
-                                            spec.self_training_threshold, keep)
-        return model, history, report, reps
-
+    scored: list[tuple[str, Recipe, dict, dict]] = []  # (candidate key, recipe, out-of-fold scores, how)
+    summary: dict = {}
     for recipe in recipes:
-        oof, temperatures, best_epochs, kept = np.full(len(gold_texts), -1), [], [], []
-        for i, f in enumerate(fold_ids):
-            stop = folds == fold_ids[(i + 1) % len(fold_ids)]
-            held = folds == f
-            model, history, report, _ = fit(recipe, f, np.flatnonzero(~held & ~stop), np.flatnonzero(stop),
-                                            early_cfg)
-            oof[held] = model.predict_proba(texts_of(np.flatnonzero(held))).argmax(axis=1)
-            temperatures.append(model.cfg.temperature)
-            best_epochs.append(history.best_epoch)
-            kept.append(report.kept_second_round)
-        scored = folds != -1
-        summary[recipe.name] = {"fold_best_epochs": best_epochs, "folds_kept_self_training": sum(kept)}
-        if not recipe.gold:  # the chosen student is this recipe fitted on the whole pool already
-            own = dev_scores(oof[scored], y_gold[scored], k)
-            scores[recipe.name] = round(own[objective], 4)
-            continue
-        epochs = max(1, int(np.median(best_epochs)))
-        final_cfg = replace(early_cfg, epochs=epochs, patience=epochs + 1, keep_last=True)
-        everything = np.arange(len(gold_texts))
-        # its dev curve is in-sample; self-training kept as most folds kept it
-        model, history, report, reps = fit(recipe, -1, everything, everything, final_cfg, 2 * sum(kept) > len(kept))
-        model.cfg.temperature = float(np.median(temperatures))
-        trained = Trained(chosen.architecture, model, history, report)
-        candidate = candidate_of(trained, gold_texts, y_gold, timing_texts, taught_by=recipe.name, dev_pred=oof,
-                                 fit=chosen.fit)
-        candidate.dev = dev_scores(oof[scored], y_gold[scored], k)
-        candidate.eligible = chosen.eligible
-        finals.append(candidate)
-        scores[recipe.name] = round(candidate.dev[objective], 4)
-        summary[recipe.name].update(gold_repeats=reps, refit_epochs=epochs)
+        dev, how = fits[chosen.key].score(recipe)
+        scored.append((chosen.key, recipe, dev, how))
+    gold_recipes = [x for x in scored if x[1].gold]
+    if gold_recipes and others:
+        best = max(gold_recipes, key=lambda x: x[2][objective])[1]
+        for other in others:
+            dev, how = fits[other.key].score(best)
+            scored.append((other.key, best, dev, how))
+    own = next((dev for _, recipe, dev, _ in scored if not recipe.gold), None)
+    for key, recipe, dev, how in scored:
+        name = recipe.name if key == chosen.key else f"{recipe.name} ({key})"
+        scores[name] = round(dev[objective], 4)
+        summary[name] = {"fold_best_epochs": how["fold_best_epochs"], "self_training": how["self_training"]}
     baseline = own[objective] if own else chosen.dev[objective]
-    best = max(finals, key=lambda c: c.dev[objective], default=None)
-    if best is None or round(best.dev[objective], 4) <= round(baseline, 4):
-        best = chosen
-    summary.update({"out_of_fold_dev": scores, "shipped": "chosen" if best is chosen else best.taught_by,
-                    "seconds": round(time.perf_counter() - start, 1), "used": best is not chosen})
-    return GoldRowsResult(best, finals, summary)
+    winner = max((x for x in scored if x[1].gold), key=lambda x: x[2][objective], default=None)
+    shipped, refits = chosen, []
+    if winner is not None and round(winner[2][objective], 4) > round(baseline, 4):
+        candidate, reps = fits[winner[0]].refit(winner[1], winner[3], timing_texts)
+        refits.append(candidate)
+        shipped = candidate
+        summary["refit"] = {"gold_repeats": reps, "epochs": winner[3]["epochs"]}
+    summary.update({"out_of_fold_dev": scores, "shipped": "chosen" if shipped is chosen else
+                    f"{shipped.taught_by} ({shipped.key.split('<-')[0]})",
+                    "seconds": round(time.perf_counter() - start, 1), "used": shipped is not chosen})
+    return GoldRowsResult(shipped, refits, summary)
 
 
 def label_model_recipe(texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str], gold: bool = True
