@@ -176,6 +176,17 @@ class FmRulesSpec(_Strict):
     max_keywords_per_label: int = Field(default=25, ge=1)  # phrases kept per label
 
 
+class GoldTeacherSpec(_Strict):
+    """The gold teacher (supervision/gold_teacher.py): logistic regression on the FM's embeddings or TF-IDF, chosen
+    out of fold; optionally also SetFit, the FM's encoder fine-tuned contrastively on gold (the `setfit` extra)."""
+
+    # contrastive: SetFit as a further candidate, trained once per gold fold and once on all gold. "auto": on a
+    # GPU only. Measured on 2 CPU cores, one SetFit fit (MiniLM, 5 iterations, ~200 gold rows) takes minutes,
+    # the teacher six of them; the logistic regressions take seconds
+    contrastive: Literal["auto", "on", "off"] = "auto"
+    contrastive_iterations: int = Field(default=5, ge=1)  # SetFit's pairs per gold row (its num_iterations)
+
+
 class LabelModelSpec(_Strict):
     # auto: chosen on dev; or one kind
     kind: Literal["auto", "majority_vote", "best_labeler", "snorkel", "dawid_skene", "stacked"] = "auto"
@@ -399,6 +410,7 @@ class TaskSpec(_Strict):
     labeling_functions: list[LabelingFunctionSpec] = Field(default_factory=list)
     fm_rules: FmRulesSpec = FmRulesSpec()
     label_model: LabelModelSpec = LabelModelSpec()
+    gold_teacher: GoldTeacherSpec = GoldTeacherSpec()
     specialist: SpecialistSpec = SpecialistSpec()
     slices: list[SliceSpec] = Field(default_factory=list)  # cuts of test reported (and gateable) apart
     gates: list[GateSpec] = Field(default_factory=list)  # blocking checks a specialist must pass to become champion

@@ -10,7 +10,7 @@ import pandas as pd
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.fm.base import with_fm_usage
 from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
-from fmops_pipelines.resources import FmopsHome, FoundationModelResource
+from fmops_pipelines.resources import ComputeResource, FmopsHome, FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import fm_metadata, gx_result, key, table_value, task_asset
 from fmops_pipelines.supervision.label_matrix import (
@@ -97,11 +97,15 @@ def build(spec: TaskSpec) -> list:
                                        "embeddings or TF-IDF: chosen out of fold), labelling every row; gold rows "
                                        "out of fold, the pool also once per fold.")
     def gold_teacher(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
-                     splits: pd.DataFrame) -> dg.Output:
-        from fmops_pipelines.supervision.gold_teacher import empty_labels, teach_splits
+                     compute: ComputeResource, splits: pd.DataFrame) -> dg.Output:
+        from fmops_pipelines.supervision.gold_teacher import contrastive_encoder, empty_labels, teach_splits
 
         model = fm.for_spec(spec.fm)
-        teacher = teach_splits(model, splits, spec.label_names, spec.splits.seed)
+        encoder, why = contrastive_encoder(spec, compute.resolve())
+        if why:
+            context.log.info(f"{spec.name}: no SetFit gold teacher: {why}")
+        teacher = teach_splits(model, splits, spec.label_names, spec.splits.seed, encoder,
+                               spec.gold_teacher.contrastive_iterations)
         if teacher is None:
             context.log.warning(f"{spec.name}: no gold teacher: some label has under 2 gold rows to cross-fit on")
             return mlflow.record(context, spec.name, dg.Output(empty_labels(spec.label_names),
@@ -110,6 +114,8 @@ def build(spec: TaskSpec) -> list:
             "kind": teacher.kind, "out_of_fold_macro_f1": dg.MetadataValue.json(teacher.scores),
             "gold_rows": int((splits["split"] == "dev").sum()), "folds": int(teacher.labels["fold"].max() + 1),
             "params": dg.MetadataValue.json(teacher.params), "fit_seconds": round(teacher.seconds, 2),
+            "seconds_by_kind": dg.MetadataValue.json(teacher.seconds_by_kind),
+            "contrastive": encoder is not None,
             **fm_metadata(model.stats)}))
 
     @task_asset(spec, {"pandas"}, "P[n, k]: probabilistic labels for the unlabeled train rows from each label model "

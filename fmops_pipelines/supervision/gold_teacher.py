@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-EMBEDDINGS, TFIDF = "logreg_fm_embeddings", "tfidf_logreg"
-KINDS = (EMBEDDINGS, TFIDF)  # ties go to the earlier one
+EMBEDDINGS, TFIDF, SETFIT = "logreg_fm_embeddings", "tfidf_logreg", "setfit"
+KINDS = (EMBEDDINGS, TFIDF, SETFIT)  # ties go to the earlier one
 FULL = -1  # the `fold` of a teacher fitted on every gold row
 
 
@@ -33,10 +33,12 @@ FULL = -1  # the `fold` of a teacher fitted on every gold row
 class Features:
     """Every row's features for each teacher kind (rows in the splits' order)."""
 
-    by_kind: dict[str, object]  # kind -> [n_rows, d] array or sparse matrix
+    by_kind: dict[str, object]  # kind -> [n_rows, d] array or sparse matrix, or (SetFit) a Contrastive
+    texts: list[str] | None = None  # every row's text, for SetFit
 
     @classmethod
-    def build(cls, texts: Sequence[str], fit_rows: np.ndarray, embeddings: np.ndarray | None) -> Features:
+    def build(cls, texts: Sequence[str], fit_rows: np.ndarray, embeddings: np.ndarray | None,
+              contrastive: Contrastive | None = None) -> Features:
         """`fit_rows`: the rows the TF-IDF vocabulary is learned on (never test: no labels, but test stays unseen)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -46,7 +48,35 @@ class Features:
         by_kind: dict[str, object] = {TFIDF: tfidf.transform(texts)}
         if embeddings is not None:
             by_kind[EMBEDDINGS] = embeddings
-        return cls({kd: by_kind[kd] for kd in KINDS if kd in by_kind})
+        if contrastive is not None:
+            by_kind[SETFIT] = contrastive
+        return cls({kd: by_kind[kd] for kd in KINDS if kd in by_kind}, texts)
+
+
+@dataclass
+class Contrastive:
+    """SetFit on gold: the encoder (a local sentence-transformers folder) fine-tuned on pairs of gold rows, then a
+    logistic head; `fitted(rows, y)` trains one and returns a predict_proba over row indices."""
+
+    model_path: str
+    iterations: int = 5
+    seed: int = 0
+    texts: list[str] = field(default_factory=list)
+
+    def fitted(self, rows: np.ndarray, y: np.ndarray):
+        import tempfile
+
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+
+        model = SetFitModel.from_pretrained(self.model_path)
+        data = Dataset.from_dict({"text": [self.texts[i] for i in rows], "label": [int(v) for v in y]})
+        with tempfile.TemporaryDirectory() as out:  # SetFit writes nothing we keep; no tracker, no checkpoints
+            args = TrainingArguments(output_dir=out, num_iterations=self.iterations, num_epochs=1, batch_size=16,
+                                     seed=self.seed, report_to="none", save_strategy="no", show_progress_bar=False)
+            Trainer(model=model, args=args, train_dataset=data).train()
+        classes = np.unique(y)
+        return lambda idx: (classes, np.asarray(model.predict_proba([self.texts[i] for i in idx], as_numpy=True)))
 
 
 C_GRID = np.logspace(-2, 3, 6)
@@ -80,10 +110,26 @@ def tune(X, y: np.ndarray, seed: int = 0):
 
 
 def _proba(model, X, k: int) -> np.ndarray:
-    """P[n, k] in label order, whatever classes the model saw."""
+    """P[n, k] in label order, whatever classes the model saw (X: features, or row indices for SetFit)."""
+    if callable(model):
+        classes, probs = model(X)
+        out = np.zeros((len(X), k))
+        out[:, classes] = probs
+        return out
     out = np.zeros((X.shape[0], k))
     out[:, model.classes_] = model.predict_proba(X)
     return out
+
+
+def _fit(X, y: np.ndarray, seed: int, rows: np.ndarray):
+    """One candidate fitted on gold `rows` (X: its features, or a Contrastive)."""
+    if isinstance(X, Contrastive):
+        return X.fitted(rows, y)
+    return tune(X[rows], y, seed)
+
+
+def _rows(X, rows: np.ndarray):
+    return rows if isinstance(X, Contrastive) else X[rows]
 
 
 @dataclass
@@ -93,6 +139,8 @@ class GoldTeacher:
     labels: pd.DataFrame  # id, split, fold, p_<label>: see teach()
     seconds: float
     params: dict  # the chosen kind's C and class weighting
+    seconds_by_kind: dict[str, float] = field(default_factory=dict)  # what each candidate's folds cost
+    oof: dict[str, np.ndarray] = field(default_factory=dict)  # each candidate's out-of-fold P[gold rows, k]
 
 
 def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.ndarray, label_names: list[str],
@@ -117,13 +165,16 @@ def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.
         raise ValueError("no gold folds: some label has under 2 gold rows")
     oof: dict[str, np.ndarray] = {}
     models: dict[tuple[str, int], object] = {}  # (kind, fold) -> tuned and fitted without that fold
+    seconds_by_kind: dict[str, float] = {}
     for kind, X in features.by_kind.items():
+        began = time.perf_counter()
         out = np.zeros((len(gold), k))
         for f in fold_ids:
             held = folds == f
-            models[kind, f] = tune(X[gold[~held]], y_gold[~held], seed)
-            out[held] = _proba(models[kind, f], X[gold[held]], k)
+            models[kind, f] = _fit(X, y_gold[~held], seed, gold[~held])
+            out[held] = _proba(models[kind, f], _rows(X, gold[held]), k)
         oof[kind] = out
+        seconds_by_kind[kind] = round(time.perf_counter() - began, 2)
     scored = (folds != FULL)
     scores = {kind: float(f1_score(y_gold[scored], p[scored].argmax(axis=1), average="macro", labels=range(k),
                                    zero_division=0)) if scored.any() else 0.0 for kind, p in oof.items()}
@@ -131,17 +182,42 @@ def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.
     X = features.by_kind[kind]
     columns = [f"p_{n}" for n in label_names]
     parts = [_frame(rows.iloc[gold], folds, oof[kind], columns)]
-    full = tune(X[gold], y_gold, seed)
+    full = _fit(X, y_gold, seed, gold)
     others = np.flatnonzero(split != "dev")
-    parts.append(_frame(rows.iloc[others], FULL, _proba(full, X[others], k), columns))
+    parts.append(_frame(rows.iloc[others], FULL, _proba(full, _rows(X, others), k), columns))
     for f in fold_ids:
-        parts.append(_frame(rows.iloc[pool], f, _proba(models[kind, f], X[pool], k), columns))
+        parts.append(_frame(rows.iloc[pool], f, _proba(models[kind, f], _rows(X, pool), k), columns))
     labels = pd.concat(parts, ignore_index=True).assign(teacher=kind)
-    return GoldTeacher(kind, scores, labels, time.perf_counter() - start, getattr(full, "best_params_", {}))
+    return GoldTeacher(kind, scores, labels, time.perf_counter() - start, getattr(full, "best_params_", {}),
+                       seconds_by_kind, oof)
 
 
-def teach_splits(fm, splits: pd.DataFrame, label_names: list[str], seed: int = 0) -> GoldTeacher | None:
-    """teach() over the splits: the FM's embeddings where it has them, gold_folds.
+def contrastive_encoder(spec, device: str) -> tuple[str | None, str | None]:
+    """(the encoder folder SetFit fine-tunes, None) when the spec's gold_teacher.contrastive asks for SetFit here,
+    else (None, why not). "auto" asks on a GPU only; "on" without the setfit package is a SpecError."""
+    import importlib.util
+
+    from fmops_pipelines.errors import SpecError
+    from fmops_pipelines.fm.local_models import resolve_model_path
+
+    mode = spec.gold_teacher.contrastive
+    if mode == "off":
+        return None, "gold_teacher.contrastive is off"
+    if mode == "auto" and not device.startswith("cuda"):
+        return None, "no GPU (gold_teacher.contrastive: auto; minutes per fit on CPU: set it to on to use it)"
+    if importlib.util.find_spec("setfit") is None:
+        if mode == "on":
+            raise SpecError("gold_teacher.contrastive: on needs the setfit package (pip install -e '.[setfit]', "
+                            "torch==2.13.0 installed first)")
+        return None, "the setfit package is not installed (pip install -e '.[setfit]')"
+    model = spec.fm.model if spec.fm.backend == "embedding" else "all-MiniLM-L6-v2"
+    return str(resolve_model_path(model)), None
+
+
+def teach_splits(fm, splits: pd.DataFrame, label_names: list[str], seed: int = 0, contrastive: str | None = None,
+                 iterations: int = 5) -> GoldTeacher | None:
+    """teach() over the splits: the FM's embeddings where it has them, gold_folds; `contrastive`: the local
+    encoder folder SetFit fine-tunes (None: no SetFit candidate).
     None where gold cannot be cross-fitted (some label has under 2 gold rows)."""
     from fmops_pipelines.data.splits import gold_folds, label_indices
     k = len(label_names)
@@ -152,7 +228,8 @@ def teach_splits(fm, splits: pd.DataFrame, label_names: list[str], seed: int = 0
         return None
     texts = splits["text"].tolist()
     embeddings = fm.embed(texts) if hasattr(fm, "embed") else None
-    features = Features.build(texts, (splits["split"] != "test").to_numpy(), embeddings)
+    setfit = Contrastive(contrastive, iterations, seed, texts) if contrastive else None
+    features = Features.build(texts, (splits["split"] != "test").to_numpy(), embeddings, setfit)
     return teach(features, splits[["id", "split"]], y_gold, folds, label_names, seed)
 
 

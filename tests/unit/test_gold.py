@@ -29,8 +29,8 @@ def test_every_labelled_row_outside_test_is_gold_unless_capped_and_a_cap_redraws
     capped = make_splits(sms, SplitSpec(dev_size=200, test_fraction=0.2, seed=0))
     redrawn = make_splits(sms, SplitSpec(dev_size=200, test_fraction=0.2, seed=0, gold_seed=7))
     require_pool(capped)
-    test_ids = lambda s: set(s.loc[s["split"] == "test", "id"])  # noqa: E731
-    gold_ids = lambda s: set(s.loc[s["split"] == "dev", "id"])  # noqa: E731
+    test_ids = lambda s: set(s.loc[s["split"] == "test", "id"])
+    gold_ids = lambda s: set(s.loc[s["split"] == "dev", "id"])
     assert test_ids(capped) == test_ids(redrawn) == test_ids(everything)
     assert gold_ids(capped) != gold_ids(redrawn) and 200 <= len(gold_ids(redrawn)) < 220  # duplicates come along
     assert capped.loc[capped["split"] == "train", "label"].isna().all()  # labels beyond the cap are removed
@@ -103,7 +103,7 @@ def test_the_gold_teacher_learns_from_gold_and_labels_every_row(gold_slice, mini
     _, splits = gold_slice
     test = part(splits, "test")
     teacher = teach_splits(minilm, splits, LABELS)
-    assert teacher.kind in KINDS and set(teacher.scores) == set(KINDS)  # both kinds scored out of fold, one kept
+    assert teacher.kind in KINDS and set(teacher.scores) == set(KINDS) - {"setfit"}  # each scored out of fold
     labels = teacher.labels
     assert set(labels.loc[labels["fold"] == FULL, "split"]) == {"train", "test"}
     assert len(pool_labels(labels)) == (splits["split"] == "train").sum()
@@ -117,6 +117,34 @@ def test_the_gold_teacher_learns_from_gold_and_labels_every_row(gold_slice, mini
     gold = shuffled["split"] == "dev"
     shuffled.loc[gold, "label"] = np.random.default_rng(0).permutation(shuffled.loc[gold, "label"].to_numpy())
     assert test_f1(labels) > 0.8 > test_f1(teach_splits(minilm, shuffled, LABELS).labels) + 0.1  # gold taught it
+
+
+def test_the_contrastive_teacher_fine_tunes_the_encoder_on_gold_out_of_fold(gold_slice):
+    """SetFit as a gold-teacher candidate, on a tiny slice with one iteration (minutes per fit on CPU at the
+    default; the default turns it on on a GPU only)."""
+    pytest.importorskip("setfit", reason="the setfit extra is not installed")
+    from fmops_pipelines.fm.local_models import resolve_model_path
+    from fmops_pipelines.supervision.gold_teacher import FULL, SETFIT, Contrastive, Features, contrastive_encoder, teach
+
+    spec, splits = gold_slice
+    assert contrastive_encoder(spec, "cpu")[0] is None  # auto: not on a CPU
+    on = spec.model_copy(update={"gold_teacher": spec.gold_teacher.model_copy(update={"contrastive": "on"})})
+    assert contrastive_encoder(on, "cpu")[0] == str(resolve_model_path("all-MiniLM-L6-v2"))
+    rows = pd.concat([part(splits, "dev").groupby("label").head(12), part(splits, "train").head(30),
+                      part(splits, "test").head(30)], ignore_index=True)
+    y = label_indices(rows.loc[rows["split"] == "dev", "label"], LABELS)
+    folds = gold_folds(y, 2, seed=0, folds=3)
+    texts = rows["text"].tolist()
+    features = Features.build(texts, (rows["split"] != "test").to_numpy(), None,
+                              Contrastive(str(resolve_model_path("all-MiniLM-L6-v2")), 1, 0, texts))
+    teacher = teach(features, rows[["id", "split"]], y, folds, LABELS)
+    assert set(teacher.scores) == {"tfidf_logreg", SETFIT} and 0.0 <= teacher.scores[SETFIT] <= 1.0
+    p_spam = teacher.oof[SETFIT][:, 1]
+    assert p_spam[y == 1].mean() > p_spam[y == 0].mean() + 0.05  # out of fold, it leans the right way
+    assert teacher.seconds_by_kind[SETFIT] > teacher.seconds_by_kind["tfidf_logreg"]
+    chosen = teacher.labels
+    assert len(chosen[(chosen["split"] == "train") & (chosen["fold"] == FULL)]) == 30
+    assert np.allclose(chosen[["p_ham", "p_spam"]].sum(axis=1), 1.0)
 
 
 def test_gold_rows_are_repeated_to_about_a_fifth_of_the_rows():
