@@ -120,6 +120,7 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
                 ax.plot(means.index, means[column], marker="o", label=column,
                         linewidth=2.5 if column == "specialist" else 1.2)
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(list(means.index), [str(i) for i in means.index])
         ax.set_title(f"{task} ({variant})", fontsize=9)
         ax.set_xlabel("gold rows")

@@ -147,6 +147,23 @@ def test_the_contrastive_teacher_fine_tunes_the_encoder_on_gold_out_of_fold(gold
     assert np.allclose(chosen[["p_ham", "p_spam"]].sum(axis=1), 1.0)
 
 
+def test_a_recipe_with_gold_ships_only_when_clearly_better_than_the_students_own_out_of_fold():
+    from fmops_pipelines.specialist.gold_rows import Recipe, pick
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    noisy = lambda accuracy: np.where(rng.random(300) < accuracy, y, 1 - y)
+    own = ("ngram", Recipe("label_model", lambda f: ([], np.zeros((0, 2)), []), gold=False), {"macro_f1": 0.7},
+           {"oof": noisy(0.7)})
+    recipe = Recipe("both_teachers+gold", lambda f: ([], np.zeros((0, 2)), []))
+    clearly = ("ngram", recipe, {"macro_f1": 0.95}, {"oof": noisy(0.95)})
+    barely = ("ngram", recipe, {"macro_f1": 0.71}, {"oof": np.where(np.arange(300) < 3, y, own[3]["oof"])})
+    rows = np.ones(300, dtype=bool)
+    assert pick([own, clearly], y, rows, 2, "macro_f1") is clearly
+    assert pick([own, barely], y, rows, 2, "macro_f1") is None  # three rows better: noise
+    assert pick([own], y, rows, 2, "macro_f1") is None and pick([barely], y, rows, 2, "macro_f1") is barely
+
+
 def test_gold_rows_are_repeated_to_about_a_fifth_of_the_rows():
     from fmops_pipelines.specialist.gold_rows import repeats, with_gold
 

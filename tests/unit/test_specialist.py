@@ -355,8 +355,8 @@ def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monke
     from tests.conftest import small_sms_spec, write_task
 
     spec = load_spec(write_task(tmp_path, "sms_spam", small_sms_spec()))
-    spec = spec.model_copy(update={"specialist": spec.specialist.model_copy(update={
-        "ngram": spec.specialist.ngram.model_copy(update={"epochs": 4})})})
+    spec = spec.model_copy(update={"specialist": spec.specialist.model_copy(update={  # gold rows: test_gold.py
+        "gold_rows": False, "ngram": spec.specialist.ngram.model_copy(update={"epochs": 4})})})
     df = load_dataset(spec)
     splits = make_splits(df, spec.splits)
     train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
@@ -434,8 +434,8 @@ def test_dev_decides_whether_the_student_learns_the_rows_only_the_anchor_labelle
     from tests.conftest import small_sms_spec, write_task
 
     spec = load_spec(write_task(tmp_path, "sms_spam", small_sms_spec()))
-    spec = spec.model_copy(update={"specialist": spec.specialist.model_copy(update={
-        "self_training": False, "ngram": spec.specialist.ngram.model_copy(update={"epochs": 6})})})
+    spec = spec.model_copy(update={"specialist": spec.specialist.model_copy(update={  # gold rows: test_gold.py
+        "self_training": False, "gold_rows": False, "ngram": spec.specialist.ngram.model_copy(update={"epochs": 6})})})
     df = load_dataset(spec)
     splits = make_splits(df, spec.splits)
     train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
