@@ -93,6 +93,7 @@ def tune(X, y: np.ndarray, seed: int = 0):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.multiclass import OneVsRestClassifier
 
     counts = np.bincount(y)
     smallest = counts[counts > 0].min()
@@ -102,11 +103,14 @@ def tune(X, y: np.ndarray, seed: int = 0):
             return LogisticRegression(max_iter=3000).fit(X, y)
         folds = StratifiedKFold(n_splits=int(min(CV_FOLDS, smallest)), shuffle=True, random_state=seed)
         grid = {"C": C_GRID, "class_weight": [None, "balanced"]}
-        # lbfgs crawls on tens of thousands of sparse TF-IDF columns at a large C (seconds per fit); liblinear
-        # takes milliseconds there (one-vs-rest beyond two labels)
-        solver = "liblinear" if sparse.issparse(X) else "lbfgs"
-        return GridSearchCV(LogisticRegression(max_iter=3000, solver=solver), grid, scoring="f1_macro",
-                            cv=folds).fit(X, y)
+        model = LogisticRegression(max_iter=3000)
+        if sparse.issparse(X):
+            # lbfgs crawls on tens of thousands of sparse TF-IDF columns at a large C (seconds per fit); liblinear
+            # takes milliseconds there, and takes two labels only: one-vs-rest beyond
+            model = LogisticRegression(max_iter=3000, solver="liblinear")
+            if len(counts) > 2:
+                model, grid = OneVsRestClassifier(model), {f"estimator__{k}": v for k, v in grid.items()}
+        return GridSearchCV(model, grid, scoring="f1_macro", cv=folds).fit(X, y)
 
 
 def _proba(model, X, k: int) -> np.ndarray:

@@ -164,6 +164,20 @@ def test_a_recipe_with_gold_ships_only_when_clearly_better_than_the_students_own
     assert pick([own], y, rows, 2, "macro_f1") is None and pick([barely], y, rows, 2, "macro_f1") is barely
 
 
+def test_the_gold_classifier_takes_sparse_features_of_more_than_two_labels():
+    """TF-IDF features of a 4-label task (AG News): liblinear is two-label only, so one-vs-rest (a fit failed
+    on ag_news before)."""
+    from scipy import sparse
+
+    from fmops_pipelines.supervision.gold_teacher import tune
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 15)
+    X = sparse.csr_matrix(np.eye(4)[y] * 2 + rng.random((60, 4)))
+    model = tune(X, y)
+    assert model.predict_proba(X).shape == (60, 4) and (model.predict(X) == y).mean() > 0.9
+
+
 def test_gold_rows_are_repeated_to_about_a_fifth_of_the_rows():
     from fmops_pipelines.specialist.gold_rows import repeats, with_gold
 
