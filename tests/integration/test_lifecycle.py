@@ -55,7 +55,8 @@ def test_the_console_shows_one_line_per_step_with_its_checks_after_it(project):
     lines = project[1].console.splitlines()
     steps = [line for line in lines if line.startswith("  [ok ]")]
     assert [line.split()[2] for line in steps] == [
-        "sms_spam/dataset", "sms_spam/dataset:dataset_expectations", "sms_spam/splits", "sms_spam/prompt_scores",
+        "sms_spam/dataset", "sms_spam/dataset:dataset_expectations", "sms_spam/splits", "sms_spam/gold_teacher",
+        "sms_spam/prompt_scores",
         "sms_spam/weak_label_matrix", "sms_spam/weak_label_matrix:label_matrix_expectations", "sms_spam/label_model",
         "sms_spam/training_labels", "sms_spam/training_labels:training_label_expectations", "sms_spam/specialist",
         "sms_spam/evaluation", "sms_spam/champion"]
