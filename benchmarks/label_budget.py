@@ -56,23 +56,23 @@ def variant_spec(task: str, variant: str, budget: int, seed: int) -> dict:
 
 
 def setfit_score(gold: pd.DataFrame, test: pd.DataFrame, label_names: list[str], seed: int) -> float | None:
-    """SetFit (MiniLM body, 5 iterations) on the gold rows, test macro-F1; None where setfit is not installed."""
-    try:
-        from datasets import Dataset
-        from setfit import SetFitModel, Trainer, TrainingArguments
-    except ImportError:
+    """SetFit (MiniLM body, 5 iterations) on the gold rows, test macro-F1; None where setfit is not installed.
+    The same fit the contrastive gold teacher makes per fold (supervision.gold_teacher.Contrastive)."""
+    import importlib.util
+
+    if importlib.util.find_spec("setfit") is None:
         return None
     from sklearn.metrics import f1_score
 
     from fmops_pipelines.fm.local_models import resolve_model_path
+    from fmops_pipelines.supervision.gold_teacher import Contrastive
 
-    model = SetFitModel.from_pretrained(str(resolve_model_path("all-MiniLM-L6-v2")))
-    data = Dataset.from_dict({"text": gold["text"].tolist(), "label": gold["label"].map(label_names.index).tolist()})
-    args = TrainingArguments(num_iterations=5, num_epochs=1, batch_size=16, seed=seed)
-    Trainer(model=model, args=args, train_dataset=data).train()
-    pred = np.asarray(model.predict(test["text"].tolist()))
+    texts = [*gold["text"], *test["text"]]
+    fitted = Contrastive(str(resolve_model_path("all-MiniLM-L6-v2")), 5, seed, texts).fitted(
+        np.arange(len(gold)), gold["label"].map(label_names.index).to_numpy())
+    classes, probs = fitted(np.arange(len(gold), len(texts)))
     y = test["label"].map(label_names.index).to_numpy()
-    return float(f1_score(y, pred, average="macro"))
+    return float(f1_score(y, classes[probs.argmax(axis=1)], average="macro"))
 
 
 def one_run(task: str, variant: str, budget: int, seed: int, assets: Path, use_setfit: bool) -> dict:

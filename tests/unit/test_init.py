@@ -101,3 +101,16 @@ def test_unlabelled_data_plus_a_gold_file(assets_dir, tmp_path, capsys):
     assert main(["init", "mixed2", "--data", str(tmp_path / "pool.csv"), "--gold", str(tmp_path / "bad_gold.csv"),
                  "--labels", "negative,positive"]) == 2
     assert f"{tmp_path / 'bad_gold.csv'}: row 52: label 'meh'" in capsys.readouterr().err
+
+
+def test_a_fully_labelled_file_gets_a_gold_cap_that_leaves_a_pool_to_learn_from(assets_dir, tmp_path):
+    from fmops_pipelines.data.readers import load_dataset
+    from fmops_pipelines.data.splits import make_splits, require_pool
+
+    reviews(rows=400, labelled=400).to_csv(tmp_path / "all.csv", index=False)
+    assert main(["init", "labelled", "--data", str(tmp_path / "all.csv")]) == 0
+    spec = get_spec("labelled")
+    assert spec.splits.dev_size == 160  # half the 320 labelled rows outside test
+    splits = make_splits(load_dataset(spec), spec.splits)
+    require_pool(splits)
+    assert (splits["split"] == "train").sum() > 100 and splits.loc[splits["split"] == "train", "label"].isna().all()
