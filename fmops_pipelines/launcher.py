@@ -93,9 +93,11 @@ def _root_error(error) -> tuple[str, str]:
     """The innermost cause of a step failure: (exception class name, first line of its message)."""
     while getattr(error, "cause", None) is not None:
         error = error.cause
-    message = error.message.strip().splitlines()[0] if error.message else error.cls_name
-    # "fmops_pipelines.errors.DataError: file: reason" -> "file: reason"
-    return error.cls_name or "", re.sub(rf"^[\w.]*\b{re.escape(error.cls_name or '')}: ", "", message)
+    # "fmops_pipelines.errors.DataError: file: reason" -> "file: reason"; a message that starts on its second line
+    # (scikit-learn's "ValueError: \nAll the 36 fits failed.") gives its first line with text
+    text = re.sub(rf"^[\w.]*\b{re.escape(error.cls_name or '')}: ?", "", (error.message or "").strip())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return error.cls_name or "", lines[0] if lines else (error.cls_name or "")
 
 
 def _stack_text(error) -> str:

@@ -55,8 +55,10 @@ def teacher_labels_of(taught_by: str, label_model: FittedLabelModel, training_la
     gold_pool = pool_labels(teacher_labels)[["id", *cols]]
     if taught_by == "gold_teacher+gold":
         return "gold teacher", gold_pool, gold_test
-    both = lm_pool.merge(gold_pool, on="id", suffixes=("", "_gold"))
-    both[cols] = (both[cols].to_numpy() + both[[f"{c}_gold" for c in cols]].to_numpy()) / 2
+    # as the recipe taught: the mean where the label model voted, the gold teacher's alone elsewhere
+    both = gold_pool.merge(lm_pool, on="id", how="left", suffixes=("_gold", ""))
+    lm, gold = both[cols].to_numpy(), both[[f"{c}_gold" for c in cols]].to_numpy()
+    both[cols] = np.where(np.isnan(lm), gold, (lm + gold) / 2)
     return "label model and gold teacher (mean)", both[["id", *cols]], (lm_test + gold_test) / 2
 
 

@@ -1,9 +1,9 @@
 """Labels -> specialist: choose the teaching label model, build the training rows, train and select students.
 
 The training stage's one call. The students are chosen on the gold rows (teacher choice, early stopping,
-calibration, architecture choice) without learning from them; then the gold rows teach too (specialist.gold_rows:
-the chosen recipe trained again with them, beside the label model's or the gold teacher's labels on the pool,
-scored out of fold). With `specialist.teacher: encoder`, a fine-tuned encoder learns the label model's labels
+calibration, architecture choice) without learning from them; then the gold rows may teach too
+(specialist.gold_rows: the chosen student's architectures trained again with them, beside both teachers' labels
+on the pool, scored out of fold against the chosen student's own recipe). With `specialist.teacher: encoder`, a fine-tuned encoder learns the label model's labels
 first and teaches the fast students in its place (specialist.encoder_teacher).
 """
 

@@ -6,7 +6,8 @@ strongest labeler fmops has, so it labels the unlabelled pool as a candidate tea
 
 Candidates, each a logistic regression (C and class weighting by cross-validated macro-F1 on gold, `tune`):
 `logreg_fm_embeddings` on the FM's embeddings (embedding FMs) and `tfidf_logreg` on word n-grams (any FM; its
-vocabulary learned on every row outside test). The kind is chosen by out-of-fold macro-F1 over the gold folds
+vocabulary learned on every row outside test); with gold_teacher.contrastive, `setfit` (the FM's encoder
+fine-tuned contrastively on gold, then a logistic head: `Contrastive`). The kind is chosen by out-of-fold macro-F1 over the gold folds
 (data.splits.gold_folds), every fold's model tuned and fitted without that fold (nested), so no out-of-fold
 figure read the labels of the rows it scores; per fold, that model labels the pool too, so a student's recipe
 can be scored on a fold whose labels never reached it (specialist.gold_rows). The weak labelers' votes are left
@@ -34,7 +35,6 @@ class Features:
     """Every row's features for each teacher kind (rows in the splits' order)."""
 
     by_kind: dict[str, object]  # kind -> [n_rows, d] array or sparse matrix, or (SetFit) a Contrastive
-    texts: list[str] | None = None  # every row's text, for SetFit
 
     @classmethod
     def build(cls, texts: Sequence[str], fit_rows: np.ndarray, embeddings: np.ndarray | None,
@@ -50,7 +50,7 @@ class Features:
             by_kind[EMBEDDINGS] = embeddings
         if contrastive is not None:
             by_kind[SETFIT] = contrastive
-        return cls({kd: by_kind[kd] for kd in KINDS if kd in by_kind}, texts)
+        return cls({kd: by_kind[kd] for kd in KINDS if kd in by_kind})
 
 
 @dataclass

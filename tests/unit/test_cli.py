@@ -149,3 +149,19 @@ def test_a_failure_is_blamed_on_a_store_only_when_the_store_s_code_raised_it(mon
     assert store_problem("OperationalError", "connection refused", dagster) == (
         f"the Dagster instance's storage (configured in {tmp_path / 'dagster.yaml'}) cannot be reached: "
         "connection refused")
+
+
+def test_a_step_error_is_its_first_line_with_text():
+    from dagster._utils.error import SerializableErrorInfo
+
+    from fmops_pipelines.launcher import _root_error
+
+    def error(message, cls_name="ValueError", cause=None):
+        return SerializableErrorInfo(message=message, stack=[], cls_name=cls_name, cause=cause)
+
+    sklearn = error("ValueError: \nAll the 36 fits failed.\nIt is very likely that your model is misconfigured.\n")
+    assert _root_error(error("wrapped", "DagsterExecutionStepExecutionError", sklearn)) == (
+        "ValueError", "All the 36 fits failed.")
+    assert _root_error(error("fmops_pipelines.errors.DataError: data.csv: no text column\n", "DataError")) == (
+        "DataError", "data.csv: no text column")
+    assert _root_error(error("", "KeyError")) == ("KeyError", "KeyError")
