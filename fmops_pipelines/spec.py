@@ -296,8 +296,9 @@ class SpecialistSpec(_Strict):
     self_training: bool = True
     self_training_threshold: float = Field(default=0.9, gt=0.5, le=1.0)  # confidence a pseudo-label needs
     # gold rows teach too: the chosen student trained again with them (one-hot, repeated to about a fifth of its
-    # rows) beside the label model's or the gold teacher's labels on the pool, each scored out of fold on gold; the
-    # best ships, the chosen student on ties (specialist/gold_rows.py). false: gold only chooses, as before.
+    # rows) beside both teachers' labels on the pool (label model and gold teacher), scored out of fold on gold
+    # against the chosen student's own recipe; it ships only when better by twice the noise
+    # (specialist/gold_rows.py). false: gold only chooses, as before.
     gold_rows: bool = True
 
     @field_validator("architectures")

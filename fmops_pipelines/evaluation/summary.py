@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 SUMMARY_KEYS = ("task", "model", "test", "baselines", "throughput", "labeling", "gates", "passed")
-OPTIONAL_KEYS = ("teaching",)  # additive: where the specialist lost against its teacher, when it has one
 
 
 def build_summary(task: str, model: dict, test: dict, baselines: dict, throughput: dict, labeling: dict,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fmops_pipelines.evaluation.metrics import headline
-from fmops_pipelines.supervision.gold_teacher import FULL, pool_labels
+from fmops_pipelines.supervision.gold_teacher import FULL, both_teachers, pool_labels
 from fmops_pipelines.supervision.label_models import FittedLabelModel, labels_of, prob_columns
 
 MEANINGFUL_LOSS = 0.01  # macro-F1 below the teacher that the diagnosis calls a loss
@@ -57,8 +57,7 @@ def teacher_labels_of(taught_by: str, label_model: FittedLabelModel, training_la
         return "gold teacher", gold_pool, gold_test
     # as the recipe taught: the mean where the label model voted, the gold teacher's alone elsewhere
     both = gold_pool.merge(lm_pool, on="id", how="left", suffixes=("_gold", ""))
-    lm, gold = both[cols].to_numpy(), both[[f"{c}_gold" for c in cols]].to_numpy()
-    both[cols] = np.where(np.isnan(lm), gold, (lm + gold) / 2)
+    both[cols] = both_teachers(both[cols].to_numpy(), both[[f"{c}_gold" for c in cols]].to_numpy())
     return "label model and gold teacher (mean)", both[["id", *cols]], (lm_test + gold_test) / 2
 
 

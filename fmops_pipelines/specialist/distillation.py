@@ -3,8 +3,9 @@
 The training stage's one call. The students are chosen on the gold rows (teacher choice, early stopping,
 calibration, architecture choice) without learning from them; then the gold rows may teach too
 (specialist.gold_rows: the chosen student's architectures trained again with them, beside both teachers' labels
-on the pool, scored out of fold against the chosen student's own recipe). With `specialist.teacher: encoder`, a fine-tuned encoder learns the label model's labels
-first and teaches the fast students in its place (specialist.encoder_teacher).
+on the pool, scored out of fold against the chosen student's own recipe). With `specialist.teacher: encoder`, a
+fine-tuned encoder learns the label model's labels first and teaches the fast students in its place
+(specialist.encoder_teacher).
 """
 
 from __future__ import annotations

@@ -4,10 +4,9 @@ The students are chosen (teacher label model, architecture, fit, epochs) on gold
 on them. Then the chosen architecture is trained on the pool's labels plus the gold rows' own labels (one-hot,
 repeated to about GOLD_SHARE of the rows), the pool labelled by both teachers (the label model's labels averaged
 with the gold teacher's, supervision.gold_teacher), or by the label model alone where there is no gold teacher;
-that recipe also on the other n-gram architecture. Each recipe is
-scored out of fold: per gold fold, a student fitted without that fold's rows, on pool labels from a teacher
-fitted without them, early-stopped on another fold and self-trained as the chosen student was, predicts that
-fold. So is the chosen student's own recipe (no gold rows), and a recipe with gold replaces it only when better
+that recipe also on the other n-gram architecture. Each recipe is scored out of fold: per gold fold, a student
+fitted without that fold's rows, on pool labels from a teacher fitted without them, early-stopped on another fold
+and self-trained as the chosen student was, predicts that fold. So is the chosen student's own recipe (no gold rows), and a recipe with gold replaces it only when better
 by twice the noise of so few rows (`pick`). It ships refitted on all gold and the whole pool for the folds'
 median epoch count, its temperature the folds' median, self-trained if most folds kept their round.
 
@@ -158,7 +157,7 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
                     others: Sequence[Candidate] = ()) -> GoldRowsResult:
     """Score each recipe out of fold on the chosen student's architecture, then the best recipe with gold on each
     of `others` (the other n-gram architectures fast enough to ship: the dev choice among them was made without
-    gold rows, which can favour another); keep the best score (the chosen student on ties) and refit it."""
+    gold rows, which can favour another); the recipe `pick` ships is refitted on all gold, else the chosen stays."""
     fold_ids = sorted(set(folds.tolist()) - {-1})
     if chosen.architecture not in NGRAM_ARCHITECTURES or len(fold_ids) < 3 or not recipes:
         return GoldRowsResult(chosen, [], {"used": False, "why": "fewer than 3 gold folds" if len(fold_ids) < 3 else
@@ -201,10 +200,9 @@ def pick(scored: list[tuple[str, Recipe, dict, dict]], y: np.ndarray, rows: np.n
     """The recipe with gold that ships, or None (the chosen student stays). Out-of-fold scores on a few hundred
     gold rows are noisy: on sms_spam with 50 gold rows a recipe scored 1.0 out of fold and 0.747 on test (the
     student it replaced: 0.831); with 209, one 0.03 ahead of the chosen student's own recipe out of fold scored
-    0.844 on test, below logistic regression on the same gold rows (0.897). So the best
-    recipe with gold ships only when it beats the chosen student's own recipe (no gold rows, which needs no refit)
-    by more than twice the paired bootstrap standard error of the difference (noisy_choice); without that one to
-    compare, the best recipe ships."""
+    0.844 on test, below logistic regression on the same gold rows (0.897). So the best recipe with gold ships
+    only when it beats the chosen student's own recipe (no gold rows, which needs no refit) by more than twice the
+    paired bootstrap standard error of the difference (noisy_choice); without that one to compare, the best ships."""
     from fmops_pipelines.noisy_choice import simplest_within_noise
 
     own = [x for x in scored if not x[1].gold]
@@ -246,12 +244,12 @@ def both_teachers_recipe(texts: Sequence[str], targets: np.ndarray, teacher: Rec
     teacher's alone elsewhere: two teachers whose mistakes differ (votes vs embeddings) err less together."""
     index = {t: i for i, t in enumerate(texts)}
 
+    from fmops_pipelines.supervision.gold_teacher import both_teachers
+
     def pool(f: int):
         teacher_texts, teacher_targets, _ = teacher.pool(f)
         ours = np.array([index.get(t, -1) for t in teacher_texts], dtype=np.int64)
-        mixed = teacher_targets.copy()
-        both = ours >= 0
-        mixed[both] = (np.asarray(targets, dtype=np.float32)[ours[both]] + teacher_targets[both]) / 2
-        return teacher_texts, mixed, []
+        label_model = np.where((ours >= 0)[:, None], np.asarray(targets, dtype=np.float32)[np.maximum(ours, 0)], np.nan)
+        return teacher_texts, both_teachers(label_model, teacher_targets).astype(np.float32), []
 
     return Recipe(BOTH, pool)

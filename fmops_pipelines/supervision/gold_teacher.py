@@ -243,6 +243,12 @@ def _frame(rows: pd.DataFrame, fold, probs: np.ndarray, columns: list[str]) -> p
     return pd.concat([out, pd.DataFrame(probs, columns=columns)], axis=1)
 
 
+def both_teachers(label_model: np.ndarray, teacher: np.ndarray) -> np.ndarray:
+    """P[n, k] of the two teachers together: their mean where the label model labels a row, the gold teacher's
+    alone where it does not (NaN rows in `label_model`)."""
+    return np.where(np.isnan(label_model), teacher, (label_model + teacher) / 2)
+
+
 def empty_labels(label_names: list[str]) -> pd.DataFrame:
     """The teacher's labels where none could be fitted (gold too small to cross-fit)."""
     return pd.DataFrame({"id": pd.Series(dtype="string"), "split": pd.Series(dtype="string"),
