@@ -1,4 +1,4 @@
-"""`fmops`: a task's lifecycle from the command line: init, run, evaluate, promote, rollback, predict, batch, ui.
+"""`fmops`: a task's lifecycle from the command line: init, run, evaluate, review, promote, predict, batch, ui.
 
 Exit codes: 0 ok, 1 a gate failed, 2 usage, spec, data or state error (one line, no traceback).
 """
@@ -282,6 +282,42 @@ def cmd_rules(args) -> int:
     return EXIT_OK
 
 
+def cmd_review(args) -> int:
+    """A review round: answers already given come into the gold store, then the latest queue goes out (Label Studio,
+    or a CSV file with --export; --import reads one back)."""
+    from fmops_pipelines.review import rounds
+    from fmops_pipelines.review.store import GoldStore
+    from fmops_pipelines.spec import get_spec
+
+    spec, store = get_spec(args.task), GoldStore()
+    if args.import_file:
+        _print_imported(spec.name, rounds.import_file(spec, store, Path(args.import_file)), store, args.import_file)
+        return EXIT_OK
+    if args.export:
+        _print_pushed(spec.name, rounds.export_round(spec, store, Path(args.export)))
+        return EXIT_OK
+    client = rounds.label_studio_from_env()
+    print(f"Label Studio at {client.url} (as {client.check()})", file=sys.stderr)
+    _print_imported(spec.name, rounds.pull(spec, store, client), store, "Label Studio")
+    _print_pushed(spec.name, rounds.push(spec, store, client))
+    return EXIT_OK
+
+
+def _print_imported(task: str, imported, store, source: str) -> None:
+    changed = f" ({imported.rechecked_changed} re-checked gold label(s) changed)" if imported.rechecked_changed else ""
+    print(f"{task}: {imported.new} new label(s) from {source} into the gold store{changed}; {imported.seen - imported.new} "
+          f"already there; {len(store.reviewed(task))} reviewed row(s) in all, gold from the next `fmops run {task}`")
+
+
+def _print_pushed(task: str, pushed) -> None:
+    if pushed.round is None:
+        print(f"{task}: nothing new to ask (every queued row was sent already); run `fmops run {task}` after the "
+              f"answers are in for a new queue ({pushed.where})")
+        return
+    print(f"{task}: round {pushed.round}: {pushed.label} row(s) to label and {pushed.recheck} gold label(s) to "
+          f"re-check -> {pushed.where}")
+
+
 def cmd_models(args) -> int:
     """The models fmops can name in task.yaml beyond local folders; `--pull NAME` fetches one now."""
     from fmops_pipelines.fm.local_models import PACKAGED_MINILM
@@ -403,6 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--all", action="store_true", help="every candidate with its evidence and why it was dropped")
     p.set_defaults(fn=cmd_rules)
+    p = sub.add_parser("review", help="a review round: import the answers, send the next rows worth a label "
+                                      "(Label Studio, or CSV)")
+    p.add_argument("task")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--export", metavar="FILE", help="write the round's rows to a CSV to fill in (column label)")
+    where.add_argument("--import", dest="import_file", metavar="FILE", help="read a filled-in CSV into the gold store")
+    p.set_defaults(fn=cmd_review)
     p = sub.add_parser("models", help="the foundation models fmops can fetch by name (fm.model, specialist.encoder.model)")
     p.add_argument("--pull", metavar="NAME", help="fetch and verify this model now (e.g. before going offline)")
     p.set_defaults(fn=cmd_models)

@@ -96,3 +96,17 @@ class ComputeResource(dg.ConfigurableResource):
 
             raise StateError(f"device '{device}' requested but torch sees no CUDA device on this machine")
         return device
+
+
+class LabelStudioResource(dg.ConfigurableResource):
+    """The Label Studio server review rounds go through (deploy/local/label_studio.sh starts one): its URL and API
+    token, each bound to LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY (the token is a secret: never logged)."""
+
+    url: str = ""
+    api_key: str = ""
+
+    def client(self):
+        """A review.label_studio.LabelStudio, or None where no server is configured."""
+        from fmops_pipelines.review.label_studio import LabelStudio
+
+        return LabelStudio(self.url, self.api_key) if self.url and self.api_key else None

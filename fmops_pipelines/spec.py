@@ -397,6 +397,20 @@ class InferenceSpec(_Strict):
         return raw
 
 
+class ReviewSpec(_Strict):
+    """The review loop (docs/improving_a_task.md): each round asks a person for the labels worth most, through Label
+    Studio (`fmops review TASK`) or a CSV; the next run learns from them as gold."""
+
+    budget: int = Field(default=50, ge=1)  # unlabelled rows a round asks a person to label
+    rechecks: int = Field(default=10, ge=0)  # gold rows whose label looks wrong (cleanlab), flagged for a second look
+    # the most uncertain budget x candidates rows are clustered on the FM's embeddings, one row per cluster
+    candidates: int = Field(default=10, ge=1)
+    # new labels in the gold store since the last launch that make the review sensor launch the lifecycle
+    # (gated as always); null: the sensor only imports
+    retrain_after: int | None = Field(default=50, ge=1)
+    project_title: str | None = None  # the Label Studio project's title; default "fmops: <task>"
+
+
 class TaskSpec(_Strict):
     name: str  # the folder's name; must match it
     description: str = ""  # one line shown on the task's assets in the UI
@@ -416,6 +430,7 @@ class TaskSpec(_Strict):
     slices: list[SliceSpec] = Field(default_factory=list)  # cuts of test reported (and gateable) apart
     gates: list[GateSpec] = Field(default_factory=list)  # blocking checks a specialist must pass to become champion
     inference: InferenceSpec = InferenceSpec()
+    review: ReviewSpec = ReviewSpec()  # the review queue and its rounds (Label Studio or CSV)
     _folder: Path | None = PrivateAttr(default=None)
 
     @field_validator("name")

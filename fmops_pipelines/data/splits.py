@@ -91,6 +91,40 @@ def _cap(groups: pd.Series, cfg: SplitSpec) -> tuple[pd.Series, pd.Series]:
     return gold, rest
 
 
+def with_reviewed(out: pd.DataFrame, dataset: pd.DataFrame, reviewed: pd.DataFrame | None) -> tuple[pd.DataFrame, dict]:
+    """The splits with the labels people gave in review rounds (review.store.GoldStore.reviewed): every reviewed row
+    is gold whatever the cap (a pool row a person labelled joins gold; a gold row a person re-checked takes the
+    person's label), and so is every row with the same text. Test rows are never changed. A label given for a text
+    that has since changed, or for a row that is gone, is left out and counted."""
+    from fmops_pipelines.review.store import text_sha
+
+    counts = {"reviewed_rows": 0, "reviewed_stale": 0, "reviewed_missing": 0, "reviewed_in_test": 0}
+    if reviewed is None or reviewed.empty:
+        return out, counts
+    source = dataset.assign(id=dataset["id"].astype(str)).drop_duplicates("id").set_index("id")
+    labels = {}
+    test_texts = set(out.loc[out["split"] == "test", "text"])
+    for row_id, sha, label in zip(reviewed["row_id"], reviewed["text_sha"], reviewed["label"]):
+        if row_id not in source.index:
+            counts["reviewed_missing"] += 1
+        elif text_sha(source.at[row_id, "text"]) != sha:
+            counts["reviewed_stale"] += 1
+        elif source.at[row_id, "text"] in test_texts:
+            counts["reviewed_in_test"] += 1
+        else:
+            labels[source.at[row_id, "text"]] = label
+    counts["reviewed_rows"] = len(labels)
+    present = set(out["id"].astype(str))
+    dropped = source[source["text"].isin(labels) & ~source.index.isin(present)].reset_index()  # e.g. by max_rows
+    out = pd.concat([out, dropped[[c for c in out.columns if c in dropped.columns]]], ignore_index=True)
+    hit = out["text"].isin(labels) & (out["split"] != "test")
+    out.loc[hit, "split"] = "dev"
+    out.loc[hit, "label"] = out.loc[hit, "text"].map(labels)
+    order = {s: i for i, s in enumerate(SPLITS)}
+    return out.sort_values(["split", "id"], key=lambda c: c.map(order) if c.name == "split" else c).reset_index(
+        drop=True), counts
+
+
 def require_pool(splits: pd.DataFrame) -> None:
     """The specialist learns from unlabelled rows: a dataset whose every row is gold or test leaves it none."""
     if not (splits["split"] == "train").any():

@@ -7,7 +7,13 @@ import os
 import dagster as dg
 
 from fmops_pipelines.execution import executor_def
-from fmops_pipelines.resources import ComputeResource, FmopsHome, FmopsIOManager, FoundationModelResource
+from fmops_pipelines.resources import (
+    ComputeResource,
+    FmopsHome,
+    FmopsIOManager,
+    FoundationModelResource,
+    LabelStudioResource,
+)
 from fmops_pipelines.tracking import MlflowTracking
 
 
@@ -23,4 +29,5 @@ def resources() -> dg.Definitions:
         "mlflow": MlflowTracking(tracking_uri=env_or("MLFLOW_TRACKING_URI")),
         "fm": FoundationModelResource(base_url=env_or("FMOPS_FM_BASE_URL"), api_key=env_or("FMOPS_FM_API_KEY")),
         "compute": ComputeResource(device=env_or("FMOPS_DEVICE", "auto")),
+        "label_studio": LabelStudioResource(url=env_or("LABEL_STUDIO_URL"), api_key=env_or("LABEL_STUDIO_API_KEY")),
     }, executor=executor_def())

@@ -1,5 +1,5 @@
 """The Dagster layer of one task, one module per lifecycle stage (data -> exploration -> labeling ->
-training -> evaluation -> deployment -> batch inference), each asset a decorated function over one core
+training -> evaluation -> review -> deployment -> batch inference), each asset a decorated function over one core
 call, plus the sensors and schedules that run a task on its own."""
 
 from __future__ import annotations
@@ -7,11 +7,20 @@ from __future__ import annotations
 import dagster as dg
 
 from fmops_pipelines.spec import TaskSpec
-from fmops_pipelines.stages import batch_inference, data, deployment, evaluation, exploration, labeling, training
+from fmops_pipelines.stages import (
+    batch_inference,
+    data,
+    deployment,
+    evaluation,
+    exploration,
+    labeling,
+    review,
+    training,
+)
 from fmops_pipelines.stages.automation import task_automation
 from fmops_pipelines.stages.jobs import all_tasks_evaluation_job, task_jobs
 
-STAGES = (data, exploration, labeling, training, evaluation, deployment, batch_inference)
+STAGES = (data, exploration, labeling, training, evaluation, review, deployment, batch_inference)
 
 
 def task_definitions(spec: TaskSpec) -> dg.Definitions:

@@ -1,5 +1,6 @@
 """What runs a task on its own: the inbox sensor (new files -> their partitions), the nightly catch-up
-schedule, and, when the spec asks for it, the drift sensor that relaunches labeling and training.
+schedule, the review sensor (Label Studio annotations -> gold store -> a new lifecycle), and, when the spec asks for
+it, the drift sensor that relaunches labeling and training.
 All start RUNNING so a deployment with the daemon acts without a click; each can be toggled on the UI's
 Automation page."""
 
@@ -10,6 +11,7 @@ import json
 import dagster as dg
 
 from fmops_pipelines import paths
+from fmops_pipelines.resources import LabelStudioResource
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.batch_inference import inbox_partitions
 from fmops_pipelines.stages.conventions import key
@@ -61,6 +63,39 @@ def catch_up_requests(spec: TaskSpec, instance: dg.DagsterInstance) -> list[dg.R
     return [dg.RunRequest(partition_key=name) for name in stale]
 
 
+def review_requests(spec: TaskSpec, client, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    """Import the annotations people submitted in Label Studio; once spec.review.retrain_after new labels have come
+    in since the last launch, launch the lifecycle (gated as always). The cursor is the gold store's size at the
+    last launch."""
+    from fmops_pipelines.errors import FmopsError
+    from fmops_pipelines.review import rounds
+    from fmops_pipelines.review.store import GoldStore
+
+    if client is None:
+        return dg.SensorResult(skip_reason=f"{rounds.URL_ENV} / {rounds.TOKEN_ENV} not set: no Label Studio to "
+                                           "import from", cursor=cursor)
+    store = GoldStore()
+    try:
+        imported = rounds.pull(spec, store, client)
+    except FmopsError as exc:  # unreachable server, refused token, a bad annotation: said on the tick, retried
+        return dg.SensorResult(skip_reason=str(exc), cursor=cursor)
+    total = store.count(spec.name)
+    launched = json.loads(cursor)["launched_at"] if cursor else 0
+    waiting = total - launched
+    threshold = spec.review.retrain_after
+    if threshold is None or waiting < threshold:
+        return dg.SensorResult(skip_reason=f"imported {imported.new} new label(s); {waiting} since the last launch "
+                                           f"(launch at {threshold if threshold else 'never: retrain_after is null'})",
+                               cursor=cursor)
+    active = instance.get_runs(dg.RunsFilter(job_name=lifecycle_job_name(spec.name), statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]), limit=1)
+    if active:
+        return dg.SensorResult(skip_reason=f"{waiting} new label(s) wait: a {lifecycle_job_name(spec.name)} run is "
+                                           "under way", cursor=cursor)
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"review-{total}", tags={
+        "fmops/trigger": "review", "fmops/new_labels": str(waiting)})], cursor=json.dumps({"launched_at": total}))
+
+
 def task_automation(spec: TaskSpec) -> tuple[list, list]:
     """(sensors, schedules) of one task."""
 
@@ -78,7 +113,15 @@ def task_automation(spec: TaskSpec) -> tuple[list, list]:
         requests = catch_up_requests(spec, context.instance)
         return requests or dg.SkipReason("every inbox partition is scored by the current champion")
 
-    sensors = [inbox_sensor]
+    @dg.sensor(name=f"{spec.name}_review_sensor", job_name=lifecycle_job_name(spec.name), minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Imports annotations submitted in Label Studio into the gold store; after "
+                           f"{spec.review.retrain_after or 'no (retrain_after: null)'} new labels, relaunches the "
+                           "lifecycle (gates included)")
+    def review_sensor(context: dg.SensorEvaluationContext, label_studio: LabelStudioResource):
+        return review_requests(spec, label_studio.client(), context.instance, context.cursor)
+
+    sensors = [inbox_sensor, review_sensor]
     if spec.inference.drift.retrain:
         @dg.asset_sensor(name=f"{spec.name}_drift_retrain_sensor", asset_key=key(spec, "batch_predictions"),
                          job_name=lifecycle_job_name(spec.name), default_status=dg.DefaultSensorStatus.RUNNING,

@@ -26,7 +26,8 @@ CODE_VERSION = "4"  # 4: every gold row teaches (gold_teacher, gold rows in the 
 # `tag:stage=labeling` selects one stage across tasks.
 TASK_ASSETS = {"dataset": "data", "splits": "data", "prompt_scores": "exploration", "weak_label_matrix": "labeling",
                "label_model": "labeling", "gold_teacher": "labeling", "training_labels": "labeling", "specialist": "training",
-               "evaluation": "evaluation", "champion": "deployment", "batch_predictions": "batch_inference"}
+               "evaluation": "evaluation", "review_queue": "review", "champion": "deployment",
+               "batch_predictions": "batch_inference"}
 
 
 def key(spec: TaskSpec, name: str) -> dg.AssetKey:

@@ -4,7 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from fmops_pipelines.data.readers import load_dataset
-from fmops_pipelines.data.splits import declared_splits, make_splits, require_pool, split_summary
+from fmops_pipelines.data.splits import declared_splits, make_splits, require_pool, split_summary, with_reviewed
+from fmops_pipelines.review.store import GoldStore
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import gx_result, key, table_md, task_asset
 from fmops_pipelines.tracking import MlflowTracking
@@ -26,7 +27,8 @@ def build(spec: TaskSpec) -> list:
 
         return gx_result(*validate_dataset(dataset, spec.label_names))
 
-    @task_asset(spec, {"pandas"}, "Gold (split dev: every labelled row outside test, or splits.dev_size of them), "
+    @task_asset(spec, {"pandas"}, "Gold (split dev: every labelled row outside test, or splits.dev_size of them, plus "
+                                  "every row a person labelled in a review round), "
                                   "held-out gold test (as the dataset declares it, or drawn at random), and the "
                                   "unlabelled pool (split train); identical texts share a split.")
     def splits(context: dg.AssetExecutionContext, mlflow: MlflowTracking, dataset: pd.DataFrame) -> dg.Output:
@@ -39,12 +41,13 @@ def build(spec: TaskSpec) -> list:
             if "split" in dataset.columns and dataset["split"].astype(str).str.lower().isin(["train", "dev", "test"]).all():
                 context.log.warning(f"{spec.name}: the dataset has a 'split' column that was not used; set "
                                     "dataset.split_column: split in task.yaml to keep its test rows as test")
+        out, reviewed = with_reviewed(out, dataset, GoldStore().reviewed(spec.name))
         require_pool(out)
         summary = split_summary(out)
         return mlflow.record(context, spec.name, dg.Output(out, metadata={
             "summary": dg.MetadataValue.json(summary), **{f"{s}_rows": v["rows"] for s, v in summary.items()},
             "gold_rows": summary["dev"]["rows"], "unlabelled_rows": summary["train"]["rows"],
             "test_rows": summary["test"]["rows"], "gold_cap": spec.splits.dev_size or "none (every labelled row)",
-            **extra}), params=spec.splits.model_dump())
+            **reviewed, **extra}), params=spec.splits.model_dump())
 
     return [dataset, dataset_expectations, splits]
