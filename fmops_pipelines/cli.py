@@ -304,6 +304,9 @@ def cmd_review(args) -> int:
 
 
 def _print_imported(task: str, imported, store, source: str) -> None:
+    if imported.seen == 0:
+        print(f"{task}: no answers from {source} yet")
+        return
     changed = f" ({imported.rechecked_changed} re-checked gold label(s) changed)" if imported.rechecked_changed else ""
     print(f"{task}: {imported.new} new label(s) from {source} into the gold store{changed}; {imported.seen - imported.new} "
           f"already there; {len(store.reviewed(task))} reviewed row(s) in all, gold from the next `fmops run {task}`")

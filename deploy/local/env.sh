@@ -23,3 +23,11 @@ export FMOPS_WORKER_THREADS="${FMOPS_WORKER_THREADS:-1}"      # math threads per
 export FMOPS_POOL_FM="${FMOPS_POOL_FM:-2}"                 # steps calling the FM at once, all runs together
 export FMOPS_POOL_TRAINING="${FMOPS_POOL_TRAINING:-1}"     # training steps at once (one per GPU)
 unset FMOPS_OWN_DAGSTER_HOME
+# Label Studio for review rounds (deploy/local/label_studio.sh): URL, admin user, and the API token it made
+export FMOPS_LS_PORT="${FMOPS_LS_PORT:-8080}"
+export FMOPS_LS_USER="${FMOPS_LS_USER:-admin@fmops.local}"
+export LABEL_STUDIO_URL="${LABEL_STUDIO_URL:-http://127.0.0.1:$FMOPS_LS_PORT}"
+if [[ -z "${LABEL_STUDIO_API_KEY:-}" && -s "$FMOPS_STACK_DIR/label-studio/token" ]]; then
+  LABEL_STUDIO_API_KEY="$(cat "$FMOPS_STACK_DIR/label-studio/token")"
+  export LABEL_STUDIO_API_KEY
+fi

@@ -40,9 +40,11 @@ class LabelStudio:
         try:
             response = requests.request(method, f"{self.url.rstrip('/')}{path}", timeout=self.timeout_s,
                                         headers={"Authorization": f"Token {self.token}"}, **kwargs)
-        except requests.RequestException as exc:
+        except (requests.ConnectionError, requests.Timeout) as exc:
             raise EnvironmentProblem(f"{where} is unreachable ({type(exc).__name__}); start it with "
                                      "deploy/local/label_studio.sh start or set LABEL_STUDIO_URL") from None
+        except requests.RequestException as exc:
+            raise EnvironmentProblem(f"{where}: {method} {path} failed ({type(exc).__name__})") from None
         if response.status_code in (401, 403):
             raise EnvironmentProblem(f"{where} refused the API token (HTTP {response.status_code}): check "
                                      "LABEL_STUDIO_API_KEY")
@@ -72,7 +74,7 @@ class LabelStudio:
         """One task per row (data: text, reason, fmops_id, fmops_round, kind), the specialist's prediction as a
         pre-annotation; returns the Label Studio task ids in row order."""
         tasks = [{"data": {"text": r.text, "reason": r.reason, "fmops_id": str(r.id), "fmops_round": round_,
-                           "kind": r.kind, "current_label": r.current_label or ""},
+                           "kind": r.kind, "current_label": r.current_label if isinstance(r.current_label, str) else ""},
                   "predictions": [{"model_version": f"specialist v{model_version}" if model_version else "fmops",
                                    "score": float(r.confidence),
                                    "result": [{"from_name": CHOICES, "to_name": "text", "type": "choices",
