@@ -92,7 +92,8 @@ def recheck_rows(gold: pd.DataFrame, oof: np.ndarray, label_names: list[str], li
     y = gold["label"].map(index).to_numpy(dtype=np.int64)
     if np.bincount(y, minlength=len(label_names)).min() < 1:
         return pd.DataFrame(columns=COLUMNS)  # cleanlab needs every class among the given labels
-    flagged = find_label_issues(labels=y, pred_probs=oof, return_indices_ranked_by="self_confidence")[:limit]
+    # n_jobs=1: its default process pool deadlocks when forked from a process whose torch threads are running
+    flagged = find_label_issues(labels=y, pred_probs=oof, return_indices_ranked_by="self_confidence", n_jobs=1)[:limit]
     return pd.DataFrame({
         "id": gold["id"].to_numpy()[flagged].astype(str), "text": gold["text"].to_numpy()[flagged], "kind": RECHECK,
         "priority": (1 - oof[flagged, y[flagged]]).round(4),

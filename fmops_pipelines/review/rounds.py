@@ -37,6 +37,21 @@ class Pushed:
     where: str
 
 
+def record(task: str, action: str, params: dict, metrics: dict) -> None:
+    """One MLflow run per round pushed and per import, in the task's experiment (tag fmops/review=<action>):
+    the rounds sit beside the runs they feed."""
+    import mlflow
+
+    from fmops_pipelines import paths
+    from fmops_pipelines.mlflow_store import experiment_id, using_uri
+
+    uri = paths.mlflow_tracking_uri()
+    with using_uri(uri), mlflow.start_run(experiment_id=experiment_id(uri, task), run_name=f"review-{action}",
+                                          tags={"fmops/review": action}):
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+
+
 def label_studio_from_env() -> LabelStudio:
     url, token = os.environ.get(URL_ENV, "").strip(), os.environ.get(TOKEN_ENV, "").strip()
     if not url or not token:
@@ -79,7 +94,12 @@ def import_annotations(spec: TaskSpec, store: GoldStore, annotations: list[Annot
         return Imported(0, len(annotations), 0)
     entries = to_entries(fresh, _latest(spec.name, "splits"), spec.label_names, store.reviewed(spec.name))
     changed = sum(e.previous_label is not None and e.previous_label != e.label for e in entries)
-    return Imported(store.append(spec.name, entries), len(annotations), changed)
+    out = Imported(store.append(spec.name, entries), len(annotations), changed)
+    if out.new:
+        record(spec.name, "import", {"source": fresh[0].source, "rounds": ",".join(
+            sorted({str(a.round) for a in fresh}))}, {"new_labels": out.new, "gold_labels_changed": changed,
+                                                      "reviewed_rows": len(store.reviewed(spec.name))})
+    return out
 
 
 def export_round(spec: TaskSpec, store: GoldStore, path: Path) -> Pushed:
@@ -89,7 +109,7 @@ def export_round(spec: TaskSpec, store: GoldStore, path: Path) -> Pushed:
     number = store.open_round(spec.name, f"csv:{path}", _model_version(spec.name),
                               [(str(r.id), r.kind, r.reason, None) for r in rows.itertuples()])
     write_csv(rows.assign(round=number), path)
-    return _pushed(number, rows, str(path))
+    return _pushed(number, rows, str(path), spec.name)
 
 
 def import_file(spec: TaskSpec, store: GoldStore, path: Path) -> Imported:
@@ -121,7 +141,7 @@ def push(spec: TaskSpec, store: GoldStore, client: LabelStudio) -> Pushed:
     ids = client.push(project, rows, with_round, version)
     number = store.open_round(spec.name, f"label_studio:{client.url}/projects/{project}", version,
                               [(str(r.id), r.kind, r.reason, str(i)) for r, i in zip(rows.itertuples(), ids)])
-    return _pushed(number, rows, f"{client.url}/projects/{project}")
+    return _pushed(number, rows, f"{client.url}/projects/{project}", spec.name)
 
 
 def _next_round(store: GoldStore, task: str) -> int:
@@ -129,5 +149,8 @@ def _next_round(store: GoldStore, task: str) -> int:
     return int(rounds["round"].max()) + 1 if len(rounds) else 1
 
 
-def _pushed(number: int, rows: pd.DataFrame, where: str) -> Pushed:
-    return Pushed(number, int((rows["kind"] == "label").sum()), int((rows["kind"] == "recheck").sum()), where)
+def _pushed(number: int, rows: pd.DataFrame, where: str, task: str) -> Pushed:
+    out = Pushed(number, int((rows["kind"] == "label").sum()), int((rows["kind"] == "recheck").sum()), where)
+    record(task, "push", {"round": number, "destination": where, "model_version": _model_version(task)},
+           {"rows_to_label": out.label, "gold_rows_to_recheck": out.recheck})
+    return out

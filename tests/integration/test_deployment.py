@@ -114,7 +114,7 @@ def test_two_lifecycles_at_once_on_celery_workers_equal_the_embedded_run(stack, 
     assert runs == [("sms_spam_b_lifecycle", "SUCCESS"), ("sms_spam_lifecycle", "SUCCESS")]
     materialized = query(env, "SELECT asset_key, count(*) FROM event_logs WHERE dagster_event_type = "
                               "'ASSET_MATERIALIZATION' GROUP BY asset_key")
-    assert len(materialized) == 20 and {n for _, n in materialized} == {1}  # 10 assets per task, once each
+    assert len(materialized) == 22 and {n for _, n in materialized} == {1}  # 11 assets per task, once each
     assert len(celery_workers(env)) == 2  # both workers ran steps
     # the fmops_training pool (limit 1, set by start.sh) kept the two runs' training steps from overlapping
     rows = query(env, "SELECT run_id, step_key, dagster_event_type, extract(epoch FROM timestamp) FROM event_logs "

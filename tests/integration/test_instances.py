@@ -88,7 +88,7 @@ def test_a_postgres_dagster_home_is_used_as_it_is(tmp_path, form):
             cur.execute("SELECT pipeline_name, status FROM runs")
             assert cur.fetchall() == [("sms_spam_lifecycle", "SUCCESS")]
             cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
-            assert cur.fetchone()[0] == 10  # data .. champion (the gold teacher too), all in Postgres
+            assert cur.fetchone()[0] == 11  # data .. champion (the gold teacher and review queue too), all in Postgres
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         admin.close()
