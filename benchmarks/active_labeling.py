@@ -7,7 +7,7 @@ found?
 
 A simulated annotator answers with the dataset's own labels of rows whose labels the spec's gold cap hid (never a
 test row). Per seed (`splits.gold_seed`: another draw of the ~200 gold rows, the same test split), two copies of
-the task start from the same run: one labels each round's review queue (`review.budget` = --per-round, no
+the task start from the same run (round 0 runs once, in the queue arm): one labels each round's review queue (`review.budget` = --per-round, no
 re-checks, so both arms get the same number of new labels), the other the same number of pool rows drawn at
 random. Both go through the real loop: `fmops review --export` / a CSV of random rows, the annotator fills in
 `label`, the CSV import into the gold store, a whole `fmops run` (in this process, through Dagster). Printed:
@@ -49,22 +49,24 @@ def run(name: str) -> dict:
             "gold_rows": int((splits["split"] == "dev").sum()), "run_seconds": round(time.perf_counter() - start, 1)}
 
 
-def annotate(name: str, arm: str, per_round: int, rng: np.random.Generator, work: Path) -> int:
-    """One round answered by the simulated annotator; returns the labels it gave."""
+def annotate(name: str, arm: str, per_round: int, rng: np.random.Generator, work: Path, start_from: str) -> int:
+    """One round answered by the simulated annotator; returns the labels it gave. Before its first run, the random
+    arm draws from the pool of `start_from` (the queue arm's task: the same spec, so the same splits)."""
     from fmops_pipelines.launcher import stored
     from fmops_pipelines.review import rounds
     from fmops_pipelines.review.store import GoldStore
     from fmops_pipelines.spec import get_spec
 
     spec, store = get_spec(name), GoldStore()
-    truth = stored(name, "dataset").assign(id=lambda d: d["id"].astype(str)).set_index("id")["label"]
+    dataset = stored(name, "dataset") if stored(name, "dataset") is not None else stored(start_from, "dataset")
+    truth = dataset.assign(id=lambda d: d["id"].astype(str)).set_index("id")["label"]
     path = work / f"{name}-{arm}-{len(store.rounds(name)) + 1}.csv"
     if arm == "queue":
         rounds.export_round(spec, store, path)
         rows = pd.read_csv(path, dtype=str, keep_default_na=False)
         rows = rows[rows["kind"] == "label"]
     else:
-        splits = stored(name, "splits")
+        splits = stored(name, "splits") if stored(name, "splits") is not None else stored(start_from, "splits")
         pool = splits.loc[splits["split"] == "train", "id"].astype(str)
         pool = pool[pool.map(truth).notna().to_numpy()]
         rows = pd.DataFrame({"id": rng.choice(pool.to_numpy(), size=min(per_round, len(pool)), replace=False)})
@@ -162,12 +164,15 @@ def main() -> None:
                 name = f"al_{task}_{args.variant}_s{seed}_{arm}"
                 (assets / name).mkdir(exist_ok=True)
                 (assets / name / "task.yaml").write_text(yaml.safe_dump(spec))
-                added = 0
+                added, first = 0, f"al_{task}_{args.variant}_s{seed}_{ARMS[0]}"
                 for r in range(args.rounds + 1):
                     if r:
-                        added += annotate(name, arm, args.per_round, rng, work)
-                    row = {"task": task, "variant": args.variant, "seed": seed, "arm": arm, "round": r,
-                           "new_labels": added, **run(name)}
+                        added += annotate(name, arm, args.per_round, rng, work, first)
+                    if r == 0 and arm != ARMS[0]:  # the same spec and seed: round 0 is the queue arm's run
+                        row = {**rows[-(args.rounds + 1)], "arm": arm}
+                    else:
+                        row = {"task": task, "variant": args.variant, "seed": seed, "arm": arm, "round": r,
+                               "new_labels": added, **run(name)}
                     rows.append(row)
                     print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
                     if args.csv:

@@ -372,5 +372,4 @@ def fail_orphaned_runs(instance) -> list[str]:
 
 def stored(task: str, asset: str):
     """The latest stored value of a task asset, or None if it was never materialized."""
-    stem = paths.storage_dir() / task / asset
-    return storage.read_value(stem) if storage.exists(stem) else None
+    return storage.latest(task, asset)

@@ -58,3 +58,11 @@ def exists(stem: Path) -> bool:
     return any(stem.with_suffix(s).exists() for s in SUFFIXES)
 
 
+
+
+def latest(task: str, asset: str) -> Any:
+    """The latest stored value of a task asset under FMOPS_HOME, or None if it was never materialized."""
+    from fmops_pipelines.paths import storage_dir
+
+    stem = storage_dir() / task / asset
+    return read_value(stem) if exists(stem) else None

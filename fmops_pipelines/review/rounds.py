@@ -18,6 +18,7 @@ from fmops_pipelines.review.annotations import Annotation, read_csv, to_entries,
 from fmops_pipelines.review.label_studio import LabelStudio
 from fmops_pipelines.review.store import GoldStore
 from fmops_pipelines.spec import TaskSpec
+from fmops_pipelines.storage import latest
 
 URL_ENV, TOKEN_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 
@@ -61,9 +62,7 @@ def label_studio_from_env() -> LabelStudio:
 
 
 def _latest(task: str, asset: str):
-    from fmops_pipelines.launcher import stored
-
-    value = stored(task, asset)
+    value = latest(task, asset)
     if value is None:
         raise StateError(f"{task}: no {asset} yet; run `fmops run {task}` first")
     return value
@@ -80,9 +79,7 @@ def next_rows(spec: TaskSpec, store: GoldStore) -> pd.DataFrame:
 
 
 def _model_version(task: str) -> str | None:
-    from fmops_pipelines.launcher import stored
-
-    specialist = stored(task, "specialist")
+    specialist = latest(task, "specialist")
     return None if specialist is None else str(specialist.get("version"))
 
 

@@ -72,8 +72,8 @@ def test_dg_lists_every_task_through_the_defs_folder():
     assert {f"{t}/{name}" for t in specs for name in STAGES} <= assets
     assert {j["name"] for j in listed["jobs"]} >= {f"{t}_lifecycle" for t in specs} | {"evaluation_job"}
     assert {s["name"] for s in listed["schedules"]} == {f"{t}_nightly_batch_inference" for t in specs}
-    assert {r["name"] for r in listed["resources"]} == {"io_manager", "home", "mlflow", "fm", "compute"}
-    assert {s["name"] for s in listed["sensors"]} == {f"{t}_inbox_sensor" for t in specs}
+    assert {r["name"] for r in listed["resources"]} == {"io_manager", "home", "mlflow", "fm", "compute", "label_studio"}
+    assert {s["name"] for s in listed["sensors"]} == {f"{t}_{kind}_sensor" for t in specs for kind in ("inbox", "review")}
     assert len(listed["asset_checks"]) == sum(4 + len(s.gates) for s in specs.values())
 
 
