@@ -222,12 +222,14 @@ def test_the_project_shows_the_queued_rows_with_their_pre_annotations_in_a_brows
         page.fill("input[name=email]", user)
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")
-        page.wait_for_url("**/projects**")
+        page.wait_for_url(lambda u: "/user/login" not in u)  # logged in
         page.goto(f"{url}/projects/{project}/data")
-        page.get_by_text(first["data"]["text"][:30]).first.wait_for()
+        page.get_by_text(first["data"]["text"][:30]).first.wait_for()  # the queued rows, each with its reason
+        assert page.get_by_text(first["data"]["reason"][:30]).first.is_visible()
         page.screenshot(path=str(SHOTS / "label_studio_queue.png"))
         page.goto(f"{url}/projects/{project}/data?task={first['id']}")
         page.get_by_text("Why fmops asks").first.wait_for()
+        page.get_by_text("specialist v").first.wait_for()  # the pre-annotation's source
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "label_studio_task.png"))
         browser.close()
