@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from label_budget import variant_spec  # noqa: E402  (the shipped spec, prompts-only variant, gold cap and seed)
+from label_budget import variant_spec  # (the shipped spec, prompts-only variant, gold cap and seed)
 
 ARMS = ("queue", "random")
 

@@ -103,9 +103,10 @@ def export_round(spec: TaskSpec, store: GoldStore, path: Path) -> Pushed:
     rows = next_rows(spec, store)
     if rows.empty:
         return Pushed(None, 0, 0, str(path))
-    number = store.open_round(spec.name, f"csv:{path}", _model_version(spec.name),
-                              [(str(r.id), r.kind, r.reason, None) for r in rows.itertuples()])
-    write_csv(rows.assign(round=number), path)
+    number = store.next_round(spec.name)
+    write_csv(rows.assign(round=number), path)  # first: a file that could not be written leaves no round behind
+    store.open_round(spec.name, number, f"csv:{path}", _model_version(spec.name),
+                     [(str(r.id), r.kind, r.reason, None) for r in rows.itertuples()])
     return _pushed(number, rows, str(path), spec.name)
 
 
@@ -134,16 +135,11 @@ def push(spec: TaskSpec, store: GoldStore, client: LabelStudio) -> Pushed:
         return Pushed(None, 0, 0, f"{client.url}/projects/{project}")
     version = _model_version(spec.name)
     # the round is recorded after Label Studio took the tasks: a failed push leaves no round behind
-    with_round = _next_round(store, spec.name)
-    ids = client.push(project, rows, with_round, version)
-    number = store.open_round(spec.name, f"label_studio:{client.url}/projects/{project}", version,
-                              [(str(r.id), r.kind, r.reason, str(i)) for r, i in zip(rows.itertuples(), ids)])
+    number = store.next_round(spec.name)
+    ids = client.push(project, rows, number, version)
+    store.open_round(spec.name, number, f"label_studio:{client.url}/projects/{project}", version,
+                     [(str(r.id), r.kind, r.reason, str(i)) for r, i in zip(rows.itertuples(), ids)])
     return _pushed(number, rows, f"{client.url}/projects/{project}", spec.name)
-
-
-def _next_round(store: GoldStore, task: str) -> int:
-    rounds = store.rounds(task)
-    return int(rounds["round"].max()) + 1 if len(rounds) else 1
 
 
 def _pushed(number: int, rows: pd.DataFrame, where: str, task: str) -> Pushed:

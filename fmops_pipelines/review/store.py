@@ -113,16 +113,18 @@ class GoldStore:
         with self._db() as con:
             return con.execute("SELECT COUNT(*) FROM labels WHERE task = ?", (task,)).fetchone()[0]
 
-    def open_round(self, task: str, destination: str, model_version: str | None,
-                   rows: Sequence[tuple[str, str, str, str | None]]) -> int:
-        """Record a round (rows: row_id, kind, reason, external id) and return its number."""
+    def next_round(self, task: str) -> int:
         with self._db() as con:
-            (last,) = con.execute("SELECT COALESCE(MAX(round), 0) FROM rounds WHERE task = ?", (task,)).fetchone()
-            number = last + 1
+            return con.execute("SELECT COALESCE(MAX(round), 0) + 1 FROM rounds WHERE task = ?", (task,)).fetchone()[0]
+
+    def open_round(self, task: str, number: int, destination: str, model_version: str | None,
+                   rows: Sequence[tuple[str, str, str, str | None]]) -> None:
+        """Record round `number` (rows: row_id, kind, reason, external id), once its rows reached the person: a
+        second round with the same number fails (two pushes at once), and the first stands."""
+        with self._db() as con:
             con.execute("INSERT INTO rounds VALUES (?,?,?,?,?)", (task, number, now(), destination, model_version))
             con.executemany("INSERT INTO queued VALUES (?,?,?,?,?,?)",
                             [(task, number, r, kind, reason, ext) for r, kind, reason, ext in rows])
-            return number
 
     def rounds(self, task: str) -> pd.DataFrame:
         with self._db() as con:

@@ -172,7 +172,7 @@ def test_bad_answers_a_wrong_token_and_an_unreachable_server_each_stop_with_one_
     assert code == 2 and f"Label Studio task {open_tasks[1]['id']}" in err and "label 'eggs' is not one of ham, spam" in err
     assert "nothing was imported" in err and len(store.entries("sms_spam")) == stored_before
     person.change(bad["id"], "spam")  # the person fixes it in Label Studio: the next import takes both
-    code, out, err = fmops(["review", "sms_spam"], home, monkeypatch, url, token)
+    code, _, err = fmops(["review", "sms_spam"], home, monkeypatch, url, token)
     assert code == 0, err
     assert len(store.entries("sms_spam")) == stored_before + 2 and good["id"]
 

@@ -153,7 +153,7 @@ def test_a_csv_round_trips_and_unlabelled_rows_are_skipped(tmp_path, sms):
 
 
 def test_reviewed_labels_are_gold_in_the_next_splits_whatever_the_cap_and_test_never_changes(sms):
-    spec, dataset, splits = sms
+    _, dataset, splits = sms
     pool_id = splits.loc[splits["split"] == "train", "id"].iloc[0]
     gold_row = splits[splits["split"] == "dev"].iloc[0]
     flipped = "spam" if gold_row["label"] == "ham" else "ham"
