@@ -49,24 +49,22 @@ def run(name: str) -> dict:
             "gold_rows": int((splits["split"] == "dev").sum()), "run_seconds": round(time.perf_counter() - start, 1)}
 
 
-def annotate(name: str, arm: str, per_round: int, rng: np.random.Generator, work: Path, start_from: str) -> int:
-    """One round answered by the simulated annotator; returns the labels it gave. Before its first run, the random
-    arm draws from the pool of `start_from` (the queue arm's task: the same spec, so the same splits)."""
+def annotate(name: str, arm: str, per_round: int, rng: np.random.Generator, work: Path) -> int:
+    """One round answered by the simulated annotator; returns the labels it gave."""
     from fmops_pipelines.launcher import stored
     from fmops_pipelines.review import rounds
     from fmops_pipelines.review.store import GoldStore
     from fmops_pipelines.spec import get_spec
 
     spec, store = get_spec(name), GoldStore()
-    dataset = stored(name, "dataset") if stored(name, "dataset") is not None else stored(start_from, "dataset")
-    truth = dataset.assign(id=lambda d: d["id"].astype(str)).set_index("id")["label"]
+    truth = stored(name, "dataset").assign(id=lambda d: d["id"].astype(str)).set_index("id")["label"]
     path = work / f"{name}-{arm}-{len(store.rounds(name)) + 1}.csv"
     if arm == "queue":
         rounds.export_round(spec, store, path)
         rows = pd.read_csv(path, dtype=str, keep_default_na=False)
         rows = rows[rows["kind"] == "label"]
     else:
-        splits = stored(name, "splits") if stored(name, "splits") is not None else stored(start_from, "splits")
+        splits = stored(name, "splits")
         pool = splits.loc[splits["split"] == "train", "id"].astype(str)
         pool = pool[pool.map(truth).notna().to_numpy()]
         rows = pd.DataFrame({"id": rng.choice(pool.to_numpy(), size=min(per_round, len(pool)), replace=False)})
@@ -107,6 +105,19 @@ def flipped_gold(name: str, share: float, seed: int) -> dict:
     return out
 
 
+def start_arms(name: str, others: list[str]) -> None:
+    """Copy round 0's stored splits and dataset to the other arms: their first round draws from that pool."""
+    import shutil
+
+    from fmops_pipelines.paths import storage_dir
+
+    for other in others:
+        (storage_dir() / other).mkdir(parents=True, exist_ok=True)
+        for f in (storage_dir() / name).iterdir():
+            if f.stem in ("splits", "dataset"):
+                shutil.copy2(f, storage_dir() / other / f.name)
+
+
 def plot(frame: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -140,6 +151,8 @@ def main() -> None:
     parser.add_argument("--flip", type=float, default=0.05)
     parser.add_argument("--csv", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--resume", action="store_true", help="keep the rows of --csv (same FMOPS_HOME) and run "
+                        "only the arms it lacks")
     args = parser.parse_args()
 
     home = os.environ.setdefault("FMOPS_HOME", tempfile.mkdtemp(prefix="fmops-active-labeling-"))
@@ -149,12 +162,19 @@ def main() -> None:
         for f in (Path("assets") / task).iterdir():
             (assets / task / f.name).write_bytes(f.read_bytes())
     os.environ["FMOPS_ASSETS_DIR"] = str(assets)
-    from fmops_pipelines.launcher import prepare_environment, quiet_libraries
+    from fmops_pipelines.launcher import prepare_environment, quiet_libraries, stored
 
     prepare_environment()
     quiet_libraries()
     print(f"FMOPS_HOME={home}", flush=True)
     rows, noise = [], []
+    flips_csv = args.csv.with_name(args.csv.stem + "_flips.csv") if args.csv else None
+    if args.resume and args.csv and args.csv.exists():
+        rows = pd.read_csv(args.csv).to_dict("records")
+        noise = pd.read_csv(flips_csv).to_dict("records") if flips_csv.exists() else []
+    counts = pd.Series([(x["task"], x["seed"], x["arm"]) for x in rows]).value_counts()
+    done = {k for k, n in counts.items() if n == args.rounds + 1}
+    rows = [x for x in rows if (x["task"], x["seed"], x["arm"]) in done]
     for task in args.tasks:
         for seed in args.seeds:
             spec = variant_spec(task, args.variant, args.gold, seed)
@@ -164,24 +184,33 @@ def main() -> None:
                 name = f"al_{task}_{args.variant}_s{seed}_{arm}"
                 (assets / name).mkdir(exist_ok=True)
                 (assets / name / "task.yaml").write_text(yaml.safe_dump(spec))
-                added, first = 0, f"al_{task}_{args.variant}_s{seed}_{ARMS[0]}"
+                if (task, seed, arm) in done:
+                    continue
+                if arm != ARMS[0] and stored(name, "splits") is None:  # resumed after the queue arm
+                    start_arms(f"al_{task}_{args.variant}_s{seed}_{ARMS[0]}", [name])
+                added = 0
                 for r in range(args.rounds + 1):
                     if r:
-                        added += annotate(name, arm, args.per_round, rng, work, first)
+                        added += annotate(name, arm, args.per_round, rng, work)
                     if r == 0 and arm != ARMS[0]:  # the same spec and seed: round 0 is the queue arm's run
-                        row = {**rows[-(args.rounds + 1)], "arm": arm}
+                        row = {**next(x for x in rows if (x["task"], x["seed"], x["arm"], x["round"])
+                                      == (task, seed, ARMS[0], 0)), "arm": arm}
                     else:
                         row = {"task": task, "variant": args.variant, "seed": seed, "arm": arm, "round": r,
                                "new_labels": added, **run(name)}
+                        if r == 0:  # round 0's splits and dataset start the other arm
+                            start_arms(name, [f"al_{task}_{args.variant}_s{seed}_{a}" for a in ARMS[1:]])
                     rows.append(row)
                     print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
                     if args.csv:
                         args.csv.parent.mkdir(parents=True, exist_ok=True)
                         pd.DataFrame(rows).to_csv(args.csv, index=False)
-                if arm == "queue" and args.flip:
+                if arm == ARMS[0] and args.flip:
                     found = {"task": task, "variant": args.variant, "seed": seed,
                              **flipped_gold(name, args.flip, seed)}
                     noise.append(found)
+                    if flips_csv:
+                        pd.DataFrame(noise).to_csv(flips_csv, index=False)
                     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in found.items()),
                           flush=True)
     frame = pd.DataFrame(rows)
