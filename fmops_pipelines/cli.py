@@ -104,6 +104,11 @@ def cmd_run(args) -> int:
     summary = stored(spec.name, "evaluation")
     if outcome.exit_code != EXIT_ERROR and summary is not None:
         print_summary(_with_alias(summary), fm_abstains=_fm_abstains(spec.name))
+    queue = stored(spec.name, "review_queue") if outcome.exit_code != EXIT_ERROR else None
+    if queue is not None and len(queue):
+        print(f"review: {int((queue['kind'] == 'label').sum())} row(s) worth a label and "
+              f"{int((queue['kind'] == 'recheck').sum())} gold label(s) to re-check: `fmops review {spec.name}` "
+              "(Label Studio) or --export FILE", file=sys.stderr)
     if outcome.failed_gates:
         print(f"gates failed: {', '.join(outcome.failed_gates)}; champion left unchanged", file=sys.stderr)
     elif outcome.exit_code == EXIT_OK:
