@@ -11,7 +11,8 @@ the task start from the same run (round 0 runs once, in the queue arm): one labe
 re-checks, so both arms get the same number of new labels), the other the same number of pool rows drawn at
 random. Both go through the real loop: `fmops review --export` / a CSV of random rows, the annotator fills in
 `label`, the CSV import into the gold store, a whole `fmops run` (in this process, through Dagster). Printed:
-held-out test macro-F1 of the specialist after each round, per arm, mean over seeds.
+held-out test macro-F1 of the specialist (and, in the CSV, of the gold teacher) after each round, per arm, mean
+over seeds.
 
 Wrong gold labels: on each seed's gold rows, --flip of the labels are flipped on purpose; the gold teacher is
 cross-fitted on them as the pipeline does, and cleanlab's label-issue finder over its out-of-fold probabilities
@@ -45,7 +46,9 @@ def run(name: str) -> dict:
     with open(os.devnull, "w") as quiet:
         run_job(get_spec(name), f"{name}_lifecycle", out=quiet)
     summary, splits = stored(name, "evaluation"), stored(name, "splits")
+    teacher = (summary or {}).get("baselines", {}).get("gold_teacher") or {}
     return {"test_macro_f1": summary["test"]["macro_f1"] if summary else None,
+            "gold_teacher_macro_f1": teacher.get("macro_f1"),  # the gold rows' own model: less noisy than the student
             "gold_rows": int((splits["split"] == "dev").sum()), "run_seconds": round(time.perf_counter() - start, 1)}
 
 
