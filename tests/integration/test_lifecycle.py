@@ -48,7 +48,7 @@ def test_run_materializes_every_asset(project):
     events = DagsterInstance.get().all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
     assert {e.dagster_event.asset_key.path[-1] for e in events} == {
         "dataset", "splits", "prompt_scores", "weak_label_matrix", "label_model", "gold_teacher", "training_labels",
-        "specialist", "evaluation", "champion"}  # batch_predictions is partitioned by inbox file: see test_batch_inference
+        "specialist", "evaluation", "review_queue", "champion"}  # batch_predictions is partitioned by inbox file: see test_batch_inference
 
 
 def test_the_console_shows_one_line_per_step_with_its_checks_after_it(project):
@@ -59,7 +59,7 @@ def test_the_console_shows_one_line_per_step_with_its_checks_after_it(project):
         "sms_spam/prompt_scores",
         "sms_spam/weak_label_matrix", "sms_spam/weak_label_matrix:label_matrix_expectations", "sms_spam/label_model",
         "sms_spam/training_labels", "sms_spam/training_labels:training_label_expectations", "sms_spam/specialist",
-        "sms_spam/evaluation", "sms_spam/champion"]
+        "sms_spam/evaluation", "sms_spam/review_queue", "sms_spam/champion"]
     assert all(line.endswith("passed") for line in steps if ":" in line.split()[2])  # a check step: its verdict
     gates = lines[lines.index(next(line for line in steps if "/evaluation" in line)) + 1:][:len(GATES)]
     assert [line.split()[1] for line in gates] == [g["metric"] for g in GATES]
