@@ -100,15 +100,24 @@ class FMSpec(_Strict):
     # embedding backend: "bf16" encodes under bfloat16 autocast, ~2x MiniLM's texts/s on a CPU with AMX or
     # AVX512-BF16 (slower where the CPU emulates bf16) and embeddings within cosine 0.9999 of fp32's; cached
     # apart from fp32's. A faster FM also lowers the specialist's measured speedup_over_fm.
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # int8 (runtime onnx only): MatMul weights quantised per channel; on a 2-core AVX2 host 1.4x fp32's texts/s
+    # but its votes differ from fp32's on up to a quarter of rows (benchmarks/fm_runtimes.py), so not the default
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    # embedding backend: torch, or onnx (ONNX Runtime on CPU, the model converted from its local weights at
+    # first use and kept under the model home); answers of each runtime and precision are cached apart
+    runtime: Literal["torch", "onnx"] = "torch"
 
     @model_validator(mode="after")
     def _endpoint(self) -> FMSpec:
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs base_url")
-        if self.precision != "fp32" and self.backend != "embedding":
-            raise ValueError(f"precision '{self.precision}' is for the embedding backend (hf-generative runs bf16 on a "
-                             "GPU and fp32 on CPU; an openai endpoint chooses its own)")
+        if (self.precision != "fp32" or self.runtime != "torch") and self.backend != "embedding":
+            raise ValueError(f"precision '{self.precision}' and runtime '{self.runtime}' are for the embedding backend "
+                             "(hf-generative runs bf16 on a GPU and fp32 on CPU; an openai endpoint chooses its own)")
+        if self.precision == "int8" and self.runtime != "onnx":
+            raise ValueError("precision 'int8' needs runtime 'onnx' (torch's CPU int8 is not offered)")
+        if self.precision == "bf16" and self.runtime != "torch":
+            raise ValueError("precision 'bf16' needs runtime 'torch' (bfloat16 autocast)")
         return self
 
 

@@ -41,7 +41,7 @@ fi
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
-"$VENV/bin/python" -m pip install --quiet -e ".[dev,postgres,celery,setfit]"
+"$VENV/bin/python" -m pip install --quiet -e ".[dev,postgres,celery,setfit,onnx]"
 # compile the n-gram featuriser's kernels into numba's cache now, so no run or test pays it (~5-10 s) later
 "$VENV/bin/python" -m fmops_pipelines.specialist.ngram_kernel
 echo "$want" > "$stamp"

@@ -26,7 +26,7 @@ class EmbeddingFM:
     backend = "embedding"
 
     def __init__(self, model: str = PACKAGED_MINILM, cache: FMCache | None = None, batch_size: int = 64,
-                 device: str | None = None, precision: str = "fp32"):
+                 device: str | None = None, precision: str = "fp32", runtime: str = "torch"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.path = resolve_model_path(model)
         self.model_id = model
@@ -34,10 +34,15 @@ class EmbeddingFM:
         self.cache = cache
         self.batch_size = batch_size
         self.device = device
-        self.precision = precision  # "bf16": encoded under bfloat16 autocast (spec.FMSpec.precision)
-        self._key_params = {"precision": precision} if precision != "fp32" else None  # fp32 keys as they always were
+        # torch fp32 / bf16 (autocast), or onnx fp32 / int8 (fm/onnx_encoder.py): spec.FMSpec.runtime, precision
+        self.runtime = runtime
+        self.precision = precision
+        # answers of each runtime and precision are cached apart; torch fp32 keys as they always were
+        self._key_params = ({"runtime": runtime, "precision": precision} if runtime != "torch"
+                            else {"precision": precision} if precision != "fp32" else None)
         self.stats = FMStats()
         self._model = None
+        self._onnx = None
         self._probes: dict[str, object] = {}
 
     @property
@@ -50,14 +55,28 @@ class EmbeddingFM:
             self._model = SentenceTransformer(str(self.path), device=device)
         return self._model
 
+    @property
+    def onnx(self):
+        """The ONNX Runtime encoder, converting the model's weights at first use (cached for later runs)."""
+        if self._onnx is None:
+            from fmops_pipelines.fm.onnx_encoder import OnnxEncoder, ensure_converted
+
+            graph = ensure_converted(self.model, self.model_id, self.revision, self.precision)
+            self._onnx = OnnxEncoder(self.model, graph)
+        return self._onnx
+
     def _encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
         # Sorting by length keeps padding low inside each batch (length bucketing).
         order = np.argsort([len(t) for t in texts], kind="stable")
-        with torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            vecs = self.model.encode([texts[i] for i in order], batch_size=self.batch_size,
-                                     normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        ordered = [texts[i] for i in order]
+        if self.runtime == "onnx":
+            vecs = self.onnx.encode(ordered, self.batch_size)
+        else:
+            with torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                vecs = self.model.encode(ordered, batch_size=self.batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
         out = np.empty_like(vecs)
         out[order] = vecs
         return out.astype(np.float32)

@@ -64,6 +64,37 @@ def test_bf16_embeddings_are_fp32_s_within_rounding_and_cached_apart(minilm, sms
     assert np.array_equal(bf16_fm.embed(texts), bf16) and bf16_fm.stats.cache_hits == len(texts)
 
 
+def test_onnx_runtime_encodes_as_torch_does_and_int8_is_cached_apart(minilm, sms_slice, tmp_path, monkeypatch):
+    """fm.runtime: onnx converts the packaged weights at first use (into the model home, not downloaded) and
+    encodes as sentence-transformers does: fp32 within float rounding of torch's; int8 near it, under keys of
+    its own, and its converted graph reused by the next process's encoder."""
+    from fmops_pipelines.fm.embedding import EmbeddingFM
+    from fmops_pipelines.fm.onnx_encoder import converted_path
+
+    monkeypatch.setenv("FMOPS_MODEL_HOME", str(tmp_path / "models"))
+    texts = part(sms_slice[1], "train")["text"].tolist()[:40]
+    torch_fp32 = minilm.embed(texts)
+    onnx_fm = EmbeddingFM(cache=minilm.cache, runtime="onnx")
+    onnx_fp32 = onnx_fm.embed(texts)
+    assert onnx_fm.stats.cache_hits == 0  # torch's cached vectors are not onnx's answers
+    assert (torch_fp32 * onnx_fp32).sum(axis=1).min() > 0.9999
+    assert np.allclose(np.linalg.norm(onnx_fp32, axis=1), 1.0, atol=1e-5)
+    graph = converted_path(onnx_fm.model_id, onnx_fm.revision, "fp32")
+    assert graph.is_file() and graph.is_relative_to(tmp_path / "models")
+
+    int8_fm = EmbeddingFM(cache=minilm.cache, runtime="onnx", precision="int8")
+    int8 = int8_fm.embed(texts)
+    assert int8_fm.stats.cache_hits == 0 and not np.array_equal(int8, onnx_fp32)
+    assert (torch_fp32 * int8).sum(axis=1).mean() > 0.95
+    converted = converted_path(onnx_fm.model_id, onnx_fm.revision, "int8")
+    assert converted.stat().st_size < graph.stat().st_size
+    again = EmbeddingFM(cache=None, runtime="onnx", precision="int8")
+    mtime = converted.stat().st_mtime_ns
+    # the same batches give the same answers (dynamic int8 scales activations per batch, so other neighbours would not)
+    assert np.allclose(again._encode_uncached(texts), int8, atol=1e-5)
+    assert converted.stat().st_mtime_ns == mtime  # reused, not converted again
+
+
 def test_unknown_backend_and_model_are_spec_errors(minilm):
     with pytest.raises(SpecError, match="fm.backend: unknown backend 'gpt'"):
         build_fm("gpt", "x", None)

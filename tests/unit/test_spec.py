@@ -40,7 +40,10 @@ def test_invalid_yaml_names_file_and_line(assets_dir):
         (lambda s: s["dataset"].update(path="x.csv"), "dataset", "exactly one of 'registry' or 'path'"),
         (lambda s: s.update(colour="red"), "colour", "Extra inputs are not permitted"),
         (lambda s: s.update(fm={"backend": "openai", "model": "m", "base_url": "http://x/v1", "precision": "bf16"}),
-         "fm", "precision 'bf16' is for the embedding backend"),
+         "fm", "precision 'bf16' and runtime 'torch' are for the embedding backend"),
+        (lambda s: s.update(fm={"precision": "int8"}), "fm", "precision 'int8' needs runtime 'onnx'"),
+        (lambda s: s.update(fm={"precision": "bf16", "runtime": "onnx"}), "fm", "precision 'bf16' needs runtime 'torch'"),
+        (lambda s: s.update(fm={"runtime": "tensorrt"}), "fm.runtime", "Input should be 'torch' or 'onnx'"),
     ],
 )
 def test_bad_field_is_named(assets_dir, mutate, field, reason):
