@@ -100,8 +100,8 @@ class FMSpec(_Strict):
     # embedding backend: "bf16" encodes under bfloat16 autocast, ~2x MiniLM's texts/s on a CPU with AMX or
     # AVX512-BF16 (slower where the CPU emulates bf16) and embeddings within cosine 0.9999 of fp32's; cached
     # apart from fp32's. A faster FM also lowers the specialist's measured speedup_over_fm.
-    # int8 (runtime onnx only): MatMul weights quantised per channel; on a 2-core AVX2 host 1.4x fp32's texts/s
-    # but its votes differ from fp32's on up to a quarter of rows (benchmarks/fm_runtimes.py), so not the default
+    # int8 (runtime onnx only): MatMul weights quantised per channel; on a 2-core AVX2 host 1.3-1.7x fp32's
+    # texts/s, but it changed a twentieth of the votes, about half the rows' (benchmarks/fm_runtimes.py)
     precision: Literal["fp32", "bf16", "int8"] = "fp32"
     # embedding backend: torch, or onnx (ONNX Runtime on CPU, the model converted from its local weights at
     # first use and kept under the model home); answers of each runtime and precision are cached apart

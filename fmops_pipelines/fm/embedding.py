@@ -51,7 +51,9 @@ class EmbeddingFM:
             import torch
             from sentence_transformers import SentenceTransformer
 
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            # under onnx the graph runs on CPU (CPUExecutionProvider), so the model's own modules do too
+            gpu = torch.cuda.is_available() and self.runtime == "torch"
+            device = self.device or ("cuda" if gpu else "cpu")
             self._model = SentenceTransformer(str(self.path), device=device)
         return self._model
 
