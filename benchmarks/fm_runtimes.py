@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +50,6 @@ def votes(fm: EmbeddingFM, texts: list[str], prompts: list, labelers: list) -> n
     return np.stack(cols, axis=1)
 
 
-def texts_per_s(fm: EmbeddingFM, texts: list[str]) -> float:
-    fm._encode_uncached(texts[:64])  # warm-up: weights, graph, kernels
-    start = time.perf_counter()
-    fm._encode_uncached(texts)
-    return len(texts) / (time.perf_counter() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tasks", nargs="+")
@@ -80,7 +72,7 @@ def main() -> None:
             runtime, precision = name.split(":")
             fm = EmbeddingFM(spec.fm.model, cache=cache, batch_size=spec.fm.batch_size or 64,
                              precision=precision, runtime=runtime)
-            rate = texts_per_s(fm, timing)
+            rate = fm.measure_throughput(timing)  # warmed up, every text timed, nothing cached
             v = votes(fm, texts, prompts, labelers)
             if reference is None:
                 reference, base_rate = v, rate

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -80,9 +82,20 @@ def mlflow_artifact_root() -> str:
     return (fmops_home() / "mlartifacts").as_uri()
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write via a temp file and rename, so a crash never leaves a half-written file behind."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp path beside `path` for a writer to fill; renamed onto `path` only if the block succeeds, so a crash
+    never leaves a half-written file behind (a failed block's temp file is removed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write via a temp file and rename, so a crash never leaves a half-written file behind."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)

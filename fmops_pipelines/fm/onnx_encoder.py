@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fmops_pipelines.paths import atomic_path
+
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # bump when the export or the quantisation changes, so converted files of an older recipe are not reused
 EXPORT_RECIPE = "1"
@@ -49,22 +51,18 @@ def _export_fp32(st_model, dest: Path) -> None:
             return self.model(**dict(zip(names, tensors, strict=True))).last_hidden_state
 
     axes = {k: {0: "batch", 1: "tokens"} for k in [*names, "token_embeddings"]}
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with atomic_path(dest) as tmp, torch.no_grad():
         torch.onnx.export(TokenEmbeddings(transformer), tuple(sample[k] for k in names), str(tmp),
                           input_names=names, output_names=["token_embeddings"], dynamic_axes=axes,
                           opset_version=17, dynamo=False)
-    os.replace(tmp, dest)
 
 
 def _quantise_int8(src: Path, dest: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"])
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])
 
 
 def _require_onnx() -> None:
