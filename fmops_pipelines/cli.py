@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fmops_pipelines import paths, progress
 from fmops_pipelines.display import num
-from fmops_pipelines.errors import FmopsError, StateError, missing_driver, store_problem_of
+from fmops_pipelines.errors import FmopsError, SpecError, StateError, missing_driver, store_problem_of
 from fmops_pipelines.evaluation.summary import gold_only_rows, label_model_rows, loss_line, served_as, speedup
 from fmops_pipelines.mlflow_store import using_uri
 
@@ -264,6 +264,37 @@ def cmd_rollback(args) -> int:
     return EXIT_OK
 
 
+def cmd_plan(args) -> int:
+    """Rows, FM calls, FM time (a timed probe) and cost of a run, without and with fm.budget, before anything runs."""
+    from fmops_pipelines.data.fm_budget import with_fm_sample
+    from fmops_pipelines.data.readers import load_dataset
+    from fmops_pipelines.data.splits import task_splits
+    from fmops_pipelines.fm.exploration import CALIBRATION_POOL, candidates_for
+    from fmops_pipelines.fm.factory import fm_from_spec
+    from fmops_pipelines.fm.plan import plans, probe_rate, render
+    from fmops_pipelines.review.store import GoldStore
+    from fmops_pipelines.spec import get_spec
+
+    spec = get_spec(args.task)
+    budget = args.budget if args.budget is not None else spec.fm.budget
+    if budget is not None and budget < 100:
+        raise SpecError(f"--budget {budget}: fm.budget is at least 100 rows")
+    unbudgeted = spec.model_copy(update={"fm": spec.fm.model_copy(update={"budget": None})})
+    splits, _ = task_splits(unbudgeted, load_dataset(spec), GoldStore().reviewed(spec.name))
+    budgeted = with_fm_sample(splits, budget, spec.splits.seed) if budget is not None else None
+    rate = None
+    if not args.no_probe:
+        texts = splits["text"].sample(min(len(splits), 48), random_state=spec.splits.seed).tolist()
+        rate = probe_rate(fm_from_spec(spec.fm, cache=None), texts)
+    items = plans(spec, splits, budgeted, rate, len(candidates_for(spec)), CALIBRATION_POOL, budget)
+    if args.json:
+        print(json.dumps({"task": spec.name, "backend": spec.fm.backend, "model": spec.fm.model,
+                          "probe_calls_per_s": rate, "plans": [p.as_dict() for p in items]}, indent=2))
+    else:
+        print(render(spec.name, f"{spec.fm.backend} {spec.fm.model}", rate, items))
+    return EXIT_OK
+
+
 def cmd_rules(args) -> int:
     """The keyword rules mined from the FM in the task's latest run, as a task.yaml block for review."""
     import pandas as pd
@@ -415,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="materialize a task's whole lifecycle through Dagster")
     p.add_argument("task")
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("plan", help="before a run: rows, FM calls, FM time and cost, without and with fm.budget")
+    p.add_argument("task")
+    p.add_argument("--budget", type=int, default=None, help="plan with this fm.budget (default: the spec's)")
+    p.add_argument("--no-probe", action="store_true", help="no timed probe of the FM (no time estimate)")
+    p.add_argument("--json", action="store_true", help="the plans as JSON")
+    p.set_defaults(fn=cmd_plan)
     p = sub.add_parser("evaluate", help="evaluate the latest specialist on test and run the gates")
     p.add_argument("task")
     p.add_argument("--json", action="store_true", help="print the evaluation summary as JSON")

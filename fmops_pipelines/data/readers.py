@@ -61,6 +61,17 @@ def read_ag_news(paths: list[Path]) -> pd.DataFrame:
     return df[CORE_COLUMNS]
 
 
+def read_sst2_phrases(paths: list[Path]) -> pd.DataFrame:
+    """GLUE SST-2 train: 67,349 phrases and sentences of movie reviews, label 0/1 (a large pool for scale runs)."""
+    import csv
+
+    (path,) = paths
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+    df["text"] = df["sentence"].map(_clean)
+    df["id"] = [f"sst2-{i:05d}" for i in range(len(df))]
+    return df[CORE_COLUMNS]
+
+
 def _check_text_file(path: Path) -> None:
     """An empty file, bytes that are not UTF-8 and an unclosed quote, each said with the line where it is
     (pandas' own messages give positions within an internal buffer, or a row count without the header)."""

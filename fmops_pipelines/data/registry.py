@@ -39,6 +39,7 @@ def _pinned(repo: str, commit: str, src: str, relpath: str, sha256: str) -> Pinn
 _SMS = ("PARKER-X/SpamClassifier", "5fa41eaf3ec0d21d3ffced673800d25b6b8ffc20")
 _YT = ("C0D3-BR3AK3R/HadoopFinalNCU-Project", "c1c9490617ac3b214f9ff7ebf011f2ac59a523c4")
 _AG = ("mhjabreel/CharCnn_Keras", "555590db4219b1243abb1918effd6a7425a2d75f")
+_SST2 = ("smolPixel/VAETextImages", "7a73759ad65b43723dfc31de586f8d9bbc53d06a")
 _YT_FILES = {
     "Youtube01-Psy.csv": "19797e6c77690e3c8809cfd2853ae7341390636367ba66cf5d4f4083f0b88535",
     "Youtube02-KatyPerry.csv": "902c614f8ef24f987d6f614d7e6111aa5160b89a0646b68e007bd6044a3d123b",
@@ -96,6 +97,15 @@ REGISTRY: dict[str, RegistryDataset] = {
         ),
         reader="read_ag_news",
         citation="AG's News topic classification, test split (Zhang, Zhao & LeCun, NeurIPS 2015)",
+    ),
+    "sst2_phrases": RegistryDataset(
+        "sst2_phrases",
+        (
+            _pinned(*_SST2, "data/SST-2/original/train.tsv", "sst2_phrases/train.tsv",
+                    "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1"),
+        ),
+        reader="read_sst2_phrases",
+        citation="Stanford Sentiment Treebank, GLUE SST-2 train (Socher et al., EMNLP 2013; Wang et al., ICLR 2019)",
     ),
 }
 

@@ -48,6 +48,8 @@ def make_splits(df: pd.DataFrame, cfg: SplitSpec) -> pd.DataFrame:
                      **dict.fromkeys(test.index, "test")}
     out = df.copy()
     out["split"] = out["text"].map(split_of_text).fillna("train")  # unlabelled texts are train too
+    held = out["split"].isin(["dev", "test"]) & out["label"].isna()  # an unlabelled copy of a gold or test text
+    out.loc[held, "label"] = out.loc[held, "text"].map(groups)  # takes its label: identical texts, one label
     out.loc[out["split"] == "train", "label"] = pd.NA
     order = {s: i for i, s in enumerate(SPLITS)}
     return out.sort_values(["split", "id"], key=lambda c: c.map(order) if c.name == "split" else c).reset_index(drop=True)
@@ -123,6 +125,22 @@ def with_reviewed(out: pd.DataFrame, dataset: pd.DataFrame, reviewed: pd.DataFra
     order = {s: i for i, s in enumerate(SPLITS)}
     return out.sort_values(["split", "id"], key=lambda c: c.map(order) if c.name == "split" else c).reset_index(
         drop=True), counts
+
+
+def task_splits(spec, dataset: pd.DataFrame, reviewed: pd.DataFrame | None) -> tuple[pd.DataFrame, dict]:
+    """(splits, what made them): declared or drawn, reviewed labels applied, the pool checked, and with fm.budget
+    the `fm_sample` column (data.fm_budget). The splits asset and `fmops plan` both call this."""
+    from fmops_pipelines.data.fm_budget import with_fm_sample
+
+    column = spec.dataset.declared_split_column
+    if column:
+        out, counts = declared_splits(dataset, spec.splits, column)
+        extra = {"declared_by": column, **counts}
+    else:
+        out, extra = make_splits(dataset, spec.splits), {"declared_by": "random (dataset.split_column unset)"}
+    out, counts = with_reviewed(out, dataset, reviewed)
+    require_pool(out)
+    return with_fm_sample(out, spec.fm.budget, spec.splits.seed), {**extra, **counts}
 
 
 def require_pool(splits: pd.DataFrame) -> None:

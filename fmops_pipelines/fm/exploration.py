@@ -94,6 +94,9 @@ def generative_candidates(templates: Sequence[str], verbalizers: Sequence[Sequen
     return out
 
 
+CALIBRATION_POOL = 2000  # unlabelled rows whose mean score is subtracted (contextual calibration)
+
+
 def candidates_for(spec) -> list[Prompt]:
     """The spec's candidate prompts for its backend."""
     verbalizers = [label.verbalizers for label in spec.labels]

@@ -33,16 +33,18 @@ def committee_priority(members: dict[str, np.ndarray]) -> tuple[np.ndarray, np.n
     return 1.0 - (top2[:, 1] - top2[:, 0]), disagree
 
 
-def diverse_top(priority: np.ndarray, features: np.ndarray, budget: int, candidates: int, seed: int) -> np.ndarray:
+def diverse_top(priority: np.ndarray, features, budget: int, candidates: int, seed: int) -> np.ndarray:
     """Indices of `budget` rows: the most uncertain `candidates * budget`, clustered into `budget` groups, each
-    group's most uncertain row (ordered by priority)."""
+    group's most uncertain row (ordered by priority). `features`: every row's, or a function of row indices that
+    gives those rows' (so only the candidates are encoded: under fm.budget the FM never saw most of the pool)."""
     from sklearn.cluster import KMeans
 
     order = np.argsort(-priority, kind="stable")
     pool = order[: max(budget, budget * candidates)]
     if len(pool) <= budget:
         return pool
-    clusters = KMeans(n_clusters=budget, n_init=3, random_state=seed).fit_predict(features[pool])
+    X = features(pool) if callable(features) else features[pool]
+    clusters = KMeans(n_clusters=budget, n_init=3, random_state=seed).fit_predict(X)
     best = {}
     for i, c in zip(pool, clusters):  # pool is sorted by priority: the first row seen per cluster is its best
         best.setdefault(int(c), i)
@@ -66,7 +68,7 @@ def _describe(label_names: list[str], members: dict[str, np.ndarray], i: int, di
     return f"{'committee disagrees' if disagree else 'committee unsure'} (margin {margin:.2f}): {'; '.join(said)}"
 
 
-def new_label_rows(pool: pd.DataFrame, members: dict[str, np.ndarray], features: np.ndarray, label_names: list[str],
+def new_label_rows(pool: pd.DataFrame, members: dict[str, np.ndarray], features, label_names: list[str],
                    budget: int, candidates: int, seed: int = 0) -> pd.DataFrame:
     """The pool rows to label next (`members` must hold a "specialist" entry: its prediction pre-annotates)."""
     if budget <= 0 or pool.empty:
@@ -126,7 +128,11 @@ def build_queue(model, fm, splits: pd.DataFrame, training_labels: pd.DataFrame, 
         if frame is not None and len(frame):
             members[name] = frame.set_index(frame["id"].astype(str))[cols].reindex(pool["id"].astype(str)).to_numpy()
     texts = pool["text"].tolist()
-    features = fm.embed(texts) if hasattr(fm, "embed") else text_features(texts, seed)
+
+    def features(rows: np.ndarray) -> np.ndarray:  # the candidates' only
+        chosen = [texts[i] for i in rows]
+        return fm.embed(chosen) if hasattr(fm, "embed") else text_features(chosen, seed)
+
     new = new_label_rows(pool, members, features, label_names, budget, candidates, seed)
     gold = splits[(splits["split"] == "dev") & ~splits["id"].astype(str).isin(exclude)]
     oof = gold_oof(gold_teacher) if len(gold_teacher) else None

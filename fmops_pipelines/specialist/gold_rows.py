@@ -228,13 +228,17 @@ def label_model_recipe(texts: Sequence[str], targets: np.ndarray, unlabeled: Seq
 
 
 def gold_teacher_recipe(teacher_labels: pd.DataFrame, train_texts: pd.DataFrame, names: list[str]) -> Recipe:
-    """The gold teacher's labels on the pool, from the teacher fitted without the fold (all gold for f = -1)."""
+    """The gold teacher's labels on the pool, from the teacher fitted without the fold (all gold for f = -1). It
+    labels every pool row the FM may label; under fm.budget the rest is left to self-training."""
     from fmops_pipelines.supervision.gold_teacher import pool_labels
     from fmops_pipelines.supervision.label_models import prob_columns
 
+    labelled = set(teacher_labels.loc[teacher_labels["split"] == "train", "id"])
+    rest = train_texts.loc[~train_texts["id"].isin(labelled), "text"].tolist()
+
     def pool(f: int):
         rows = pool_labels(teacher_labels, f).merge(train_texts, on="id")
-        return rows["text"].tolist(), rows[prob_columns(names)].to_numpy(dtype=np.float32), []  # it labels every row
+        return rows["text"].tolist(), rows[prob_columns(names)].to_numpy(dtype=np.float32), rest
 
     return Recipe(GOLD_TEACHER, pool)
 

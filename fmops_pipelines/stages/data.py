@@ -3,8 +3,9 @@
 import dagster as dg
 import pandas as pd
 
+from fmops_pipelines.data.fm_budget import asked
 from fmops_pipelines.data.readers import load_dataset
-from fmops_pipelines.data.splits import declared_splits, make_splits, require_pool, split_summary, with_reviewed
+from fmops_pipelines.data.splits import split_summary, task_splits
 from fmops_pipelines.review.store import GoldStore
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import gx_result, key, table_md, task_asset
@@ -32,22 +33,19 @@ def build(spec: TaskSpec) -> list:
                                   "held-out gold test (as the dataset declares it, or drawn at random), and the "
                                   "unlabelled pool (split train); identical texts share a split.")
     def splits(context: dg.AssetExecutionContext, mlflow: MlflowTracking, dataset: pd.DataFrame) -> dg.Output:
-        column = spec.dataset.declared_split_column
-        if column:
-            out, counts = declared_splits(dataset, spec.splits, column)
-            extra = {"declared_by": column, **counts}
-        else:
-            out, extra = make_splits(dataset, spec.splits), {"declared_by": "random (dataset.split_column unset)"}
-            if "split" in dataset.columns and dataset["split"].astype(str).str.lower().isin(["train", "dev", "test"]).all():
-                context.log.warning(f"{spec.name}: the dataset has a 'split' column that was not used; set "
-                                    "dataset.split_column: split in task.yaml to keep its test rows as test")
-        out, reviewed = with_reviewed(out, dataset, GoldStore().reviewed(spec.name))
-        require_pool(out)
+        out, extra = task_splits(spec, dataset, GoldStore().reviewed(spec.name))
+        if not spec.dataset.declared_split_column and "split" in dataset.columns and \
+                dataset["split"].astype(str).str.lower().isin(["train", "dev", "test"]).all():
+            context.log.warning(f"{spec.name}: the dataset has a 'split' column that was not used; set "
+                                "dataset.split_column: split in task.yaml to keep its test rows as test")
         summary = split_summary(out)
+        if spec.fm.budget is not None:
+            extra["fm_labelled_pool_rows"] = int(asked(out)[(out["split"] == "train").to_numpy()].sum())
         return mlflow.record(context, spec.name, dg.Output(out, metadata={
             "summary": dg.MetadataValue.json(summary), **{f"{s}_rows": v["rows"] for s, v in summary.items()},
             "gold_rows": summary["dev"]["rows"], "unlabelled_rows": summary["train"]["rows"],
             "test_rows": summary["test"]["rows"], "gold_cap": spec.splits.dev_size or "none (every labelled row)",
-            **reviewed, **extra}), params=spec.splits.model_dump())
+            "fm_budget": spec.fm.budget or "none (the FM labels every pool row)",
+            **extra}), params=spec.splits.model_dump())
 
     return [dataset, dataset_expectations, splits]

@@ -3,16 +3,14 @@
 import dagster as dg
 import pandas as pd
 
+from fmops_pipelines.data.fm_budget import fm_rows
 from fmops_pipelines.data.splits import label_indices, part
 from fmops_pipelines.fm.base import with_fm_usage
-from fmops_pipelines.fm.exploration import candidates_for, explore_prompts
+from fmops_pipelines.fm.exploration import CALIBRATION_POOL, candidates_for, explore_prompts
 from fmops_pipelines.resources import FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import fm_metadata, table_md, task_asset
 from fmops_pipelines.tracking import MlflowTracking
-
-POOL_SIZE = 2000  # unlabeled rows used for contextual calibration
-
 
 def build(spec: TaskSpec) -> list:
     @task_asset(spec, {"torch", "sentence_transformers"},
@@ -21,8 +19,8 @@ def build(spec: TaskSpec) -> list:
     def prompt_scores(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
                       splits: pd.DataFrame) -> dg.Output:
         model = fm.for_spec(spec.fm)
-        dev, train = part(splits, "dev"), part(splits, "train")
-        pool = train["text"].sample(min(POOL_SIZE, len(train)), random_state=spec.splits.seed).tolist()
+        dev, train = part(splits, "dev"), part(fm_rows(splits), "train")  # calibrate within the FM's budget
+        pool = train["text"].sample(min(CALIBRATION_POOL, len(train)), random_state=spec.splits.seed).tolist()
         table = explore_prompts(model, candidates_for(spec), pool, dev["text"].tolist(),
                                 label_indices(dev["label"], spec.label_names), spec.label_names,
                                 spec.prompts.max_labelers, spec.prompts.min_coverage,

@@ -7,6 +7,7 @@ candidate's labels go downstream and the training stage makes that choice.
 import dagster as dg
 import pandas as pd
 
+from fmops_pipelines.data.fm_budget import fm_rows
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.fm.base import with_fm_usage
 from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
@@ -94,7 +95,8 @@ def build(spec: TaskSpec) -> list:
                                                       "labelers: dev accuracy vs train coverage")}))
 
     @task_asset(spec, {"scikitlearn"}, "The gold teacher: a classifier fitted on the gold rows (on the FM's "
-                                       "embeddings or TF-IDF: chosen out of fold), labelling every row; gold rows "
+                                       "embeddings or TF-IDF: chosen out of fold), labelling every row the FM may "
+                                       "label (all, or fm.budget's sample); gold rows "
                                        "out of fold, the pool also once per fold.")
     def gold_teacher(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
                      compute: ComputeResource, splits: pd.DataFrame) -> dg.Output:
@@ -104,7 +106,7 @@ def build(spec: TaskSpec) -> list:
         encoder, why = contrastive_encoder(spec, compute.resolve())
         if why:
             context.log.info(f"{spec.name}: no SetFit gold teacher: {why}")
-        teacher = teach_splits(model, splits, spec.label_names, spec.splits.seed, encoder,
+        teacher = teach_splits(model, fm_rows(splits), spec.label_names, spec.splits.seed, encoder,
                                spec.gold_teacher.contrastive_iterations)
         if teacher is None:
             context.log.warning(f"{spec.name}: no gold teacher: some label has under 2 gold rows to cross-fit on")

@@ -15,23 +15,30 @@ META_COLUMNS = ["id", "split"]
 
 
 def prompt_label_matrix(fm: FoundationModel, labelers: list[CalibratedPrompt], rows: pd.DataFrame) -> pd.DataFrame:
-    """Votes of every calibrated prompt on every row (all splits), as an int8 column per prompt id.
+    """Votes of every calibrated prompt on every row the FM may label (all of them without fm.budget; see
+    data.fm_budget), ABSTAIN on the rest, as an int8 column per prompt id.
 
     A few-shot labeler votes on dev as fitted without the row (as in exploration), so
     label-model selection and calibration on dev never see it grade its own examples.
     """
-    texts = rows["text"].tolist()
+    from fmops_pipelines.data.fm_budget import asked
+
+    mask = asked(rows)
+    ask = rows[mask]
+    texts = ask["text"].tolist()
     out = rows[META_COLUMNS].reset_index(drop=True).copy()
     for cal in labelers:
         scores = fm.score(texts, cal.prompt)
         if cal.prompt.examples:  # few-shot: dev rows are its shots, so they get out-of-fold scores
             from fmops_pipelines.fm.exploration import few_shot_dev_scores, few_shot_kind
 
-            dev = (rows["split"] == "dev").to_numpy()
+            dev = (ask["split"] == "dev").to_numpy()
             names = list(cal.prompt.verbalizers)
-            y_dev = rows.loc[dev, "label"].map({n: i for i, n in enumerate(names)}).to_numpy()
-            scores[dev] = few_shot_dev_scores(fm, rows.loc[dev, "text"].tolist(), y_dev, names, few_shot_kind(cal.prompt))
-        out[cal.prompt.id] = cal.votes(scores).astype(np.int8)
+            y_dev = ask.loc[dev, "label"].map({n: i for i, n in enumerate(names)}).to_numpy()
+            scores[dev] = few_shot_dev_scores(fm, ask.loc[dev, "text"].tolist(), y_dev, names, few_shot_kind(cal.prompt))
+        column = np.full(len(rows), ABSTAIN, dtype=np.int8)
+        column[mask] = cal.votes(scores)
+        out[cal.prompt.id] = column
     return out
 
 
@@ -39,7 +46,7 @@ def build_label_matrix(fm: FoundationModel, prompts: list[CalibratedPrompt], lfs
                        label_names: list[str], mining=None) -> pd.DataFrame:
     """All sources in one matrix: prompt labelers (p_<hash>), the user's labeling functions (lf_<name>), then,
     with a `mining` config (mined_lfs.MiningConfig), the keyword rules mined from the prompts' own votes on a
-    sample of train (lf_fm_<label>). The mined candidates, kept or not, travel in attrs["fm_rules"]."""
+    sample of train (lf_fm_<label>); with fm.budget, prompts vote on the FM's rows only, the rules on all. The mined candidates, kept or not, travel in attrs["fm_rules"]."""
     from fmops_pipelines.supervision.lfs import apply_lfs
 
     matrix = prompt_label_matrix(fm, prompts, rows)
@@ -47,8 +54,11 @@ def build_label_matrix(fm: FoundationModel, prompts: list[CalibratedPrompt], lfs
     if mining is not None and prompts:
         from fmops_pipelines.supervision.mined_lfs import labeling_functions, mine_from_votes
 
-        rules, table = mine_from_votes(rows.reset_index(drop=True), matrix[[c.prompt.id for c in prompts]].to_numpy(),
-                                       label_names, mining)
+        from fmops_pipelines.data.fm_budget import asked
+
+        mask = asked(rows)  # mined from the FM's votes where it voted; then applied to every row (they are cheap)
+        rules, table = mine_from_votes(rows[mask].reset_index(drop=True),
+                                       matrix.loc[mask, [c.prompt.id for c in prompts]].to_numpy(), label_names, mining)
         lfs = [*lfs, *labeling_functions(rules)]
     if lfs:
         matrix = pd.concat([matrix, apply_lfs(lfs, rows.reset_index(drop=True), label_names)], axis=1)

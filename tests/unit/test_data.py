@@ -81,6 +81,22 @@ def test_bad_local_data_is_one_line(tmp_path, csv_text, dataset, message):
     assert "\n" not in str(info.value)
 
 
+def test_an_unlabelled_copy_of_a_gold_or_test_text_takes_its_label():
+    """SST-2's phrases repeat: a text labelled once and exported again without a label lands in the labelled
+    row's split, and in gold or test it carries that label (the evaluation reads every test row's label)."""
+    from tests.conftest import sst2_reviews
+
+    data = sst2_reviews(rows=600, labelled=300)
+    df = pd.DataFrame({"id": data["review_id"], "text": data["review"], "label": data["sentiment"].replace("", None)})
+    copies = df.head(300).assign(id=lambda d: d["id"] + "-copy", label=None)  # every labelled text, unlabelled
+    splits = make_splits(pd.concat([df, copies], ignore_index=True), SplitSpec(dev_size=100, test_fraction=0.3))
+    held = splits[splits["split"] != "train"]
+    assert held["id"].str.endswith("-copy").sum() >= 150
+    assert held["label"].notna().all()
+    by_text = held.groupby("text")["label"].nunique()
+    assert (by_text == 1).all()
+
+
 def test_splits_are_disjoint_by_text_and_hide_train_labels(sms):
     splits = make_splits(sms, SplitSpec(dev_size=200, test_fraction=0.2, seed=0))
     summary = split_summary(splits)

@@ -1,0 +1,107 @@
+"""The FM budget: which unlabelled rows the foundation model labels this run (`fm.budget`).
+
+Without a budget the FM labels every row of the pool, so its cost grows with the pool (an embedding FM: one
+encoding per row; a generative one: one call per prompt per row). With one, it labels a sample of `budget` pool
+rows chosen to cover the pool, plus gold and test (fixed, small); the rest of the pool gets only the cheap
+labelers (the user's labeling functions and the keyword rules mined from the FM's own votes on the sample), and
+the student's self-training carries the labels to what is still uncovered. FM calls then stay flat as the pool
+grows (Evaporate's point: FM cost fixed with respect to the data).
+
+Coverage sample: the pool's texts as hashed word n-grams (TF-IDF weighted, no vocabulary to hold), reduced by
+truncated SVD and clustered by mini-batch k-means; each cluster gets a share of the budget proportional to its
+size (largest remainder, at least one row per cluster while the budget lasts), drawn at random inside it. So a
+rare kind of text in the pool is asked about in proportion, not missed by chance, and the whole step costs
+seconds on tens of thousands of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+FM_SAMPLE = "fm_sample"  # the splits column: True where the FM labels the row
+MAX_CLUSTERS = 64
+SVD_DIMS = 32
+
+
+def coverage_sample(texts: Sequence[str], budget: int, seed: int = 0) -> np.ndarray:
+    """A boolean mask over `texts` with min(budget, len(texts)) True rows, stratified by clusters of the texts."""
+    n = len(texts)
+    if budget >= n:
+        return np.ones(n, dtype=bool)
+    clusters = _clusters(texts, min(MAX_CLUSTERS, max(1, budget // 20)), seed)
+    quota = _quota(np.bincount(clusters), budget)
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(n, dtype=bool)
+    for c, q in enumerate(quota):
+        members = np.flatnonzero(clusters == c)
+        mask[rng.choice(members, size=q, replace=False)] = True
+    return mask
+
+
+def _clusters(texts: Sequence[str], k: int, seed: int) -> np.ndarray:
+    """Cluster ids of cheap dense features: hashed word 1-2 grams, TF-IDF, SVD, mini-batch k-means."""
+    if k <= 1:
+        return np.zeros(len(texts), dtype=np.int64)
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.preprocessing import normalize
+
+    X = HashingVectorizer(ngram_range=(1, 2), n_features=2 ** 18, alternate_sign=False, norm=None).transform(texts)
+    X = X[:, np.flatnonzero(X.getnnz(axis=0) >= 2)]  # n-grams shared by 2+ texts: the SVD then costs 30x less
+    if X.shape[1] < 2:
+        return np.zeros(len(texts), dtype=np.int64)
+    X = TfidfTransformer(sublinear_tf=True).fit_transform(X)
+    dims = min(SVD_DIMS, X.shape[1] - 1, max(1, len(texts) - 1))
+    Z = normalize(TruncatedSVD(dims, random_state=seed).fit_transform(X))
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048)
+    return km.fit_predict(Z.astype(np.float32)).astype(np.int64)
+
+
+def _quota(sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Rows per cluster: proportional to its size by largest remainder, each non-empty cluster at least one
+    (while the budget lasts), never more than it holds."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    quota = np.minimum(sizes, (sizes > 0).astype(np.int64))
+    if quota.sum() >= budget:  # fewer rows than clusters: the largest clusters get one each
+        out = np.zeros_like(sizes)
+        out[np.argsort(-sizes, kind="stable")[:budget]] = 1
+        return out
+    while quota.sum() < budget:
+        room = sizes - quota
+        share = (budget - quota.sum()) * room / room.sum()
+        add = np.minimum(np.floor(share).astype(np.int64), room)
+        if add.sum() == 0:  # the remainders: one more row to the clusters with the largest shares
+            add = np.zeros_like(sizes)
+            add[np.argsort(-(share - np.floor(share)), kind="stable")[:budget - quota.sum()]] = 1
+            add = np.minimum(add, room)
+        quota += add
+    return quota
+
+
+def with_fm_sample(splits: pd.DataFrame, budget: int | None, seed: int = 0) -> pd.DataFrame:
+    """The splits with an `fm_sample` column when the spec sets fm.budget (gold and test always True; pool rows
+    True in the coverage sample); unchanged without a budget, where the FM labels every row."""
+    if budget is None:
+        return splits
+    pool = (splits["split"] == "train").to_numpy()
+    mask = np.ones(len(splits), dtype=bool)
+    mask[pool] = coverage_sample(splits.loc[pool, "text"].tolist(), budget, seed)
+    return splits.assign(**{FM_SAMPLE: mask})
+
+
+def fm_rows(splits: pd.DataFrame) -> pd.DataFrame:
+    """The rows the FM may label: every row without a budget, else gold, test and the pool's coverage sample."""
+    if FM_SAMPLE not in splits.columns:
+        return splits
+    return splits[splits[FM_SAMPLE].to_numpy(dtype=bool)]
+
+
+def asked(splits: pd.DataFrame) -> np.ndarray:
+    """A boolean mask over the splits' rows: the ones the FM labels."""
+    if FM_SAMPLE not in splits.columns:
+        return np.ones(len(splits), dtype=bool)
+    return splits[FM_SAMPLE].to_numpy(dtype=bool)
