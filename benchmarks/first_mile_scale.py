@@ -82,6 +82,15 @@ def runtimes_texts_per_s(texts: list[str], runtimes: list[str]) -> dict[str, flo
     return out
 
 
+def cached_answers(path: Path) -> int:
+    """The FM's answers a cold run stored: one per text it encoded (the embedding backend caches every encoding,
+    whichever stage asked: exploration, the weak label matrix, the gold teacher, the evaluation, the review)."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
 def child(name: str) -> None:
     """One cold run in this process; prints a RESULT line of JSON."""
     import dagster as dg
@@ -100,10 +109,11 @@ def child(name: str) -> None:
     steps = {s.step_key.split("__")[-1]: round(s.end_time - s.start_time, 1) for s in stats
              if s.start_time and s.end_time}
     summary = stored(name, "evaluation") or {}
+    fm_texts = cached_answers(Path(os.environ["FMOPS_HOME"]) / "fm_cache.sqlite")
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print("RESULT " + json.dumps({
         "exit_code": outcome.exit_code, "seconds": round(seconds, 1), "peak_rss_mb": round(peak / 1024),
-        "fm_calls": (summary.get("labeling") or {}).get("fm_calls"),
+        "fm_calls": fm_texts,
         "specialist": (summary.get("test") or {}).get("macro_f1"),
         "best_prompt": ((summary.get("baselines") or {}).get("best_prompt") or {}).get("macro_f1"),
         "steps": steps}), flush=True)
@@ -150,6 +160,7 @@ def main() -> None:
                 args.csv.parent.mkdir(parents=True, exist_ok=True)
                 pd.DataFrame(rows).to_csv(args.csv, index=False)
     frame = pd.DataFrame(rows)
+    frame = frame[frame["exit_code"] != 2] if len(frame) else frame  # a failed run has no quality to compare
     with pd.option_context("display.width", 250, "display.max_columns", 40):
         print(frame.to_string(index=False))
     if frame.empty:

@@ -37,8 +37,9 @@ def assess(spec, model: Student, model_ref: dict, champion: tuple[str, Student] 
     fixed = Overrides(spec.inference.batch_size, spec.inference.workers, spec.inference.threads)
     measured = evaluate(model, fm, splits, prompt_scores, matrix, label_model, spec.label_names, spec.slices,
                         champion, teacher, Serving(spec.name, str(model_ref["version"]), fixed), taught)
-    # FM cost of labeling, carried by the exploration and labeling assets themselves
-    measured["labeling"] = {**fm_usage(prompt_scores, matrix), "labelers": measured["labelers"]}
+    # FM cost of labeling, carried by the exploration, labeling and gold teacher assets themselves
+    frames = [prompt_scores, matrix, *([taught.teacher_labels] if taught and taught.teacher_labels is not None else [])]
+    measured["labeling"] = {**fm_usage(*frames), "labelers": measured["labelers"]}
     summary = build_summary(spec.name, {**model_ref, "alias": None}, measured["test"], measured["baselines"],
                             measured["throughput"], measured["labeling"], evaluate_gates(spec.gates, measured),
                             measured["details"].get("where_the_loss_happened"))

@@ -112,7 +112,7 @@ def build(spec: TaskSpec) -> list:
             context.log.warning(f"{spec.name}: no gold teacher: some label has under 2 gold rows to cross-fit on")
             return mlflow.record(context, spec.name, dg.Output(empty_labels(spec.label_names),
                                                                metadata={"kind": "none"}))
-        return mlflow.record(context, spec.name, dg.Output(teacher.labels, metadata={
+        return mlflow.record(context, spec.name, dg.Output(with_fm_usage(teacher.labels, model.stats), metadata={
             "kind": teacher.kind, "out_of_fold_macro_f1": dg.MetadataValue.json(teacher.scores),
             "gold_rows": int((splits["split"] == "dev").sum()), "folds": int(teacher.labels["fold"].max() + 1),
             "params": dg.MetadataValue.json(teacher.params), "fit_seconds": round(teacher.seconds, 2),
