@@ -93,15 +93,13 @@ def with_fm_sample(splits: pd.DataFrame, budget: int | None, seed: int = 0) -> p
     return splits.assign(**{FM_SAMPLE: mask})
 
 
-def fm_rows(splits: pd.DataFrame) -> pd.DataFrame:
-    """The rows the FM may label: every row without a budget, else gold, test and the pool's coverage sample."""
-    if FM_SAMPLE not in splits.columns:
-        return splits
-    return splits[splits[FM_SAMPLE].to_numpy(dtype=bool)]
-
-
 def asked(splits: pd.DataFrame) -> np.ndarray:
-    """A boolean mask over the splits' rows: the ones the FM labels."""
+    """A boolean mask over the splits' rows: the ones the FM labels (all of them without a budget)."""
     if FM_SAMPLE not in splits.columns:
         return np.ones(len(splits), dtype=bool)
     return splits[FM_SAMPLE].to_numpy(dtype=bool)
+
+
+def fm_rows(splits: pd.DataFrame) -> pd.DataFrame:
+    """The rows the FM may label: every row without a budget, else gold, test and the pool's coverage sample."""
+    return splits if FM_SAMPLE not in splits.columns else splits[asked(splits)]
