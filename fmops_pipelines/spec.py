@@ -315,6 +315,12 @@ class SpecialistSpec(_Strict):
     # against the chosen student's own recipe; it ships only when better by twice the noise
     # (specialist/gold_rows.py). false: gold only chooses, as before.
     gold_rows: bool = True
+    # A pool with more train rows than this is sampled (seeded, at random) to this many for the step's choices
+    # (teacher, anchor rows, architecture, fit, the gold rows' recipe: a dozen trainings or more); the chosen
+    # student is then refitted once on every row, each epoch this many rows long so that it trains as many steps
+    # as the trial that chose it. Choices need a sample that ranks the students, not the whole pool: the step
+    # costs about what it costs at this size, plus one training. null: every training sees the whole pool.
+    trial_rows: int | None = Field(default=5000, ge=500)
 
     @field_validator("architectures")
     @classmethod

@@ -44,6 +44,7 @@ class Distilled:
     anchor_rows: dict | None = None  # whether the rows only an anchor labelled were learned, each way's dev score
     encoder_teacher: dict | None = None  # with specialist.teacher: encoder, what the teacher scored and cost
     gold_rows: dict | None = None  # whether the gold rows taught the shipped student: each recipe's out-of-fold score
+    sampled: dict | None = None  # the pool was larger than specialist.trial_rows: chosen on a sample, refitted on all
 
 
 def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, splits: pd.DataFrame,
@@ -56,12 +57,14 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     dev = part(splits, "dev")
     dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
     prior = class_balance(dev["label"], names) if s.match_dev_prior else None
-    teacher, scores, taught = choose_teacher(s, spec.name, names, candidates, labels_frame, splits, dev_texts, y_dev,
+    # the choices are made on a sample of a large pool, the chosen student then refitted on all of it
+    trial = trial_splits(splits, s.trial_rows, s.seed) if s.teacher != "encoder" else splits
+    teacher, scores, taught = choose_teacher(s, spec.name, names, candidates, labels_frame, trial, dev_texts, y_dev,
                                              spec.label_model.select_by, device, prior, checkpoint_dir)
     labels = labels_of(labels_frame, teacher.kind)
-    anchor_rows, rows_dev, student = choose_rows(s, spec.name, names, labels, splits, prior, dev_texts, y_dev,
+    anchor_rows, rows_dev, student = choose_rows(s, spec.name, names, labels, trial, prior, dev_texts, y_dev,
                                                  taught.get(teacher.kind), checkpoint_dir, device)
-    texts, targets, unlabeled = training_rows(spec.name, labels, splits, names, prior, anchor_rows)
+    texts, targets, unlabeled = training_rows(spec.name, labels, trial, names, prior, anchor_rows)
     direct = {"ngram": student} if student else {}
     earlier = [*taught.values(), *direct.values()]  # trainings done before the candidates'
     if s.teacher == "encoder":
@@ -71,42 +74,81 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
         return Distilled(teacher, scores, selection, encoder.texts, resumed, rows_dev, encoder.summary(y_dev))
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
                                  device, trained=direct or None)
-    gold = with_gold_rows(spec, selection, texts, targets, unlabeled, dev, teacher_labels, splits, checkpoint_dir,
-                          device)
+    gold, gold_refit = with_gold_rows(spec, selection, texts, targets, unlabeled, dev, teacher_labels, trial,
+                                      checkpoint_dir, device)
+    sampled = None
+    if trial is not splits:
+        sampled = {"pool_rows": int((splits["split"] == "train").sum()), "trial_rows": s.trial_rows}
+        trial_texts = len(texts)
+        texts, targets, unlabeled = training_rows(spec.name, labels, splits, names, prior, anchor_rows)
+        sampled.update(refit_on_pool(spec, selection, gold_refit, texts, targets, unlabeled, dev, teacher_labels,
+                                     splits, trial_texts, checkpoint_dir, device, on_epoch))
     resumed = max([c.resumed_after_epoch for c in selection.candidates] + [t.resumed_after_epoch for t in earlier])
-    return Distilled(teacher, scores, selection, texts, resumed, rows_dev, gold_rows=gold)
+    return Distilled(teacher, scores, selection, texts, resumed, rows_dev, gold_rows=gold, sampled=sampled)
+
+
+def trial_splits(splits: pd.DataFrame, trial_rows: int | None, seed: int) -> pd.DataFrame:
+    """`splits` with its train rows cut to a seeded random `trial_rows` of them (the same frame when the pool is
+    no larger): what the specialist's choices are made on. The gold, dev and test rows are all kept."""
+    train = splits["split"] == "train"
+    if trial_rows is None or train.sum() <= trial_rows:
+        return splits
+    keep = splits[train].sample(n=trial_rows, random_state=seed).index
+    return splits[~train | splits.index.isin(keep)]
+
+
+def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], targets: np.ndarray,
+                  unlabeled: Sequence[str], dev: pd.DataFrame, teacher_labels: pd.DataFrame | None,
+                  splits: pd.DataFrame, trial_texts: int, checkpoint_dir: Path | None, device: str | None,
+                  on_epoch=None) -> dict:
+    """The chosen student trained again on the whole pool, its recipe and settings as chosen on the sample, each
+    epoch as long as the sample's (so early stopping and the gold rows' fixed epoch count mean the same steps),
+    over more distinct rows. It becomes the selection's chosen candidate; the sample's stays in the table."""
+    import time
+
+    s, names = spec.specialist, spec.label_names
+    chosen, start = selection.chosen, time.perf_counter()
+    if gold_refit is not None and chosen.taught_by == gold_refit[1]:
+        cross, name, how, trial = gold_refit
+        recipe = next(r for r in pool_recipes(texts, targets, unlabeled, teacher_labels, splits, names)
+                      if r.name == name)
+        refit, _ = cross.refit(recipe, how, texts, trial)
+    else:
+        from fmops_pipelines.specialist.selection import light_fitted
+
+        run_spec = light_fitted(s, chosen.architecture) if chosen.fit == "light" else s
+        dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
+        done = train_student(run_spec, names, chosen.architecture, texts, targets, unlabeled, dev_texts, y_dev,
+                             checkpoint_dir, (lambda a, row: on_epoch(f"{a}_refit", row)) if on_epoch else None, device,
+                             name=f"{chosen.key}-refit".replace("+", "_").replace("<-", "_"), epoch_rows=trial_texts)
+        refit = candidate_of(done, dev_texts, y_dev, texts, taught_by=chosen.taught_by, fit=chosen.fit)
+        refit.eligible = chosen.eligible
+    refit.refit_rows = len(texts)
+    selection.candidates.append(refit)
+    selection.chosen = refit
+    return {"refit_seconds": round(time.perf_counter() - start, 1), "refit_train_rows": len(texts),
+            "refit_dev": round(refit.dev[s.objective], 4), "sample_dev": round(chosen.dev[s.objective], 4)}
 
 
 def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str],
                    dev: pd.DataFrame, teacher_labels: pd.DataFrame | None, splits: pd.DataFrame,
-                   checkpoint_dir: Path | None, device: str | None) -> dict | None:
+                   checkpoint_dir: Path | None, device: str | None) -> tuple[dict | None, tuple | None]:
     """specialist.gold_rows over the chosen student: the recipes it is scored against, and, when one of them
-    scores better out of fold, that refit made the selection's chosen candidate (listed among the candidates)."""
+    scores better out of fold, that refit made the selection's chosen candidate (listed among the candidates).
+    Returns (the summary, how the shipped recipe was refitted: GoldRowsResult.refit)."""
     from fmops_pipelines.data.splits import gold_folds
-    from fmops_pipelines.specialist.gold_rows import (
-        both_teachers_recipe,
-        gold_teacher_recipe,
-        label_model_recipe,
-        teach_with_gold,
-    )
+    from fmops_pipelines.specialist.gold_rows import teach_with_gold
     from fmops_pipelines.supervision.gold_teacher import gold_oof
 
     s, names = spec.specialist, spec.label_names
     if not s.gold_rows:
-        return None
+        return None, None
     y_dev = label_indices(dev["label"], names)
-    # one recipe with gold: every recipe compared is one more chance for the noise of a few hundred gold rows to
-    # pick a worse one (with label_model+gold, gold_teacher+gold and both compared, sms_spam with 50 gold rows
-    # shipped a student at 0.747 test macro-F1 that replaced one at 0.831); both teachers' was never far from the
-    # best out of fold
-    recipes = [label_model_recipe(texts, targets, unlabeled, gold=False)]
+    recipes = pool_recipes(texts, targets, unlabeled, teacher_labels, splits, names)
     if teacher_labels is not None and len(teacher_labels):
         folds = dev["id"].map(gold_oof(teacher_labels).set_index("id")["fold"]).to_numpy(dtype=np.int64)
-        teacher = gold_teacher_recipe(teacher_labels, part(splits, "train")[["id", "text"]], names)
-        recipes.append(both_teachers_recipe(texts, targets, teacher))
     else:
         folds = gold_folds(y_dev, len(names), spec.splits.seed)
-        recipes.append(label_model_recipe(texts, targets, unlabeled))
     chosen = selection.chosen
     others = [c for c in selection.candidates if c.eligible and c.fit == "default" and c.taught_by == "label_model"
               and c.architecture in NGRAM_ARCHITECTURES and c.architecture != chosen.architecture]
@@ -114,7 +156,22 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
                              list(texts) or dev["text"].tolist(), checkpoint_dir, device, others)
     selection.candidates.extend(result.recipes)
     selection.chosen = result.chosen
-    return result.summary
+    return result.summary, result.refit
+
+
+def pool_recipes(texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str],
+                 teacher_labels: pd.DataFrame | None, splits: pd.DataFrame, names: list[str]) -> list:
+    """The chosen student's own recipe, then the one with gold rows it is compared with. One recipe with gold:
+    every recipe compared is one more chance for the noise of a few hundred gold rows to pick a worse one (with
+    label_model+gold, gold_teacher+gold and both compared, sms_spam with 50 gold rows shipped a student at 0.747
+    test macro-F1 that replaced one at 0.831); both teachers' was never far from the best out of fold."""
+    from fmops_pipelines.specialist.gold_rows import both_teachers_recipe, gold_teacher_recipe, label_model_recipe
+
+    recipes = [label_model_recipe(texts, targets, unlabeled, gold=False)]
+    if teacher_labels is not None and len(teacher_labels):
+        teacher = gold_teacher_recipe(teacher_labels, part(splits, "train")[["id", "text"]], names)
+        return [*recipes, both_teachers_recipe(texts, targets, teacher)]
+    return [*recipes, label_model_recipe(texts, targets, unlabeled)]
 
 
 def choose_rows(s, task: str, names: list[str], labels: pd.DataFrame, splits: pd.DataFrame, prior,

@@ -73,6 +73,8 @@ class GoldRowsResult:
     chosen: Candidate  # the shipped candidate: the chosen student, or a recipe refitted on all gold
     recipes: list[Candidate] = field(default_factory=list)  # the refitted recipe, if one ships (scored out of fold)
     summary: dict = field(default_factory=dict)
+    refit: tuple[CrossFit, str, dict, dict] | None = None  # how the shipped recipe was refitted: (its CrossFit, its
+    # name, `how`, {"pool_rows", "reps"}: the pool's rows and each gold row's repeats), to refit it on a larger pool
 
 
 @dataclass
@@ -92,9 +94,11 @@ class CrossFit:
         return [self.gold_texts[i] for i in idx]
 
     def _fit(self, recipe: Recipe, f: int, fit_idx: np.ndarray, stop_idx: np.ndarray, epochs: int | None = None,
-             keep: bool | None = None):
+             keep: bool | None = None, trial: dict | None = None):
         """One student of a recipe, early-stopped on `stop_idx` (or trained `epochs` and kept as it ends) and
-        self-trained as the chosen student was (`keep`: the folds' verdict, for the refit)."""
+        self-trained as the chosen student was (`keep`: the folds' verdict, for the refit). `trial`: the recipe was
+        scored on a sample of the pool ({"pool_rows", "reps"} there): each epoch is as long as its epochs were and
+        the gold rows keep their share of it."""
         s, base = self.spec, self.base
         run_spec = light_fitted(s, base.architecture) if base.fit == "light" else s
         cfg, train_cfg = student_configs(run_spec, self.names, base.architecture, self.device)
@@ -102,6 +106,9 @@ class CrossFit:
             train_cfg = replace(train_cfg, epochs=epochs, patience=epochs + 1, keep_last=True)
         texts, targets, unlabeled = recipe.pool(f)
         reps = repeats(len(texts), len(fit_idx)) if recipe.gold else 0
+        if trial is not None:
+            reps = max(1, round(trial["reps"] * len(texts) / max(trial["pool_rows"], 1))) if trial["reps"] else 0
+            train_cfg = replace(train_cfg, epoch_rows=trial["pool_rows"] + trial["reps"] * len(fit_idx))
         texts, targets = with_gold(texts, targets, self._texts(fit_idx), self.y_gold[fit_idx], len(self.names), reps)
         rounds: list[str] = []
 
@@ -134,14 +141,16 @@ class CrossFit:
             "oof": oof, "epochs": max(1, int(np.median(best_epochs))), "temperature": float(np.median(temperatures)),
             "self_training": 2 * sum(kept) > len(kept), "fold_best_epochs": best_epochs}
 
-    def refit(self, recipe: Recipe, how: dict, timing_texts: Sequence[str]) -> tuple[Candidate, int]:
+    def refit(self, recipe: Recipe, how: dict, timing_texts: Sequence[str], trial: dict | None = None
+              ) -> tuple[Candidate, int]:
         """The recipe on all gold and the whole pool for the folds' median epochs (its dev curve is in-sample, so
-        it neither stops nor calibrates it); the candidate carries the out-of-fold predictions and scores."""
+        it neither stops nor calibrates it); the candidate carries the out-of-fold predictions and scores.
+        `trial`: scored on a sample of the pool, refitted on all of it (_fit)."""
         from fmops_pipelines.specialist.selection import Trained, candidate_of
 
         everything = np.arange(len(self.gold_texts))
         model, history, report, reps = self._fit(recipe, -1, everything, everything, how["epochs"],
-                                                 how["self_training"])
+                                                 how["self_training"], trial)
         model.cfg.temperature = how["temperature"]
         candidate = candidate_of(Trained(self.base.architecture, model, history, report), self.gold_texts,
                                  self.y_gold, timing_texts, taught_by=recipe.name, dev_pred=how["oof"], fit=self.base.fit)
@@ -183,16 +192,17 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
         scores[name] = round(dev[objective], 4)
         summary[name] = {"fold_best_epochs": how["fold_best_epochs"], "self_training": how["self_training"]}
     winner = pick(scored, y_gold[folds != -1], folds != -1, len(names), objective, spec.seed)
-    shipped, refits = chosen, []
+    shipped, refits, refit = chosen, [], None
     if winner is not None:
         candidate, reps = fits[winner[0]].refit(winner[1], winner[3], timing_texts)
         refits.append(candidate)
         shipped = candidate
         summary["refit"] = {"gold_repeats": reps, "epochs": winner[3]["epochs"]}
+        refit = (fits[winner[0]], winner[1].name, winner[3], {"pool_rows": len(winner[1].pool(-1)[0]), "reps": reps})
     summary.update({"out_of_fold_dev": scores, "shipped": "chosen" if shipped is chosen else
                     f"{shipped.taught_by} ({shipped.key.split('<-')[0]})",
                     "seconds": round(time.perf_counter() - start, 1), "used": shipped is not chosen})
-    return GoldRowsResult(shipped, refits, summary)
+    return GoldRowsResult(shipped, refits, summary, refit)
 
 
 def pick(scored: list[tuple[str, Recipe, dict, dict]], y: np.ndarray, rows: np.ndarray, k: int, objective: str,

@@ -8,7 +8,7 @@ If none is fast enough, the fastest is returned, flagged, and the throughput gat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ class Candidate:
     dev_pred: np.ndarray | None = None  # its predicted class per dev row (what `dev` and the noise are computed from)
     taught_by: str = "label_model"  # whose labels it learned: the label model's, or the encoder teacher's
     fit: str = "default"  # "light": trained with specialist.light_fit's settings instead of its section's
+    refit_rows: int = 0  # >0: chosen on a sample of the pool (specialist.trial_rows), then refitted on this many rows
 
     @property
     def key(self) -> str:
@@ -51,7 +52,8 @@ class Candidate:
                 "best_epoch": self.history.best_epoch, "train_seconds": round(self.history.seconds, 1),
                 "train_samples_per_s": round(self.history.samples_per_s, 1),
                 "pseudo_labeled": self.self_training.pseudo_labeled,
-                "self_training_kept": self.self_training.kept_second_round, "eligible": self.eligible}
+                "self_training_kept": self.self_training.kept_second_round, "eligible": self.eligible,
+                **({"refit_rows": self.refit_rows} if self.refit_rows else {})}
 
 
 @dataclass
@@ -116,10 +118,12 @@ class Trained:
 def train_student(spec, labels: list[str], arch: str, texts: Sequence[str], soft_labels: np.ndarray,
                   unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray,
                   checkpoint_dir: Path | None = None, on_epoch=None, device: str | None = None,
-                  name: str | None = None) -> Trained:
+                  name: str | None = None, epoch_rows: int | None = None) -> Trained:
     """Train one architecture (plus the dev-gated self-training round); checkpoints are named `name` (default
-    the architecture) and the round, so a killed run resumes the very training it was killed in."""
+    the architecture) and the round, so a killed run resumes the very training it was killed in. `epoch_rows`:
+    an epoch is at most that many rows (training_loop.period_rows)."""
     cfg, train_cfg = student_configs(spec, labels, arch, device)
+    train_cfg = replace(train_cfg, epoch_rows=epoch_rows)
     histories: list[TrainHistory] = []
 
     def train(texts_, soft_):

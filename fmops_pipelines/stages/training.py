@@ -67,6 +67,7 @@ def build(spec: TaskSpec) -> list:
                 **({"anchor_rows": dg.MetadataValue.json(out.anchor_rows)} if out.anchor_rows else {}),
                 **({"encoder_teacher": dg.MetadataValue.json(out.encoder_teacher)} if out.encoder_teacher else {}),
                 **({"gold_rows": dg.MetadataValue.json(out.gold_rows)} if out.gold_rows else {}),
+                **({"sampled": dg.MetadataValue.json(out.sampled)} if out.sampled else {}),
                 "candidates": table_value(pd.DataFrame(out.selection.table())),
                 "curve": table_md(pd.DataFrame(chosen.history.epochs), 50)}), params=run_spec.specialist.model_dump())
 
