@@ -10,6 +10,7 @@ fine-tuned encoder learns the label model's labels first and teaches the fast st
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from fmops_pipelines.specialist.selection import (
     Trained,
     candidate_of,
     choose_teacher,
+    light_fitted,
     replay,
     select,
     train_and_select,
@@ -103,19 +105,17 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
                   on_epoch=None) -> dict:
     """The chosen student trained again on the whole pool, its recipe and settings as chosen on the sample, each
     epoch as long as the sample's (so early stopping and the gold rows' fixed epoch count mean the same steps),
-    over more distinct rows. It becomes the selection's chosen candidate; the sample's stays in the table."""
-    import time
-
+    over more distinct rows. It becomes the selection's chosen candidate; the sample's stays in the table. A gold
+    recipe's dev rows are in its training: it keeps the sample's out-of-fold score and reports no dev of its own."""
     s, names = spec.specialist, spec.label_names
     chosen, start = selection.chosen, time.perf_counter()
     if gold_refit is not None and chosen.taught_by == gold_refit[1]:
         cross, name, how, trial = gold_refit
         recipe = next(r for r in pool_recipes(texts, targets, unlabeled, teacher_labels, splits, names)
                       if r.name == name)
-        refit, _ = cross.refit(recipe, how, texts, trial)
+        refit, reps = cross.refit(recipe, how, texts, trial)
+        gold = {"refit_gold_repeats": reps}
     else:
-        from fmops_pipelines.specialist.selection import light_fitted
-
         run_spec = light_fitted(s, chosen.architecture) if chosen.fit == "light" else s
         dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
         done = train_student(run_spec, names, chosen.architecture, texts, targets, unlabeled, dev_texts, y_dev,
@@ -123,11 +123,12 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
                              name=f"{chosen.key}-refit".replace("+", "_").replace("<-", "_"), epoch_rows=trial_texts)
         refit = candidate_of(done, dev_texts, y_dev, texts, taught_by=chosen.taught_by, fit=chosen.fit)
         refit.eligible = chosen.eligible
+        gold = {"refit_dev": round(refit.dev[s.objective], 4)}
     refit.refit_rows = len(texts)
     selection.candidates.append(refit)
     selection.chosen = refit
     return {"refit_seconds": round(time.perf_counter() - start, 1), "refit_train_rows": len(texts),
-            "refit_dev": round(refit.dev[s.objective], 4), "sample_dev": round(chosen.dev[s.objective], 4)}
+            "sample_dev": round(chosen.dev[s.objective], 4), **gold}
 
 
 def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str],

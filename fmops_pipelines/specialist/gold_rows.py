@@ -113,7 +113,9 @@ class CrossFit:
         rounds: list[str] = []
 
         def train(texts_, targets_):
-            rounds.append(f"{recipe.name}-{base.key}-fold{f}-round{len(rounds) + 1}".replace("+", "_").replace("<-", "_"))
+            whole = "-pool" if trial is not None else ""  # the refit on the whole pool keeps its own memo
+            rounds.append(f"{recipe.name}-{base.key}-fold{f}{whole}-round{len(rounds) + 1}".replace("+", "_")
+                          .replace("<-", "_"))
             checkpoint = self.checkpoint_dir / f"{rounds[-1]}.pt" if self.checkpoint_dir else None
             return trainer(base.architecture, cfg, train_cfg, self._texts(stop_idx), self.y_gold[stop_idx],
                            checkpoint=checkpoint)(texts_, targets_)

@@ -499,14 +499,15 @@ def test_a_training_with_epoch_rows_trains_that_many_rows_per_epoch(tmp_path):
 
 def _large_pool_distillation(tmp_path, monkeypatch, gold_rows: bool):
     """sms_spam on a 1,400-row slice (~900 train rows) with specialist.trial_rows 500 (with gold rows: the word
-    n-grams alone, no self-training, to keep the cross-fitting short): (distilled, splits, spec, each student
-    training's (name, rows, epoch_rows))."""
+    n-grams alone, no self-training, to keep the cross-fitting short): (distilled, splits, each student training's
+    (name, rows, epoch_rows))."""
     import pandas as pd
 
     from fmops_pipelines.data.readers import load_dataset
     from fmops_pipelines.data.splits import make_splits, part
     from fmops_pipelines.spec import load_spec
-    from fmops_pipelines.specialist import distillation, gold_rows as gold_rows_module, selection
+    from fmops_pipelines.specialist import distillation, selection
+    from fmops_pipelines.specialist import gold_rows as gold_rows_module
     from fmops_pipelines.supervision.label_models import FittedLabelModel, LabelModelCandidates
     from tests.conftest import small_sms_spec, write_task
 
@@ -539,13 +540,13 @@ def _large_pool_distillation(tmp_path, monkeypatch, gold_rows: bool):
         return lambda texts, soft_: trainings.append(("gold", len(texts), train_cfg.epoch_rows)) or fit(texts, soft_)
 
     monkeypatch.setattr(gold_rows_module, "trainer", recorded)
-    return distillation.distill(spec, candidates, frame, splits), splits, spec, trainings
+    return distillation.distill(spec, candidates, frame, splits), splits, trainings
 
 
 def test_a_pool_past_trial_rows_is_chosen_on_a_sample_and_the_chosen_refitted_on_all(tmp_path, monkeypatch):
     """Past specialist.trial_rows, every choice's training sees a 500-row sample; the chosen student alone is
     trained again on all ~900 rows, each epoch as long as the sample, and it ships, the sample's beside it."""
-    out, splits, spec, trainings = _large_pool_distillation(tmp_path, monkeypatch, gold_rows=False)
+    out, splits, trainings = _large_pool_distillation(tmp_path, monkeypatch, gold_rows=False)
     pool = int((splits["split"] == "train").sum())
     assert pool > 900
     *trials, refit = trainings
@@ -556,8 +557,8 @@ def test_a_pool_past_trial_rows_is_chosen_on_a_sample_and_the_chosen_refitted_on
     sampled = [c for c in out.selection.candidates if c.key == chosen.key and c is not chosen]
     assert sampled and not sampled[0].refit_rows
     assert out.sampled["pool_rows"] == pool and out.sampled["trial_rows"] == 500
-    assert out.sampled["refit_train_rows"] == pool and 0 <= out.sampled["refit_dev"] <= 1
-    assert [r for r in out.selection.table() if r["chosen"]][0]["refit_rows"] == pool
+    assert out.sampled["refit_train_rows"] == pool and out.sampled["refit_dev"] == round(chosen.dev["macro_f1"], 4)
+    assert next(r for r in out.selection.table() if r["chosen"])["refit_rows"] == pool
 
 
 def test_a_gold_recipe_chosen_on_the_sample_is_refitted_on_all_with_the_gold_share_it_was_chosen_with(
@@ -568,7 +569,7 @@ def test_a_gold_recipe_chosen_on_the_sample_is_refitted_on_all_with_the_gold_sha
 
     monkeypatch.setattr(gold_rows, "pick", lambda scored, *a, **kw: max((x for x in scored if x[1].gold),
                                                                        key=lambda x: x[2]["macro_f1"]))
-    out, splits, spec, trainings = _large_pool_distillation(tmp_path, monkeypatch, gold_rows=True)
+    out, splits, trainings = _large_pool_distillation(tmp_path, monkeypatch, gold_rows=True)
     pool = int((splits["split"] == "train").sum())
     n_gold = int((splits["split"] == "dev").sum())
     chosen = out.selection.chosen
