@@ -12,9 +12,9 @@ dropped), and the first `pool - 4000` of the remaining rows, in one fixed shuffl
 pool only adds unlabelled rows, and every run is scored on the same test rows.
 
 Each (pool, budget) is one cold `fmops run` (fresh FMOPS_HOME, so every FM answer is a new call) in a child
-process of its own, which reports its own peak RSS, each step's seconds (from the Dagster run's step stats),
-the FM calls of exploration and labeling (the summary's `labeling.fm_calls`) and the held-out test macro-F1 of
-the specialist and the best prompt. Before the runs, each FM runtime's texts/s is timed on 512 of the pool's
+process of its own, which reports its own peak RSS, each step's seconds (from the Dagster run's step stats) and
+peak resident memory (sampled every 0.2 s: `mb_<step>`), the FM texts encoded (its FM cache's entries) and the
+held-out test macro-F1 of the specialist and the best prompt. Before the runs, each FM runtime's texts/s is timed on 512 of the pool's
 texts, alone. Printed at the end, from this one run: the cold lifecycle seconds at the largest pool, the
 specialist with each budget minus without one, FM calls at the largest pool over those at the smallest (per
 budget), and peak RSS at the largest pool over the smallest.
@@ -91,6 +91,29 @@ def cached_answers(path: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
 
+class RssSampler:
+    """This process's resident memory every 0.2 s (/proc/self/statm), so each step's peak can be told apart:
+    ru_maxrss is one number for the whole run, and memory freed by a step need not leave the process."""
+
+    def __init__(self, every_s: float = 0.2):
+        import threading
+
+        self.samples: list[tuple[float, int]] = []
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+        self.thread.start()
+
+    def _run(self, every_s: float) -> None:
+        while not self.stop.wait(every_s):
+            with open("/proc/self/statm") as f:
+                self.samples.append((time.time(), int(f.read().split()[1]) * self.page))
+
+    def peak_mb(self, start: float, end: float) -> int:
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return round(max(inside) / 2**20) if inside else 0
+
+
 def child(name: str) -> None:
     """One cold run in this process; prints a RESULT line of JSON."""
     import dagster as dg
@@ -101,13 +124,16 @@ def child(name: str) -> None:
     prepare_environment()
     quiet_libraries()
     spec = get_spec(name)
+    rss = RssSampler()
     start = time.perf_counter()
     with open(os.devnull, "w") as quiet:
         outcome = run_job(spec, f"{name}_lifecycle", out=quiet)
     seconds = time.perf_counter() - start
+    rss.stop.set()
     stats = dg.DagsterInstance.get().get_run_step_stats(outcome.run_id)
-    steps = {s.step_key.split("__")[-1]: round(s.end_time - s.start_time, 1) for s in stats
-             if s.start_time and s.end_time}
+    timed = [(s.step_key.split("__")[-1], s) for s in stats if s.start_time and s.end_time]
+    steps = {key: round(s.end_time - s.start_time, 1) for key, s in timed}
+    step_rss = {key: rss.peak_mb(s.start_time, s.end_time) for key, s in timed}
     summary = stored(name, "evaluation") or {}
     fm_texts = cached_answers(Path(os.environ["FMOPS_HOME"]) / "fm_cache.sqlite")
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
@@ -116,7 +142,7 @@ def child(name: str) -> None:
         "fm_calls": fm_texts,
         "specialist": (summary.get("test") or {}).get("macro_f1"),
         "best_prompt": ((summary.get("baselines") or {}).get("best_prompt") or {}).get("macro_f1"),
-        "steps": steps}), flush=True)
+        "steps": steps, "step_rss": step_rss}), flush=True)
 
 
 def main() -> None:
@@ -152,8 +178,10 @@ def main() -> None:
                 print(f"{name}: no result (exit {done.returncode}): {done.stderr[-2000:]}", flush=True)
                 continue
             result = json.loads(line[len("RESULT "):])
-            row = {"pool": pool, "budget": budget or "none", **{k: v for k, v in result.items() if k != "steps"},
-                   **{f"s_{k}": result["steps"].get(k) for k in STEPS}}
+            row = {"pool": pool, "budget": budget or "none",
+                   **{k: v for k, v in result.items() if k not in ("steps", "step_rss")},
+                   **{f"s_{k}": result["steps"].get(k) for k in STEPS},
+                   **{f"mb_{k}": result["step_rss"].get(k) for k in STEPS}}
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
             if args.csv:
