@@ -157,6 +157,7 @@ def main() -> None:
         return child(args.child)
 
     work = Path(tempfile.mkdtemp(prefix="fmops-first-mile-"))
+    print(f"runs' homes and tasks under {work} (benchmarks/specialist_trials.py re-runs a step there)", flush=True)
     assets = work / "assets"
     budgets = [None if b == "none" else int(b) for b in args.budgets]
     data = {pool: write_data(pool, work) for pool in args.pools}

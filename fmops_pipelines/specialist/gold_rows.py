@@ -73,8 +73,8 @@ class GoldRowsResult:
     chosen: Candidate  # the shipped candidate: the chosen student, or a recipe refitted on all gold
     recipes: list[Candidate] = field(default_factory=list)  # the refitted recipe, if one ships (scored out of fold)
     summary: dict = field(default_factory=dict)
-    refit: tuple[CrossFit, str, dict, dict] | None = None  # how the shipped recipe was refitted: (its CrossFit, its
-    # name, `how`, {"pool_rows", "reps"}: the pool's rows and each gold row's repeats), to refit it on a larger pool
+    refit: tuple[CrossFit, str, dict] | None = None  # how the shipped recipe was refitted (its CrossFit, its name,
+    # `how`), to refit it on the whole pool when it was chosen on a sample
 
 
 @dataclass
@@ -94,11 +94,10 @@ class CrossFit:
         return [self.gold_texts[i] for i in idx]
 
     def _fit(self, recipe: Recipe, f: int, fit_idx: np.ndarray, stop_idx: np.ndarray, epochs: int | None = None,
-             keep: bool | None = None, trial: dict | None = None):
+             keep: bool | None = None, whole_pool: bool = False):
         """One student of a recipe, early-stopped on `stop_idx` (or trained `epochs` and kept as it ends) and
-        self-trained as the chosen student was (`keep`: the folds' verdict, for the refit). `trial`: the recipe was
-        scored on a sample of the pool ({"pool_rows", "reps"} there): each epoch is as long as its epochs were and
-        the gold rows keep their share of it."""
+        self-trained as the chosen student was (`keep`: the folds' verdict, for the refit). `whole_pool`: the
+        recipe was scored on a sample of the pool and this is its refit on all of it (its own memo)."""
         s, base = self.spec, self.base
         run_spec = light_fitted(s, base.architecture) if base.fit == "light" else s
         cfg, train_cfg = student_configs(run_spec, self.names, base.architecture, self.device)
@@ -106,14 +105,11 @@ class CrossFit:
             train_cfg = replace(train_cfg, epochs=epochs, patience=epochs + 1, keep_last=True)
         texts, targets, unlabeled = recipe.pool(f)
         reps = repeats(len(texts), len(fit_idx)) if recipe.gold else 0
-        if trial is not None:
-            reps = max(1, round(trial["reps"] * len(texts) / max(trial["pool_rows"], 1))) if trial["reps"] else 0
-            train_cfg = replace(train_cfg, epoch_rows=trial["pool_rows"] + trial["reps"] * len(fit_idx))
         texts, targets = with_gold(texts, targets, self._texts(fit_idx), self.y_gold[fit_idx], len(self.names), reps)
         rounds: list[str] = []
 
         def train(texts_, targets_):
-            whole = "-pool" if trial is not None else ""  # the refit on the whole pool keeps its own memo
+            whole = "-pool" if whole_pool else ""
             rounds.append(f"{recipe.name}-{base.key}-fold{f}{whole}-round{len(rounds) + 1}".replace("+", "_")
                           .replace("<-", "_"))
             checkpoint = self.checkpoint_dir / f"{rounds[-1]}.pt" if self.checkpoint_dir else None
@@ -143,16 +139,16 @@ class CrossFit:
             "oof": oof, "epochs": max(1, int(np.median(best_epochs))), "temperature": float(np.median(temperatures)),
             "self_training": 2 * sum(kept) > len(kept), "fold_best_epochs": best_epochs}
 
-    def refit(self, recipe: Recipe, how: dict, timing_texts: Sequence[str], trial: dict | None = None
+    def refit(self, recipe: Recipe, how: dict, timing_texts: Sequence[str], whole_pool: bool = False
               ) -> tuple[Candidate, int]:
         """The recipe on all gold and the whole pool for the folds' median epochs (its dev curve is in-sample, so
         it neither stops nor calibrates it); the candidate carries the out-of-fold predictions and scores.
-        `trial`: scored on a sample of the pool, refitted on all of it (_fit)."""
+        `whole_pool`: scored on a sample of the pool (specialist.trial_rows), refitted on all of it."""
         from fmops_pipelines.specialist.selection import Trained, candidate_of
 
         everything = np.arange(len(self.gold_texts))
         model, history, report, reps = self._fit(recipe, -1, everything, everything, how["epochs"],
-                                                 how["self_training"], trial)
+                                                 how["self_training"], whole_pool)
         model.cfg.temperature = how["temperature"]
         candidate = candidate_of(Trained(self.base.architecture, model, history, report), self.gold_texts,
                                  self.y_gold, timing_texts, taught_by=recipe.name, dev_pred=how["oof"], fit=self.base.fit)
@@ -200,7 +196,7 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
         refits.append(candidate)
         shipped = candidate
         summary["refit"] = {"gold_repeats": reps, "epochs": winner[3]["epochs"]}
-        refit = (fits[winner[0]], winner[1].name, winner[3], {"pool_rows": len(winner[1].pool(-1)[0]), "reps": reps})
+        refit = (fits[winner[0]], winner[1].name, winner[3])
     summary.update({"out_of_fold_dev": scores, "shipped": "chosen" if shipped is chosen else
                     f"{shipped.taught_by} ({shipped.key.split('<-')[0]})",
                     "seconds": round(time.perf_counter() - start, 1), "used": shipped is not chosen})

@@ -8,7 +8,7 @@ If none is fast enough, the fastest is returned, flagged, and the throughput gat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ NGRAM_ARCHITECTURES = ("ngram", "ngram_char")  # the fast students: one network,
 @dataclass
 class Candidate:
     architecture: str
-    model: Student
+    model: Student | None  # None once released (Selection.release): only the chosen one's is kept
     history: TrainHistory
     self_training: SelfTrainingReport
     dev: dict[str, float]
@@ -64,6 +64,13 @@ class Selection:
 
     def table(self) -> list[dict]:
         return [{**c.row(), "chosen": c is self.chosen} for c in self.candidates]
+
+    def release(self) -> None:
+        """Drop every candidate's model but the chosen one's: the table needs only their scores, and each n-gram
+        student holds a 2**20-row table per n-gram family (64-128 MB) the rest of the step would carry."""
+        for c in self.candidates:
+            if c is not self.chosen:
+                c.model = None
 
 
 def student_configs(spec, labels: list[str], architecture: str,
@@ -118,12 +125,10 @@ class Trained:
 def train_student(spec, labels: list[str], arch: str, texts: Sequence[str], soft_labels: np.ndarray,
                   unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray,
                   checkpoint_dir: Path | None = None, on_epoch=None, device: str | None = None,
-                  name: str | None = None, epoch_rows: int | None = None) -> Trained:
+                  name: str | None = None) -> Trained:
     """Train one architecture (plus the dev-gated self-training round); checkpoints are named `name` (default
-    the architecture) and the round, so a killed run resumes the very training it was killed in. `epoch_rows`:
-    an epoch is at most that many rows (training_loop.period_rows)."""
+    the architecture) and the round, so a killed run resumes the very training it was killed in."""
     cfg, train_cfg = student_configs(spec, labels, arch, device)
-    train_cfg = replace(train_cfg, epoch_rows=epoch_rows)
     histories: list[TrainHistory] = []
 
     def train(texts_, soft_):

@@ -42,8 +42,6 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels where torch has them (deterministic_algorithms)
     keep_last: bool = False  # True: train exactly `epochs` and keep the last weights (a refit whose epoch count
     # was chosen on held-out rows: its own dev rows fitted it, so they cannot choose)
-    epoch_rows: int | None = None  # an epoch is at most this many rows (period_rows): a refit on a pool larger than
-    # the sample its settings were chosen on trains as many steps per epoch as the trials did, on more rows
 
     def torch_device(self):
         import torch
@@ -153,15 +151,6 @@ def epoch_batches(rng: np.random.Generator, n_rows: int, batch_size: int,
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def period_rows(seed: int, epoch: int, n_rows: int, epoch_rows: int) -> np.ndarray:
-    """The rows of epoch `epoch` (1-based) when an epoch is at most `epoch_rows` of `n_rows` rows: each pass is a
-    seeded permutation of every row cut into near-equal periods, so every row is seen once per pass, and an epoch's
-    rows follow from its number alone (a resumed training draws the same ones)."""
-    per_pass = -(-n_rows // epoch_rows)
-    pass_, i = divmod(epoch - 1, per_pass)
-    return np.array_split(np.random.default_rng([seed, pass_]).permutation(n_rows), per_pass)[i]
-
-
 def _save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -223,27 +212,18 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
             history.resumed_after_epoch = state["epoch"]
     packed_best = None  # (epoch, best_state as changed rows): packed once however many checkpoints carry it
     start = last_saved = time.perf_counter()
-    seen = 0  # samples trained on in this call
     every_s = checkpoint_every_s()
-    periods = bool(train_cfg.epoch_rows) and n_rows > train_cfg.epoch_rows
-    per_epoch = -(-n_rows // -(-n_rows // train_cfg.epoch_rows)) if periods else n_rows  # the longest period
     # at most this many samples: early stopping ends most trainings sooner, so the ETA is an upper bound
-    tracker = progress.track("training", per_epoch * (train_cfg.epochs - first_epoch + 1), "samples")
+    tracker = progress.track("training", n_rows * (train_cfg.epochs - first_epoch + 1), "samples")
     tracker.bounded = True
     student = checkpoint.stem if checkpoint else "a student"  # e.g. ngram_char-round1, teacher-stacked-round1
     for epoch in range(first_epoch, train_cfg.epochs + 1):
         if stale >= train_cfg.patience:
             break
         net.train()
-        total, rows = 0.0, period_rows(train_cfg.seed, epoch, n_rows, train_cfg.epoch_rows) if periods else None
+        total = 0.0
         tracker.what = f"training {student} on {device.type}, epoch {epoch}/{train_cfg.epochs}"
-        if rows is None:
-            batches = epoch_batches(rng, n_rows, train_cfg.batch_size, lengths)
-        else:
-            batches = [rows[b] for b in epoch_batches(rng, len(rows), train_cfg.batch_size,
-                                                      None if lengths is None else lengths[rows])]
-        seen += n_rows if rows is None else len(rows)
-        for idx in batches:
+        for idx in epoch_batches(rng, n_rows, train_cfg.batch_size, lengths):
             tracker.advance(len(idx))
             loss = batch_loss(idx)
             for opt in optimizers:
@@ -257,7 +237,7 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
         net.eval()
         dev_pred = predict_dev()
         dev_f1 = float(f1_score(y_dev, dev_pred, average="macro", labels=range(n_classes), zero_division=0))
-        row = {"epoch": epoch, "train_loss": total / max(n_rows if rows is None else len(rows), 1), "dev_macro_f1": dev_f1,
+        row = {"epoch": epoch, "train_loss": total / max(n_rows, 1), "dev_macro_f1": dev_f1,
                "dev_accuracy": float((dev_pred == y_dev).mean())}
         history.epochs.append(row)
         if dev_f1 > history.best_dev_macro_f1 + 1e-4 or best_state is None or train_cfg.keep_last:
@@ -285,7 +265,8 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
             on_epoch(row)
     tracker.finish()
     history.seconds = time.perf_counter() - start
-    history.samples_per_s = seen / max(history.seconds, 1e-9)
+    ran = len(history.epochs) - (first_epoch - 1)  # epochs trained in this call (not the resumed ones)
+    history.samples_per_s = n_rows * ran / max(history.seconds, 1e-9)
     net.load_state_dict(best_state)
     net.eval()
     if memo is not None:

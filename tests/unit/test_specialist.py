@@ -382,15 +382,17 @@ def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monke
     assert trainings == ["teacher-majority_vote", "teacher-snorkel", None, "ngram-light", "ngram_char-light"]
     word, char, word_light, char_light = out.selection.candidates
     assert [c.key for c in out.selection.candidates] == ["ngram", "ngram_char", "ngram+light", "ngram_char+light"]
-    assert word.model.cfg.char_ngrams is None and char.model.cfg.char_ngrams == (2, 4)
     # the simplest within dev's noise of the best: the faster architecture first, its own fit before the light one
     simplest_first = [word, word_light, char, char_light]
     assert out.selection.chosen is next(c for c in simplest_first if c.noise["within_noise_of_best"])
+    # only the chosen candidate keeps its model (each holds a 2**20-row table); the others keep their scores
+    assert [c.model is not None for c in out.selection.candidates] == [c is out.selection.chosen
+                                                                       for c in out.selection.candidates]
     dev = part(splits, "dev")
     fresh = real(spec.specialist, spec.label_names, "ngram", out.texts, np.eye(2)[y] * 0.8 + 0.1,
                  [], dev["text"].tolist(), label_indices(dev["label"], spec.label_names))
-    texts = part(splits, "test")["text"].tolist()[:50]
-    assert np.allclose(word.model.predict_proba(texts), fresh.model.predict_proba(texts), atol=1e-6)
+    assert np.array_equal(word.dev_pred, fresh.model.predict_proba(dev["text"].tolist()).argmax(axis=1))
+    assert word.history.epochs == fresh.history.epochs
 
 
 def test_deterministic_mode_holds_while_training_and_is_restored(tmp_path, monkeypatch):
@@ -463,44 +465,10 @@ def test_dev_decides_whether_the_student_learns_the_rows_only_the_anchor_labelle
     assert len(out.texts) == (len(y) if learned else int(covered.sum()))
 
 
-def test_an_epoch_of_a_large_pool_is_a_period_and_each_pass_sees_every_row_once():
-    """period_rows: epochs cut each seeded pass over the rows into near-equal periods of at most epoch_rows; the
-    same epoch number always draws the same rows (a resumed training), another pass another order."""
-    from fmops_pipelines.specialist.training_loop import period_rows
-
-    n, cap = 1050, 400  # three periods of 350 per pass
-    first = [period_rows(0, e, n, cap) for e in (1, 2, 3)]
-    assert [len(p) for p in first] == [350, 350, 350]
-    assert sorted(np.concatenate(first).tolist()) == list(range(n))
-    assert np.array_equal(period_rows(0, 2, n, cap), first[1])
-    assert not np.array_equal(period_rows(0, 4, n, cap), first[0])  # pass 2, its own permutation
-    assert sorted(np.concatenate([period_rows(0, e, n, cap) for e in (4, 5, 6)]).tolist()) == list(range(n))
-
-
-def test_a_training_with_epoch_rows_trains_that_many_rows_per_epoch(tmp_path):
-    """TrainConfig.epoch_rows: a student over more rows than that sees that many per epoch (its samples/s count
-    those), and without it, every row each epoch."""
-    from fmops_pipelines.specialist import training_loop
-
-    data = sms_student_data(tmp_path)
-    seen = []
-    real = training_loop.epoch_batches
-    try:
-        training_loop.epoch_batches = lambda rng, n, *a, **kw: seen.append(n) or real(rng, n, *a, **kw)
-        for rows in (None, 100):
-            train_ngram(NgramConfig(labels=data["labels"]), TrainConfig(epochs=2, patience=3, epoch_rows=rows),
-                        data["texts"], data["soft"], data["dev"], data["y_dev"])
-    finally:
-        training_loop.epoch_batches = real
-    n = len(data["texts"])
-    assert n > 200 and seen[:2] == [n, n]
-    assert all(90 <= s <= 100 for s in seen[2:]) and len(seen) == 4
-
-
-def _large_pool_distillation(tmp_path, monkeypatch, gold_rows: bool):
+def _large_pool_distillation(tmp_path, monkeypatch, gold_rows: bool) -> dict:
     """sms_spam on a 1,400-row slice (~900 train rows) with specialist.trial_rows 500 (with gold rows: the word
-    n-grams alone, no self-training, to keep the cross-fitting short): (distilled, splits, each student training's
-    (name, rows, epoch_rows))."""
+    n-grams alone, no self-training, to keep the cross-fitting short). Returns the distilled result, splits,
+    spec, the label model's soft labels per train row and each student training's (name, rows)."""
     import pandas as pd
 
     from fmops_pipelines.data.readers import load_dataset
@@ -522,8 +490,7 @@ def _large_pool_distillation(tmp_path, monkeypatch, gold_rows: bool):
     df = load_dataset(spec)
     splits = make_splits(df, spec.splits)
     train = part(splits, "train").merge(df[["id", "label"]].rename(columns={"label": "gold"}), on="id")
-    y = label_indices(train["gold"], spec.label_names)
-    soft = np.eye(2)[y] * 0.8 + 0.1
+    soft = np.eye(2)[label_indices(train["gold"], spec.label_names)] * 0.8 + 0.1
     frame = pd.DataFrame({"id": train["id"], "covered": True, "p_ham": soft[:, 0], "p_spam": soft[:, 1],
                           "label_model": "majority_vote"})
     candidates = LabelModelCandidates({"majority_vote": FittedLabelModel("majority_vote", 2, np.array([0.87, 0.13]))},
@@ -532,51 +499,63 @@ def _large_pool_distillation(tmp_path, monkeypatch, gold_rows: bool):
     for module in (selection, distillation):
         real = selection.train_student if module is selection else distillation.train_student
         monkeypatch.setattr(module, "train_student", lambda *a, _real=real, **kw: trainings.append(
-            (kw.get("name"), len(a[3]), kw.get("epoch_rows"))) or _real(*a, **kw))
+            (kw.get("name"), len(a[3]))) or _real(*a, **kw))
     real_trainer = gold_rows_module.trainer
 
     def recorded(arch, cfg, train_cfg, *a, **kw):
         fit = real_trainer(arch, cfg, train_cfg, *a, **kw)
-        return lambda texts, soft_: trainings.append(("gold", len(texts), train_cfg.epoch_rows)) or fit(texts, soft_)
+        return lambda texts, soft_: trainings.append(("gold", len(texts), train_cfg.epochs)) or fit(texts, soft_)
 
     monkeypatch.setattr(gold_rows_module, "trainer", recorded)
-    return distillation.distill(spec, candidates, frame, splits), splits, trainings
+    out = distillation.distill(spec, candidates, frame, splits)
+    return {"out": out, "splits": splits, "spec": spec, "soft": dict(zip(train["text"], soft, strict=False)),
+            "trainings": trainings}
 
 
 def test_a_pool_past_trial_rows_is_chosen_on_a_sample_and_the_chosen_refitted_on_all(tmp_path, monkeypatch):
     """Past specialist.trial_rows, every choice's training sees a 500-row sample; the chosen student alone is
-    trained again on all ~900 rows, each epoch as long as the sample, and it ships, the sample's beside it."""
-    out, splits, trainings = _large_pool_distillation(tmp_path, monkeypatch, gold_rows=False)
+    trained again on all ~900 rows, exactly as the step trains it without a sample, and it ships, the sample's
+    beside it with its model released."""
+    from fmops_pipelines.data.splits import part
+    from fmops_pipelines.specialist.selection import train_student
+
+    run = _large_pool_distillation(tmp_path, monkeypatch, gold_rows=False)
+    out, splits, spec = run["out"], run["splits"], run["spec"]
     pool = int((splits["split"] == "train").sum())
     assert pool > 900
-    *trials, refit = trainings
-    assert all(rows == 500 and epoch_rows is None for _, rows, epoch_rows in trials)
-    assert refit[1:] == (pool, 500) and refit[0].endswith("-refit")
+    *trials, refit = run["trainings"]
+    assert all(rows == 500 for _, rows in trials)
     chosen = out.selection.chosen
+    assert refit == (f"{chosen.key}-refit", pool)
     assert chosen.refit_rows == pool == len(out.texts) and chosen in out.selection.candidates
-    sampled = [c for c in out.selection.candidates if c.key == chosen.key and c is not chosen]
-    assert sampled and not sampled[0].refit_rows
+    sampled = next(c for c in out.selection.candidates if c.key == chosen.key and c is not chosen)
+    assert not sampled.refit_rows and sampled.model is None
     assert out.sampled["pool_rows"] == pool and out.sampled["trial_rows"] == 500
     assert out.sampled["refit_train_rows"] == pool and out.sampled["refit_dev"] == round(chosen.dev["macro_f1"], 4)
     assert next(r for r in out.selection.table() if r["chosen"])["refit_rows"] == pool
+    dev = part(splits, "dev")
+    fresh = train_student(spec.specialist, spec.label_names, chosen.architecture, out.texts,
+                          np.array([run["soft"][t] for t in out.texts]), [], dev["text"].tolist(),
+                          label_indices(dev["label"], spec.label_names))
+    texts = part(splits, "test")["text"].tolist()[:50]
+    assert np.allclose(chosen.model.predict_proba(texts), fresh.model.predict_proba(texts), atol=1e-6)
 
 
-def test_a_gold_recipe_chosen_on_the_sample_is_refitted_on_all_with_the_gold_share_it_was_chosen_with(
-        tmp_path, monkeypatch):
-    """When the gold rows' recipe wins on the sample, the refit on the whole pool repeats each gold row more times
-    (the same share of every epoch) and trains the folds' epochs, each as long as the sample's refit was."""
+def test_a_gold_recipe_chosen_on_the_sample_is_refitted_on_the_whole_pool(tmp_path, monkeypatch):
+    """When the gold rows' recipe wins on the sample, it is refitted on the whole pool with the gold rows repeated
+    as for that pool, for the epoch count the sample's folds chose."""
     from fmops_pipelines.specialist import gold_rows
 
     monkeypatch.setattr(gold_rows, "pick", lambda scored, *a, **kw: max((x for x in scored if x[1].gold),
                                                                        key=lambda x: x[2]["macro_f1"]))
-    out, splits, trainings = _large_pool_distillation(tmp_path, monkeypatch, gold_rows=True)
+    run = _large_pool_distillation(tmp_path, monkeypatch, gold_rows=True)
+    out, splits = run["out"], run["splits"]
     pool = int((splits["split"] == "train").sum())
     n_gold = int((splits["split"] == "dev").sum())
     chosen = out.selection.chosen
     assert chosen.taught_by == "label_model+gold" and chosen.refit_rows == pool
-    sample_refit, full_refit = [t for t in trainings if t[0] == "gold"][-2:]
-    reps = gold_rows.repeats(500, n_gold)
-    assert sample_refit == ("gold", 500 + reps * n_gold, None)
-    full_reps = round(reps * pool / 500)
-    assert full_refit == ("gold", pool + full_reps * n_gold, 500 + reps * n_gold)
-    assert out.gold_rows["refit"]["epochs"] == len(chosen.history.epochs)
+    epochs = out.gold_rows["refit"]["epochs"]
+    sample_refit, whole_refit = [t for t in run["trainings"] if t[0] == "gold"][-2:]
+    assert sample_refit == ("gold", 500 + gold_rows.repeats(500, n_gold) * n_gold, epochs)
+    assert whole_refit == ("gold", pool + gold_rows.repeats(pool, n_gold) * n_gold, epochs)
+    assert out.sampled["refit_gold_repeats"] == gold_rows.repeats(pool, n_gold) and "refit_dev" not in out.sampled
