@@ -317,9 +317,9 @@ class SpecialistSpec(_Strict):
     gold_rows: bool = True
     # A pool with more train rows than this is sampled (seeded, at random) to this many for the step's choices
     # (teacher, anchor rows, architecture, fit, the gold rows' recipe: a dozen trainings or more); the chosen
-    # student is then refitted once on every row, each epoch this many rows long so that it trains as many steps
-    # as the trial that chose it. Choices need a sample that ranks the students, not the whole pool: the step
-    # costs about what it costs at this size, plus one training. null: every training sees the whole pool.
+    # student is then trained once more on every row, as it would be without a sample. Choices need a sample that
+    # ranks the students, not the whole pool: the step costs about what it costs at this size, plus one training
+    # (SST-2 phrases, 65k rows: 129 s against 528 s, test macro-F1 0.758 vs 0.759). null: every training sees all.
     trial_rows: int | None = Field(default=5000, ge=500)
 
     @field_validator("architectures")
