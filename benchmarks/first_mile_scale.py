@@ -14,8 +14,8 @@ pool only adds unlabelled rows, and every run is scored on the same test rows.
 Each (pool, budget) is one cold `fmops run` (fresh FMOPS_HOME, so every FM answer is a new call) in a child
 process of its own, which reports its own peak RSS, each step's seconds (from the Dagster run's step stats) and
 peak resident memory (sampled every 0.2 s: `mb_<step>`), the FM texts encoded (its FM cache's entries) and the
-held-out test macro-F1 of the specialist and the best prompt. Before the runs, each FM runtime's texts/s is timed on 512 of the pool's
-texts, alone. Printed at the end, from this one run: the cold lifecycle seconds at the largest pool, the
+held-out test macro-F1 of the specialist and the best prompt. Before the runs, each FM runtime's texts/s is
+timed on 512 of the pool's texts, alone. Printed at the end, from this one run: the cold lifecycle seconds at the largest pool, the
 specialist with each budget minus without one, FM calls at the largest pool over those at the smallest (per
 budget), and peak RSS at the largest pool over the smallest.
 """
