@@ -192,25 +192,36 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
                 on_epoch(row)
             return history
     optimizers = optimizers() if callable(optimizers) else optimizers
-    initial = {k: v.detach().clone() for k, v in net.state_dict().items()} if memo or checkpoint else {}
+    initial = sparse_state.InitialWeights(net, keep_dense=bool(memo or checkpoint))
+    try:
+        return _epochs(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg,
+                       device, fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo, initial)
+    finally:
+        initial.close()
+
+
+def _epochs(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,
+            fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo, initial) -> TrainHistory:
+    """The epochs of one training; the best epoch's weights are kept packed against `initial` (its changed rows)."""
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
     history = TrainHistory(device=str(device))
     best_state, stale, first_epoch = None, 0, 1
     if checkpoint and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["fingerprint"] == fingerprint_ and sparse_state.drawn_alike(state.get("initial", {}), initial):
-            net.load_state_dict(sparse_state.unpack_weights(state["net"], initial))
+        if state["fingerprint"] == fingerprint_ and initial.drawn_alike(state.get("initial", {})):
+            initial.touch_packed(state["net"])  # the net still holds its initial weights: record them first
+            initial.touch_packed(state["best_state"])
+            sparse_state.load_into(net, state["net"])
             for obj, obj_state in zip([*optimizers, *schedulers], state["optimizers"]):
                 obj.load_state_dict(sparse_state.unpack_zeros(obj_state))
             rng.bit_generator.state = state["numpy_rng"]
             torch.set_rng_state(state["torch_rng"])
-            best_state = sparse_state.unpack_weights(state["best_state"], initial)
+            best_state = state["best_state"]
             stale, first_epoch = state["stale"], state["epoch"] + 1
             history.epochs, history.best_epoch, history.best_dev_macro_f1 = (
                 state["epochs"], state["best_epoch"], state["best_dev_macro_f1"])
             history.resumed_after_epoch = state["epoch"]
-    packed_best = None  # (epoch, best_state as changed rows): packed once however many checkpoints carry it
     start = last_saved = time.perf_counter()
     every_s = checkpoint_every_s()
     # at most this many samples: early stopping ends most trainings sooner, so the ETA is an upper bound
@@ -240,24 +251,21 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
         row = {"epoch": epoch, "train_loss": total / max(n_rows, 1), "dev_macro_f1": dev_f1,
                "dev_accuracy": float((dev_pred == y_dev).mean())}
         history.epochs.append(row)
-        if dev_f1 > history.best_dev_macro_f1 + 1e-4 or best_state is None or train_cfg.keep_last:
+        improved = dev_f1 > history.best_dev_macro_f1 + 1e-4 or best_state is None or train_cfg.keep_last
+        if improved:
             history.best_epoch, history.best_dev_macro_f1 = epoch, dev_f1
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best_state = initial.pack(net.state_dict())
             stale = 0
         else:
             stale += 1
         if checkpoint and time.perf_counter() - last_saved >= every_s:
-            packed = sparse_state.pack_weights(net.state_dict(), initial)
-            if packed_best is None or packed_best[0] != history.best_epoch:  # rows are copies; the rest is not
-                packed_best = (history.best_epoch, {k: v if isinstance(v, sparse_state.Rows) else best_state[k]
-                                                    for k, v in packed.items()} if history.best_epoch == epoch
-                               else sparse_state.pack_weights(best_state, initial))
+            packed = best_state if improved else initial.pack(net.state_dict())
             _save_checkpoint(checkpoint, {
-                "fingerprint": fingerprint_, "initial": sparse_state.reference_checksums(packed, initial),
+                "fingerprint": fingerprint_, "initial": initial.reference_checksums(packed),
                 "epoch": epoch, "net": packed,
                 "optimizers": [sparse_state.pack_zeros(obj.state_dict()) for obj in [*optimizers, *schedulers]],
                 "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "best_state": packed_best[1],
+                "best_state": best_state,
                 "stale": stale, "epochs": history.epochs, "best_epoch": history.best_epoch,
                 "best_dev_macro_f1": history.best_dev_macro_f1})
             last_saved = time.perf_counter()
@@ -267,7 +275,7 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
     history.seconds = time.perf_counter() - start
     ran = len(history.epochs) - (first_epoch - 1)  # epochs trained in this call (not the resumed ones)
     history.samples_per_s = n_rows * ran / max(history.seconds, 1e-9)
-    net.load_state_dict(best_state)
+    initial.restore(net, best_state)
     net.eval()
     if memo is not None:
         training_memo.save(memo, fingerprint_, initial, net.state_dict(), asdict(history))

@@ -26,12 +26,12 @@ def memo_path(checkpoint: Path) -> Path:
     return checkpoint.with_suffix(".memo")
 
 
-def save(path: Path, fingerprint: str, initial: dict[str, torch.Tensor], final: dict[str, torch.Tensor],
+def save(path: Path, fingerprint: str, initial: sparse_state.InitialWeights, final: dict[str, torch.Tensor],
          history: dict) -> None:
     """Write the memo atomically: the large tensors' changed rows, the others whole."""
     state = {"format": FORMAT, "torch": torch.__version__, "fingerprint": fingerprint,
-             "initial": sparse_state.checksums(initial),
-             "weights": {k: _cpu(v) for k, v in sparse_state.pack_weights(final, initial).items()}, "history": history}
+             "initial": initial.checksums,
+             "weights": {k: _cpu(v) for k, v in initial.pack(final).items()}, "history": history}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
@@ -58,5 +58,5 @@ def load(path: Path, net: torch.nn.Module, fingerprint: str) -> dict | None:
             or not sparse_state.same_start(state["initial"], sparse_state.checksums(initial))
             or set(state["weights"]) != set(initial)):
         return None
-    net.load_state_dict(sparse_state.unpack_weights(state["weights"], initial))
+    sparse_state.load_into(net, state["weights"])
     return state["history"]
