@@ -1,11 +1,13 @@
 """How the n-gram student's training slows beside busy processes, by torch threads and OpenMP wait policy.
 
 Trains the shipped sms_spam n-gram student (its spec, gold train labels smoothed to soft labels, no
-self-training) with 1 thread and with every core, under OMP_WAIT_POLICY=ACTIVE (spinning, libgomp's
-behaviour when unset) and PASSIVE (what fmops picks on a loaded machine, fmops_pipelines/__init__.py), each
-in its own process (the policy is read when torch loads), first on an otherwise idle machine, then with `--busy` pure-Python
-spin loops beside it. Torch's intra-op pool splits each op of a batch across threads that wait for each
-other; the student's ops are tiny, so a descheduled thread stalls the team.
+self-training) with 1 thread and with every core, under OMP_WAIT_POLICY=ACTIVE with libgomp's own spin count
+(30 billion spins: minutes), ACTIVE with fmops's bounded GOMP_SPINCOUNT (what fmops picks on an idle machine)
+and PASSIVE (what it picks on a loaded one, fmops_pipelines/__init__.py), each in its own process (the policy
+is read when torch loads), first on an otherwise idle machine, then with `--busy` pure-Python spin loops beside
+it. Torch's intra-op pool splits each op of a batch across threads that wait for each other; the student's ops
+are tiny, so a descheduled thread stalls the team. `idle cpu s`: the CPU seconds the process burns in the 3 s
+after its trainings while it does nothing (its OpenMP threads still spinning).
 
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/student_threads.py [--busy 4]
 """
@@ -16,6 +18,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -23,6 +26,7 @@ import time
 import numpy as np
 import torch
 
+from fmops_pipelines import SPIN_COUNT
 from fmops_pipelines.data.readers import load_dataset
 from fmops_pipelines.data.splits import label_indices, make_splits, part
 from fmops_pipelines.spec import get_spec
@@ -55,6 +59,10 @@ def measure(busy_n: int) -> dict:
             "y_dev": label_indices(dev["label"], spec.label_names)}
     settings = sorted({1, os.cpu_count() or 1})
     alone = {t: train_seconds(data, t) for t in settings}
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    time.sleep(3)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    idle = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     busy = [mp.Process(target=spin, daemon=True) for _ in range(busy_n)]
     for p in busy:
         p.start()
@@ -63,7 +71,8 @@ def measure(busy_n: int) -> dict:
     finally:
         for p in busy:
             p.terminate()
-    return {"rows": len(data["texts"]), "results": {t: [alone[t][0], loaded[t][0], alone[t][1]] for t in settings}}
+    return {"rows": len(data["texts"]), "idle_cpu_s": idle,
+            "results": {t: [alone[t][0], loaded[t][0], alone[t][1]] for t in settings}}
 
 
 def main() -> None:
@@ -75,13 +84,18 @@ def main() -> None:
         print(json.dumps(measure(args.busy)))
         return
     print(f"machine: {os.cpu_count()} cores; torch {torch.__version__}; load before {os.getloadavg()[0]:.2f}")
-    print(f"{'policy':>8} {'threads':>8} {'alone s':>9} {f'+{args.busy} busy s':>12} {'slow-down':>10} "
-          f"{'dev macro-F1':>13}")
-    for policy in ("ACTIVE", "PASSIVE"):
-        out = subprocess.run([sys.executable, __file__, "--busy", str(args.busy), "--child"], check=True, text=True,
-                             capture_output=True, env={**os.environ, "OMP_WAIT_POLICY": policy}).stdout
-        for t, (alone, loaded, f1) in json.loads(out.strip().splitlines()[-1])["results"].items():
-            print(f"{policy:>8} {t:>8} {alone:>9.1f} {loaded:>12.1f} {loaded / alone:>9.2f}x {f1:>13.3f}")
+    print(f"{'policy':>22} {'threads':>8} {'alone s':>9} {f'+{args.busy} busy s':>12} {'slow-down':>10} "
+          f"{'dev macro-F1':>13} {'idle cpu s':>11}")
+    ours = ("FMOPS_OMP_WAIT_POLICY", "FMOPS_GOMP_SPINCOUNT", "GOMP_SPINCOUNT")  # the child keeps what it is given
+    base = {k: v for k, v in os.environ.items() if k not in ours}
+    for name, policy, spins in (("ACTIVE", "ACTIVE", None), (f"ACTIVE, spins {SPIN_COUNT}", "ACTIVE", SPIN_COUNT),
+                                ("PASSIVE", "PASSIVE", None)):
+        env = {**base, "OMP_WAIT_POLICY": policy, **({"GOMP_SPINCOUNT": spins} if spins else {})}
+        out = json.loads(subprocess.run([sys.executable, __file__, "--busy", str(args.busy), "--child"], check=True,
+                                        text=True, capture_output=True, env=env).stdout.strip().splitlines()[-1])
+        for t, (alone, loaded, f1) in out["results"].items():
+            print(f"{name:>22} {t:>8} {alone:>9.1f} {loaded:>12.1f} {loaded / alone:>9.2f}x {f1:>13.3f} "
+                  f"{out['idle_cpu_s']:>11.2f}")
 
 
 if __name__ == "__main__":

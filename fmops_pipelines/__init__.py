@@ -5,6 +5,9 @@ import os
 __version__ = "0.1.0"
 
 
+SPIN_COUNT = "1000000"  # libgomp spins before a thread sleeps under ACTIVE: ~30 ms on this 2-core host
+
+
 def _openmp_wait_policy() -> None:
     """Spin (ACTIVE) on an idle machine, sleep (PASSIVE) on a loaded one, decided per process before torch loads.
 
@@ -27,4 +30,25 @@ def _openmp_wait_policy() -> None:
     os.environ["FMOPS_OMP_WAIT_POLICY"] = "auto"  # children decide again by their own load
 
 
+def _bounded_spinning() -> None:
+    """Under ACTIVE, spin SPIN_COUNT times before sleeping (GOMP_SPINCOUNT, unless the user set it).
+
+    libgomp's own count under ACTIVE is 30 billion spins (minutes), so a process that used torch and then waits
+    (a Celery worker between tasks, a parent waiting on its child) kept a core busy for nothing: 3.0 of 3 idle
+    seconds here, and a benchmark's parent that had timed the FM once slowed every run it then waited on.
+    Bounded, it burns 0.02 s of them, and training, whose parallel regions follow each other within
+    microseconds, still spins: the sms_spam student alone on 2 threads 2.6 s, 2.8 s unbounded, 4.1 s PASSIVE
+    (benchmarks/student_threads.py). PASSIVE gets no count: one would make it spin.
+    """
+    if os.environ.get("GOMP_SPINCOUNT") and os.environ.get("FMOPS_GOMP_SPINCOUNT") != "auto":
+        return
+    if os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "ACTIVE":
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+        os.environ["FMOPS_GOMP_SPINCOUNT"] = "auto"  # fmops's, not the user's: children decide again
+    else:
+        os.environ.pop("GOMP_SPINCOUNT", None)
+        os.environ.pop("FMOPS_GOMP_SPINCOUNT", None)
+
+
 _openmp_wait_policy()
+_bounded_spinning()
