@@ -125,7 +125,7 @@ class InitialWeights:
         chunks = self._first[name]
         if len(chunks) != 1:
             table = self._tables[name]
-            chunks[:] = [(torch.cat([c[0] for c in chunks]) if chunks else torch.zeros(0, dtype=torch.long),
+            chunks[:] = [(torch.cat([c[0] for c in chunks]) if chunks else torch.zeros(0, dtype=torch.long, device=table.device),
                           torch.cat([c[1] for c in chunks]) if chunks else table.new_zeros((0, table.shape[1])))]
         return chunks[0]
 
