@@ -45,10 +45,14 @@ def rows_against(tensor: torch.Tensor, reference: torch.Tensor | None = None) ->
     """`tensor` itself, or, when it is a large 2-D one, its rows that differ from `reference` (None: zeros)."""
     if tensor.dim() != 2 or tensor.shape[0] <= ROWS_ABOVE or (reference is not None and reference.shape != tensor.shape):
         return tensor
-    words = _words(tensor)
-    changed = (words != _words(reference.to(tensor.device))) if reference is not None else words
-    index = changed.any(dim=1).nonzero().squeeze(1)
+    index = _differing_rows(tensor, reference.to(tensor.device) if reference is not None else None).nonzero().squeeze(1)
     return Rows(tuple(tensor.shape), index, tensor.detach()[index].clone())
+
+
+def _differing_rows(tensor: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+    """A boolean per row: its bits differ from the reference's (None: from zeros)."""
+    words = _words(tensor)
+    return ((words != _words(reference)) if reference is not None else words != 0).any(dim=1)
 
 
 def restore(value, reference: torch.Tensor | None = None):
@@ -137,7 +141,7 @@ class InitialWeights:
             if k in self._tables:
                 index, first = self._first_rows(k)
                 now = v.detach()[index]
-                changed = (_words(now) != _words(first)).any(dim=1) if len(index) else index.bool()
+                changed = _differing_rows(now, first) if len(index) else index.bool()
                 order = index[changed].argsort()
                 out[k] = Rows(tuple(v.shape), index[changed][order], now[changed][order])
             else:

@@ -26,12 +26,12 @@ def memo_path(checkpoint: Path) -> Path:
     return checkpoint.with_suffix(".memo")
 
 
-def save(path: Path, fingerprint: str, initial: sparse_state.InitialWeights, final: dict[str, torch.Tensor],
+def save(path: Path, fingerprint: str, initial: dict[str, tuple[float, float]], packed: dict,
          history: dict) -> None:
-    """Write the memo atomically: the large tensors' changed rows, the others whole."""
-    state = {"format": FORMAT, "torch": torch.__version__, "fingerprint": fingerprint,
-             "initial": initial.checksums,
-             "weights": {k: _cpu(v) for k, v in initial.pack(final).items()}, "history": history}
+    """Write the memo atomically: the final weights as packed against the initial ones (InitialWeights.pack: the
+    large tensors' changed rows, the others whole) and the initial weights' checksums."""
+    state = {"format": FORMAT, "torch": torch.__version__, "fingerprint": fingerprint, "initial": initial,
+             "weights": {k: _cpu(v) for k, v in packed.items()}, "history": history}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
