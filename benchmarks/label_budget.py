@@ -2,7 +2,7 @@
 
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/label_budget.py sms_spam youtube_spam \
         [--variants shipped prompts_only] [--gold 50 100 200 400 800] [--seeds 0 1 2] [--setfit] \
-        [--csv docs/label_budget.csv] [--plot docs/label_budget.png]
+        [--set gold_teacher.labeler=false] [--csv docs/label_budget.csv] [--plot docs/label_budget.png]
 
 Each (task, variant, budget, seed) is one whole `fmops run` (in this process, through Dagster) of the task's
 shipped spec with `splits.dev_size` = the budget and `splits.gold_seed` = the seed: the same test split every
@@ -36,8 +36,9 @@ COLUMNS = ["best_prompt", "tfidf_logreg", "logreg_fm_embeddings", "setfit", "gol
            "specialist"]
 
 
-def variant_spec(task: str, variant: str, budget: int, seed: int) -> dict:
-    """The task.yaml of one run, as a dict."""
+def variant_spec(task: str, variant: str, budget: int, seed: int, overrides: dict | None = None) -> dict:
+    """The task.yaml of one run, as a dict; `overrides`: dotted spec keys set on top (--set), to compare a
+    setting's two sides over the same draws."""
     from fmops_pipelines.paths import assets_dir
 
     base = WRENCH.get(task, task)
@@ -52,7 +53,24 @@ def variant_spec(task: str, variant: str, budget: int, seed: int) -> dict:
         spec.pop("slices", None)
     spec["splits"] = {**spec.get("splits", {}), "dev_size": budget, "gold_seed": seed}
     spec["gates"] = [g for g in spec.get("gates", []) if g.get("metric") != "regression_vs_champion"]
+    for dotted, value in (overrides or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = spec
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
     return spec
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """--set a.b=value ...: each value read as YAML (false, 3, [1, 2])."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            sys.exit(f"--set {item}: expected KEY=VALUE, e.g. gold_teacher.labeler=false")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def setfit_score(gold: pd.DataFrame, test: pd.DataFrame, label_names: list[str], seed: int) -> float | None:
@@ -75,14 +93,15 @@ def setfit_score(gold: pd.DataFrame, test: pd.DataFrame, label_names: list[str],
     return float(f1_score(y, classes[probs.argmax(axis=1)], average="macro"))
 
 
-def one_run(task: str, variant: str, budget: int, seed: int, assets: Path, use_setfit: bool) -> dict:
+def one_run(task: str, variant: str, budget: int, seed: int, assets: Path, use_setfit: bool,
+            overrides: dict | None = None) -> dict:
     from fmops_pipelines.data.splits import part
     from fmops_pipelines.launcher import run_job, stored
     from fmops_pipelines.spec import get_spec
 
     name = f"lb_{task}_{variant}_g{budget}_s{seed}"
     (assets / name).mkdir(parents=True, exist_ok=True)
-    (assets / name / "task.yaml").write_text(yaml.safe_dump(variant_spec(task, variant, budget, seed)))
+    (assets / name / "task.yaml").write_text(yaml.safe_dump(variant_spec(task, variant, budget, seed, overrides)))
     spec = get_spec(name)
     start = time.perf_counter()
     with open(os.devnull, "w") as quiet:
@@ -139,9 +158,12 @@ def main() -> None:
     parser.add_argument("--gold", nargs="+", type=int, default=[50, 100, 200, 400, 800])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--setfit", action="store_true")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="spec keys set on every run, e.g. gold_teacher.labeler=false")
     parser.add_argument("--csv", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
+    overrides = parse_overrides(args.set)
 
     home = os.environ.setdefault("FMOPS_HOME", tempfile.mkdtemp(prefix="fmops-label-budget-"))
     assets = Path(tempfile.mkdtemp(prefix="fmops-label-budget-assets-"))
@@ -163,7 +185,7 @@ def main() -> None:
         for variant in (["prompts_only"] if task in WRENCH else args.variants):
             for budget in args.gold:
                 for seed in args.seeds:
-                    row = one_run(task, variant, budget, seed, assets, args.setfit)
+                    row = one_run(task, variant, budget, seed, assets, args.setfit, overrides)
                     rows.append(row)
                     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                           flush=True)

@@ -31,7 +31,7 @@ def refit_labels(spec, splits, kind: str, anchor_rows: bool = False):
     """Training labels from the stored label matrix with another label model; rows only the anchor
     labels stay out (as in the pipeline) unless `anchor_rows`."""
     from fmops_pipelines.fm.exploration import anchor_ids
-    from fmops_pipelines.supervision.label_matrix import votes, votes_for
+    from fmops_pipelines.supervision.label_matrix import anchor_columns, votes, votes_for
     from fmops_pipelines.supervision.label_models import choose_label_model, training_labels
 
     matrix, dev = stored(spec.name, "weak_label_matrix"), part(splits, "dev")
@@ -39,7 +39,7 @@ def refit_labels(spec, splits, kind: str, anchor_rows: bool = False):
                                   label_indices(dev["label"], spec.label_names), len(spec.label_names),
                                   class_balance(dev["label"], spec.label_names), spec.label_model.epochs,
                                   spec.splits.seed)
-    anchors = [] if anchor_rows else anchor_ids(stored(spec.name, "prompt_scores"))
+    anchors = [] if anchor_rows else anchor_columns(matrix, anchor_ids(stored(spec.name, "prompt_scores")))
     return training_labels(model, matrix, spec.label_names, anchors)
 
 

@@ -200,6 +200,9 @@ class GoldTeacherSpec(_Strict):
     # the teacher six of them; the logistic regressions take seconds
     contrastive: Literal["auto", "on", "off"] = "auto"
     contrastive_iterations: int = Field(default=5, ge=1)  # SetFit's pairs per gold row (its num_iterations)
+    # labeler: the teacher also votes in the weak label matrix (column gold_teacher; gold rows out of fold), so the
+    # label models weigh it beside the prompts and rules, and `best_labeler` / `stacked` can make it the teacher
+    labeler: bool = True
 
 
 class LabelModelSpec(_Strict):

@@ -20,7 +20,14 @@ from fmops_pipelines.fm.exploration import anchor_ids, calibrated_prompts
 from fmops_pipelines.inference.drift import reference_profile
 from fmops_pipelines.inference.tuning import Overrides
 from fmops_pipelines.specialist.student import Student, measure_throughput, serving_scorer
-from fmops_pipelines.supervision.label_matrix import META_COLUMNS, labeler_columns, precise_columns, votes, votes_for
+from fmops_pipelines.supervision.label_matrix import (
+    META_COLUMNS,
+    anchor_columns,
+    labeler_columns,
+    precise_columns,
+    votes,
+    votes_for,
+)
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba, prob_columns
 from fmops_pipelines.votes import ABSTAIN
 
@@ -131,7 +138,8 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
     if champion is not None:
         champion_f1 = headline(y_test, champion[1].predict_proba(texts).argmax(axis=1), k)["macro_f1"]
     # coverage by the labelers the student learns from: an anchor votes everywhere and would always read 1.0
-    L_train = votes(matrix[META_COLUMNS + precise_columns(matrix, anchor_ids(prompt_scores))], "train")
+    anchors = anchor_columns(matrix, anchor_ids(prompt_scores))
+    L_train = votes(matrix[META_COLUMNS + precise_columns(matrix, anchors)], "train")
     details = {
         "labels": label_names,
         "confusion": confusion_matrix(y_test, pred, labels=range(k)).tolist(),

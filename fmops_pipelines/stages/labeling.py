@@ -15,11 +15,13 @@ from fmops_pipelines.resources import ComputeResource, FmopsHome, FoundationMode
 from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import fm_metadata, gx_result, key, table_value, task_asset
 from fmops_pipelines.supervision.label_matrix import (
+    anchor_columns,
     build_label_matrix,
     labeler_columns,
     matrix_summary,
     votes,
     votes_for,
+    with_gold_teacher,
 )
 from fmops_pipelines.supervision.label_models import (
     LabelModelCandidates,
@@ -49,14 +51,17 @@ def build(spec: TaskSpec) -> list:
     k = len(spec.label_names)
 
     @task_asset(spec, {"torch", "pandas"},
-                "L[n, m]: votes of the selected prompts and the labeling functions on every row (-1 = abstain).")
+                "L[n, m]: votes of the selected prompts, the labeling functions and the gold teacher on every row "
+                "(-1 = abstain).")
     def weak_label_matrix(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
-                          splits: pd.DataFrame, prompt_scores: pd.DataFrame) -> dg.Output:
+                          splits: pd.DataFrame, prompt_scores: pd.DataFrame, gold_teacher: pd.DataFrame) -> dg.Output:
         from fmops_pipelines.supervision.mined_lfs import MiningConfig
 
         model, lfs = fm.for_spec(spec.fm), task_lfs(spec)
         matrix = build_label_matrix(model, calibrated_prompts(prompt_scores), lfs, splits, spec.label_names,
                                     MiningConfig.from_spec(spec) if spec.fm_rules.enabled else None)
+        if spec.gold_teacher.labeler:
+            matrix = with_gold_teacher(matrix, gold_teacher, spec.label_names)
         return mlflow.record(context, spec.name, dg.Output(with_fm_usage(matrix, model.stats), metadata={
             **matrix_summary(votes(matrix, "train")), **fm_metadata(model.stats), "labeling_functions": len(lfs),
             "labelers": dg.MetadataValue.json(labeler_columns(matrix)), **fm_rules_metadata(matrix)}))
@@ -127,7 +132,7 @@ def build(spec: TaskSpec) -> list:
                         prompt_scores: pd.DataFrame) -> dg.Output:
         kinds = label_model.kinds if spec.label_model.select_by == "student" else [label_model.best_by_dev().kind]
         out = candidate_training_labels(label_model, kinds, weak_label_matrix, spec.label_names,
-                                        anchor_ids(prompt_scores))
+                                        anchor_columns(weak_label_matrix, anchor_ids(prompt_scores)))
         first = out[(out["label_model"] == kinds[0]) & out["covered"]]
         return mlflow.record(context, spec.name, dg.Output(out, metadata={
             "rows": int((out["label_model"] == kinds[0]).sum()), "covered_rows": len(first),

@@ -12,7 +12,9 @@ fine-tuned contrastively on gold, then a logistic head: `Contrastive`). The kind
 figure read the labels of the rows it scores; per fold, that model labels the pool too, so a student's recipe
 can be scored on a fold whose labels never reached it (specialist.gold_rows). The weak labelers' votes are left
 out on purpose: appended to the embeddings they scored below the embeddings alone out of fold (sms_spam 0.868-0.903
-against 0.915; youtube_spam 0.933 both); the label model and the `both_teachers` recipe combine the two instead.
+against 0.915; youtube_spam 0.933 both). The two are combined the other way round: the teacher votes in the weak
+label matrix (gold_teacher.labeler; label_matrix.with_gold_teacher), and the `both_teachers` recipe averages it
+with the label model.
 Costs seconds on a few hundred gold rows: a few hundred small fits.
 """
 

@@ -12,6 +12,7 @@ from fmops_pipelines.fm.exploration import CalibratedPrompt
 from fmops_pipelines.votes import ABSTAIN
 
 META_COLUMNS = ["id", "split"]
+GOLD_TEACHER = "gold_teacher"  # the gold teacher's column, beside the prompts' and rules'
 
 
 def prompt_label_matrix(fm: FoundationModel, labelers: list[CalibratedPrompt], rows: pd.DataFrame) -> pd.DataFrame:
@@ -52,9 +53,8 @@ def build_label_matrix(fm: FoundationModel, prompts: list[CalibratedPrompt], lfs
     matrix = prompt_label_matrix(fm, prompts, rows)
     table = None
     if mining is not None and prompts:
-        from fmops_pipelines.supervision.mined_lfs import labeling_functions, mine_from_votes
-
         from fmops_pipelines.data.fm_budget import asked
+        from fmops_pipelines.supervision.mined_lfs import labeling_functions, mine_from_votes
 
         mask = asked(rows)  # mined from the FM's votes where it voted; then applied to every row (they are cheap)
         rules, table = mine_from_votes(rows[mask].reset_index(drop=True),
@@ -65,6 +65,29 @@ def build_label_matrix(fm: FoundationModel, prompts: list[CalibratedPrompt], lfs
     if table is not None:
         matrix.attrs["fm_rules"] = table.to_dict("records")
     return matrix
+
+
+def with_gold_teacher(matrix: pd.DataFrame, teacher_labels: pd.DataFrame, label_names: list[str]) -> pd.DataFrame:
+    """The matrix with the gold teacher as one more labeler: its most probable label on each row it labelled,
+    ABSTAIN elsewhere (rows fm.budget keeps from the FM). Gold rows get the vote of the teacher fitted without
+    their fold, so the label models scored, calibrated and stacked on gold never see it grade rows it learned;
+    the pool and test get the teacher fitted on all gold. No teacher (gold too small): the matrix unchanged."""
+    from fmops_pipelines.supervision.gold_teacher import FULL
+
+    if teacher_labels is None or not len(teacher_labels):
+        return matrix
+    rows = teacher_labels[(teacher_labels["split"] == "dev") | (teacher_labels["fold"] == FULL)]
+    vote = pd.Series(rows[[f"p_{n}" for n in label_names]].to_numpy().argmax(axis=1), index=rows["id"].to_numpy())
+    out = matrix.copy()
+    out[GOLD_TEACHER] = out["id"].map(vote).fillna(ABSTAIN).to_numpy(dtype=np.int8)
+    out.attrs = dict(matrix.attrs)
+    return out
+
+
+def anchor_columns(matrix: pd.DataFrame, prompt_anchors: Sequence[str]) -> list[str]:
+    """The labelers that vote on every row they may: the anchor prompts (fm.exploration.anchor_ids) and the gold
+    teacher. Rows only they label are left to specialist.distillation.choose_rows."""
+    return [*prompt_anchors, *([GOLD_TEACHER] if GOLD_TEACHER in matrix.columns else [])]
 
 
 def labeler_columns(matrix: pd.DataFrame) -> list[str]:

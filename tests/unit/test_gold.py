@@ -95,6 +95,39 @@ def test_no_out_of_fold_score_reads_the_labels_of_the_rows_it_scores(gold_slice)
     assert first_scores["macro_f1"] > 0.5
 
 
+def test_the_gold_teacher_votes_in_the_label_matrix_out_of_fold_on_gold(gold_slice):
+    """Its column: on a gold row, the vote of the teacher fitted without that row's fold (relabelling fold 0 leaves
+    fold 0's votes as they were); elsewhere the teacher fitted on all gold; abstaining where it labelled nothing.
+    It is an anchor (it votes everywhere), so `covered` still means a prompt or rule voted."""
+    from fmops_pipelines.supervision.label_matrix import GOLD_TEACHER, anchor_columns, with_gold_teacher
+    from fmops_pipelines.votes import ABSTAIN
+
+    _, splits = gold_slice
+    gold = part(splits, "dev")
+    y = label_indices(gold["label"], LABELS)
+    before, folds = _teach(splits, y)
+    relabelled = y.copy()
+    relabelled[folds == 0] = 1 - relabelled[folds == 0]
+    after, _ = _teach(splits, relabelled, folds)
+    matrix = splits[["id", "split"]].reset_index(drop=True).assign(p_prompt=np.int8(0))
+    unlabelled = matrix.loc[matrix["split"] == "train", "id"].iloc[0]  # as if fm.budget kept it from the FM
+    votes = {}
+    for name, teacher in (("before", before), ("after", after)):
+        labels = teacher.labels[teacher.labels["id"] != unlabelled]
+        out = with_gold_teacher(matrix, labels, LABELS)
+        assert list(out.columns) == [*matrix.columns, GOLD_TEACHER] and GOLD_TEACHER not in matrix
+        votes[name] = out.set_index("id")[GOLD_TEACHER]
+    oof = before.labels[before.labels["split"] == "dev"].set_index("id")[["p_ham", "p_spam"]].to_numpy().argmax(1)
+    assert (votes["before"].loc[gold["id"]].to_numpy() == oof).all()
+    fold0 = gold["id"].to_numpy()[folds == 0]
+    assert (votes["before"].loc[fold0] == votes["after"].loc[fold0]).all()
+    assert votes["before"].loc[unlabelled] == ABSTAIN
+    full = before.labels[(before.labels["fold"] == -1) & (before.labels["id"] != unlabelled)].set_index("id")
+    assert (votes["before"].loc[full.index].to_numpy() == full[["p_ham", "p_spam"]].to_numpy().argmax(1)).all()
+    assert anchor_columns(out, ["p_anchor"]) == ["p_anchor", GOLD_TEACHER] and anchor_columns(matrix, []) == []
+    assert with_gold_teacher(matrix, before.labels.iloc[:0], LABELS) is matrix  # no teacher: nothing to add
+
+
 def test_the_gold_teacher_learns_from_gold_and_labels_every_row(gold_slice, minilm):
     from sklearn.metrics import f1_score
 
