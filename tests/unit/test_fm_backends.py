@@ -193,7 +193,8 @@ def test_a_generative_task_labels_through_the_dagster_assets(tmp_path, monkeypat
                                   {"name": "spam", "verbalizers": ["yes", "advert"]}])
     spec["splits"].update(max_rows=300, dev_size=40)
     task = load_spec(write_task(tmp_path / "assets", "sms_gen", spec))
-    keys = [dg.AssetKey(["sms_gen", name]) for name in ("dataset", "splits", "prompt_scores", "weak_label_matrix")]
+    keys = [dg.AssetKey(["sms_gen", name]) for name in ("dataset", "splits", "gold_teacher", "prompt_scores",
+                                                           "weak_label_matrix")]
     result = dg.materialize(task_definitions(task).assets, selection=keys, resources=resources().resources)
     assert result.success
     scores = stored("sms_gen", "prompt_scores")

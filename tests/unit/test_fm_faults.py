@@ -91,7 +91,8 @@ def test_a_run_on_a_flaky_endpoint_labels_and_reports_its_abstains_by_reason(end
                           labels=[{"name": "ham", "verbalizers": ["ham"]}, {"name": "spam", "verbalizers": ["spam"]}])
     spec["splits"].update(max_rows=240, dev_size=40)
     task = load_spec(write_task(tmp_path / "assets", "sms_flaky", spec))
-    keys = [dg.AssetKey(["sms_flaky", name]) for name in ("dataset", "splits", "prompt_scores", "weak_label_matrix")]
+    keys = [dg.AssetKey(["sms_flaky", name]) for name in ("dataset", "splits", "gold_teacher", "prompt_scores",
+                                                           "weak_label_matrix")]
     result = dg.materialize(task_definitions(task).assets, selection=keys, resources=resources().resources)
     assert result.success
 
