@@ -278,7 +278,7 @@ def _epochs(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev,
     initial.restore(net, best_state)
     net.eval()
     if memo is not None:
-        training_memo.save(memo, fingerprint_, initial.checksums, best_state, asdict(history))  # the net's now
+        training_memo.save(memo, fingerprint_, initial.checksums, best_state, asdict(history))  # what the net now holds
     if checkpoint:
         checkpoint.unlink(missing_ok=True)
     return history
