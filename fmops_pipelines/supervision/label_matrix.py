@@ -73,12 +73,11 @@ def with_gold_teacher(matrix: pd.DataFrame, teacher_labels: pd.DataFrame, label_
     their fold, so the label models scored, calibrated and stacked on gold never see it grade rows it learned;
     the pool and test get the teacher fitted on all gold. No teacher (gold too small): the matrix unchanged."""
     from fmops_pipelines.supervision.gold_teacher import FULL
-    from fmops_pipelines.supervision.label_models import prob_columns
 
     if teacher_labels is None or not len(teacher_labels):
         return matrix
     rows = teacher_labels[(teacher_labels["split"] == "dev") | (teacher_labels["fold"] == FULL)]
-    vote = pd.Series(rows[prob_columns(label_names)].to_numpy().argmax(axis=1), index=rows["id"].to_numpy())
+    vote = pd.Series(rows[[f"p_{n}" for n in label_names]].to_numpy().argmax(axis=1), index=rows["id"].to_numpy())
     out = matrix.copy()  # attrs (the mined rules' table) come along
     out[GOLD_TEACHER] = out["id"].map(vote).fillna(ABSTAIN).to_numpy(dtype=np.int8)
     return out
