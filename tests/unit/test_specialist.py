@@ -323,6 +323,31 @@ def test_the_serving_scorer_gives_the_students_probabilities(trained):
     assert np.allclose(scorer.predict_proba(texts), model.predict_proba(texts), atol=1e-5)
 
 
+def test_averaged_students_are_one_student_serving_the_mean_of_their_calibrated_logits(trained, tmp_path):
+    """Two students of other seeds and temperatures, averaged: one n_features x n_classes table whose
+    probabilities are the softmax of the members' mean calibrated logits, saved, loaded and served like any."""
+    from fmops_pipelines.specialist.averaging import LogitTable, averaged
+    from fmops_pipelines.specialist.student import serving_scorer
+
+    model, _, test, spec = trained
+    d = sms_student_data(tmp_path / "assets")
+    other, _ = train_ngram(NgramConfig(labels=d["labels"]), TrainConfig(epochs=3, patience=3, learning_rate=0.01,
+                                                                        batch_size=32, seed=7),
+                           d["texts"], d["soft"], d["dev"], d["y_dev"])
+    other.cfg.temperature = 2.5
+    texts = [*test["text"].tolist()[:300], *EDGE_TEXTS]
+    mean = (model.logits(texts) / model.cfg.temperature + other.logits(texts) / other.cfg.temperature) / 2
+    both = averaged(model, LogitTable.of(other))
+    assert both.cfg.averaged == 2 and model.cfg.averaged == 1 and both.cfg.temperature == 1.0
+    assert both.net.bag.weight.shape == (Featurizer(model.cfg).n_features, 2)  # one column per class
+    assert np.allclose(both.logits(texts), mean, atol=1e-4)
+    loaded = load_student(both.save(tmp_path / "m"), device=torch.device("cpu"))
+    assert loaded.cfg == both.cfg and np.allclose(loaded.predict_proba(texts), both.predict_proba(texts), atol=1e-6)
+    assert np.allclose(serving_scorer(loaded).predict_proba(texts), both.predict_proba(texts), atol=1e-5)
+    with pytest.raises(ValueError, match="cannot average"):
+        LogitTable.of(model).add(LogitTable(np.zeros((8, 2), np.float32), np.zeros(2, np.float32)))
+
+
 def test_word_and_char_ngrams_are_normalised_apart(trained):
     """Each text's word block and char block weigh the same (norm 1/sqrt 2 each), as a FeatureUnion of two
     normalised vectorisers; normalised together (models saved before), the char n-grams take most of it."""
