@@ -1,58 +1,81 @@
-"""Average several n-gram students into one that serves as fast as any of them.
+"""Average n-gram students trained on the same labels into one student that serves as one.
 
-In eval mode an n-gram student is linear in its features: logits = features @ (bag @ head.W^T) + head.b. So the
-mean of several students' calibrated logits (each divided by its own temperature) is itself an n-gram student:
-one table of n_features x n_classes (smaller than a 16-wide bag), an identity head, the mean bias. The specialist
-step uses it to ship the chosen student averaged with the copies of it that the gold rows' cross-fitting trained
-anyway (one per gold fold, gold_rows.py): on a few hundred gold rows a single student's test macro-F1 moves with
-its seed and early-stopping fold, and rows that no training text touched keep each seed's random initial vectors;
-the average keeps what the students agree on.
+In eval mode an n-gram student is linear in its features: logits = features @ (bag @ head.W^T) + head.b. A word
+student's features are the word+char student's word block scaled by sqrt(2) (the char featuriser normalises each
+family to 1/sqrt(2)), so the mean of the students' logits is itself an n-gram student over the richest featuriser
+among them: one table of n_features x n_classes (narrower than a 16-wide bag, so it serves faster than the richest
+student did), an identity head, the mean bias. The logits are averaged as trained, before each student's
+temperature: a temperature fitted on a few hundred dev rows that a student separates perfectly sits at the grid's
+floor (0.01) and would let that one student outvote the rest; the average is calibrated on dev afterwards.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from fmops_pipelines.specialist.ngram import NgramNet, NgramSpecialist
+from fmops_pipelines.specialist.ngram import NgramConfig, NgramNet, NgramSpecialist
+from fmops_pipelines.specialist.ngram_features import Featurizer
+
+WORDS = ("labels", "word_ngrams", "hash_bits", "word_hashing")  # two students share their word features only if these match
 
 
-@dataclass
-class LogitTable:
-    """A running sum of students' calibrated logit tables (features x classes) and biases, and how many."""
-
-    table: np.ndarray
-    bias: np.ndarray
-    count: int = 1
-
-    @classmethod
-    def of(cls, student: NgramSpecialist) -> LogitTable:
-        state = student.net.state_dict()
-        bag, weight, bias = (state[k].detach().float().cpu() for k in ("bag.weight", "head.weight", "head.bias"))
-        t = float(student.cfg.temperature)
-        return cls((bag @ weight.T).numpy() / t, bias.numpy() / t)
-
-    def add(self, other: LogitTable) -> LogitTable:
-        if other.table.shape != self.table.shape:
-            raise ValueError(f"cannot average students with {other.table.shape} and {self.table.shape} logit tables")
-        self.table += other.table
-        self.bias += other.bias
-        self.count += other.count
-        return self
+def word_scale(cfg: NgramConfig, target: NgramConfig) -> float | None:
+    """x such that a student's features are x times the target featuriser's (on its word block), or None when they
+    are not features of the same space."""
+    if any(getattr(cfg, k) != getattr(target, k) for k in WORDS):
+        return None
+    if cfg.char_ngrams is None and target.char_ngrams is None:
+        return 1.0
+    if (cfg.char_ngrams, cfg.char_hashing, cfg.family_norm) == (target.char_ngrams, target.char_hashing,
+                                                                target.family_norm):
+        return 1.0
+    if cfg.char_ngrams is None and target.family_norm == "each":
+        return math.sqrt(2)
+    return None
 
 
-def averaged(student: NgramSpecialist, others: LogitTable) -> NgramSpecialist:
-    """`student` averaged with `others` (a sum of its copies' tables): one network, temperature 1 (each member's
-    own temperature is inside the table), `cfg.averaged` counting the members."""
-    total = LogitTable.of(student).add(others)
-    k = total.table.shape[1]
-    cfg = replace(student.cfg, embed_dim=k, dropout=0.0, temperature=1.0,
-                  averaged=student.cfg.averaged + others.count)
+def richest(students: Sequence[NgramSpecialist]) -> NgramSpecialist:
+    """The student with the most features (word+char over word only): the space the others are expressed in."""
+    return max(students, key=lambda s: Featurizer(s.cfg).n_features)
+
+
+def joinable(students: Sequence[NgramSpecialist]) -> list[NgramSpecialist]:
+    """The students whose features are (a scaling of) the richest one's."""
+    target = richest(students).cfg
+    return [s for s in students if word_scale(s.cfg, target) is not None]
+
+
+def logit_table(student: NgramSpecialist, target: NgramConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(table, bias): the student's logits as target-features @ table + bias."""
+    scale = word_scale(student.cfg, target)
+    if scale is None:
+        raise ValueError(f"a {student.cfg.architecture} student's features are not a {target.architecture} "
+                         "student's: they cannot be averaged")
+    state = student.net.state_dict()
+    bag, weight, bias = (state[k].detach().float().cpu() for k in ("bag.weight", "head.weight", "head.bias"))
+    table = (bag @ weight.T).numpy()
+    n = Featurizer(target).n_features
+    if table.shape[0] != n:  # a word student inside a word+char space: its rows are the word block's
+        table = np.concatenate([table, np.zeros((n - table.shape[0], table.shape[1]), dtype=table.dtype)])
+    return table * scale, bias.numpy()
+
+
+def average(students: Sequence[NgramSpecialist]) -> NgramSpecialist:
+    """One student whose logits are the mean of `students`' (as trained), over the richest featuriser among them;
+    temperature 1 (calibrate it), `cfg.averaged` = how many students."""
+    target = richest(students)
+    tables = [logit_table(s, target.cfg) for s in students]
+    table = np.mean([t for t, _ in tables], axis=0, dtype=np.float32)
+    bias = np.mean([b for _, b in tables], axis=0, dtype=np.float32)
+    k = table.shape[1]
+    cfg = replace(target.cfg, embed_dim=k, dropout=0.0, temperature=1.0, averaged=len(students))
     with torch.device("meta"):  # the weights are set below: none are drawn
-        net = NgramNet(total.table.shape[0], k, k, 0.0, draw=False)
-    net.load_state_dict({"bag.weight": torch.from_numpy(total.table / total.count),
-                         "head.weight": torch.eye(k), "head.bias": torch.from_numpy(total.bias / total.count)},
-                        assign=True)
-    return NgramSpecialist(cfg, net=net.to(student.device), device=student.device)
+        net = NgramNet(table.shape[0], k, k, 0.0, draw=False)
+    net.load_state_dict({"bag.weight": torch.from_numpy(table), "head.weight": torch.eye(k),
+                         "head.bias": torch.from_numpy(bias)}, assign=True)
+    return NgramSpecialist(cfg, net=net.to(target.device), device=target.device)

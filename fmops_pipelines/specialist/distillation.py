@@ -23,6 +23,7 @@ from fmops_pipelines.specialist.selection import (
     NGRAM_ARCHITECTURES,
     Selection,
     Trained,
+    averaged_candidate,
     candidate_of,
     choose_teacher,
     light_fitted,
@@ -79,10 +80,18 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
                                  device, trained=direct or None)
     del direct
+    # the candidates averaged while their models are here; it ships unless a recipe with gold rows does (a sampled
+    # pool's chosen student is trained again on the whole pool instead)
+    averaged = (averaged_candidate(selection, dev_texts, y_dev, texts or dev_texts, s.min_throughput)
+                if s.average and trial is splits else None)
+    chosen = selection.chosen
     selection.release()  # before the gold rows' cross-fitting, the step's longest part
-    # averaged with its fold students only when it is what ships (a sampled pool's student is trained again)
     gold, gold_refit = with_gold_rows(spec, selection, texts, targets, unlabeled, dev, teacher_labels, trial,
-                                      checkpoint_dir, device, average=s.average_folds and trial is splits)
+                                      checkpoint_dir, device)
+    if averaged is not None:
+        selection.candidates.append(averaged)
+        if selection.chosen is chosen:
+            selection.chosen = averaged
     sampled = None
     if trial is not splits:
         sampled = {"pool_rows": int((splits["split"] == "train").sum()), "trial_rows": s.trial_rows}
@@ -140,8 +149,7 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
 
 def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str],
                    dev: pd.DataFrame, teacher_labels: pd.DataFrame | None, splits: pd.DataFrame,
-                   checkpoint_dir: Path | None, device: str | None, average: bool = False
-                   ) -> tuple[dict | None, tuple | None]:
+                   checkpoint_dir: Path | None, device: str | None) -> tuple[dict | None, tuple | None]:
     """specialist.gold_rows over the chosen student: the recipes it is scored against, and, when one of them
     scores better out of fold, that refit made the selection's chosen candidate (listed among the candidates).
     Returns (the summary, how the shipped recipe was refitted: GoldRowsResult.refit)."""
@@ -162,7 +170,7 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
     others = [c for c in selection.candidates if c.eligible and c.fit == "default" and c.taught_by == "label_model"
               and c.architecture in NGRAM_ARCHITECTURES and c.architecture != chosen.architecture]
     result = teach_with_gold(s, names, chosen, recipes, dev["text"].tolist(), y_dev, folds,
-                             list(texts) or dev["text"].tolist(), checkpoint_dir, device, others, average)
+                             list(texts) or dev["text"].tolist(), checkpoint_dir, device, others)
     selection.candidates.extend(result.recipes)
     selection.chosen = result.chosen
     return result.summary, result.refit

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fmops_pipelines.specialist.averaging import LogitTable, averaged
 from fmops_pipelines.specialist.selection import (
     NGRAM_ARCHITECTURES,
     Candidate,
@@ -90,7 +89,6 @@ class CrossFit:
     folds: np.ndarray
     checkpoint_dir: Path | None = None
     device: str | None = None
-    average: bool = False  # keep the fold students' logit tables (specialist.average_folds)
 
     def _texts(self, idx: np.ndarray) -> list[str]:
         return [self.gold_texts[i] for i in idx]
@@ -129,7 +127,6 @@ class CrossFit:
         next one (which early-stops it) predicts fold f."""
         fold_ids = sorted(set(self.folds.tolist()) - {-1})
         oof, temperatures, best_epochs, kept = np.full(len(self.gold_texts), -1), [], [], []
-        members = None  # the fold students' logit tables, summed: what the shipped student is averaged with
         for i, f in enumerate(fold_ids):
             stop, held = self.folds == fold_ids[(i + 1) % len(fold_ids)], self.folds == f
             model, history, report, _ = self._fit(recipe, f, np.flatnonzero(~held & ~stop), np.flatnonzero(stop))
@@ -137,13 +134,10 @@ class CrossFit:
             temperatures.append(model.cfg.temperature)
             best_epochs.append(history.best_epoch)
             kept.append(report.kept_second_round)
-            if self.average:
-                members = LogitTable.of(model) if members is None else members.add(LogitTable.of(model))
-            del model
         scored = self.folds != -1
         return dev_scores(oof[scored], self.y_gold[scored], len(self.names)), {
             "oof": oof, "epochs": max(1, int(np.median(best_epochs))), "temperature": float(np.median(temperatures)),
-            "self_training": 2 * sum(kept) > len(kept), "fold_best_epochs": best_epochs, "members": members}
+            "self_training": 2 * sum(kept) > len(kept), "fold_best_epochs": best_epochs}
 
     def refit(self, recipe: Recipe, how: dict, timing_texts: Sequence[str], whole_pool: bool = False
               ) -> tuple[Candidate, int]:
@@ -167,18 +161,17 @@ class CrossFit:
 def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Recipe], gold_texts: Sequence[str],
                     y_gold: np.ndarray, folds: np.ndarray, timing_texts: Sequence[str],
                     checkpoint_dir: Path | None = None, device: str | None = None,
-                    others: Sequence[Candidate] = (), average: bool = False) -> GoldRowsResult:
+                    others: Sequence[Candidate] = ()) -> GoldRowsResult:
     """Score each recipe out of fold on the chosen student's architecture, then the best recipe with gold on each
     of `others` (the other n-gram architectures fast enough to ship: the dev choice among them was made without
-    gold rows, which can favour another); the recipe `pick` ships is refitted on all gold, else the chosen stays.
-    `average`: what ships is averaged with the recipe's fold students (averaging.py), which scored it."""
+    gold rows, which can favour another); the recipe `pick` ships is refitted on all gold, else the chosen stays."""
     fold_ids = sorted(set(folds.tolist()) - {-1})
     if chosen.architecture not in NGRAM_ARCHITECTURES or len(fold_ids) < 3 or not recipes:
         return GoldRowsResult(chosen, [], {"used": False, "why": "fewer than 3 gold folds" if len(fold_ids) < 3 else
                                            "an encoder student is not refitted"})
     start = time.perf_counter()
     objective = spec.objective
-    fits = {c.key: CrossFit(spec, names, c, list(gold_texts), y_gold, folds, checkpoint_dir, device, average)
+    fits = {c.key: CrossFit(spec, names, c, list(gold_texts), y_gold, folds, checkpoint_dir, device)
             for c in [chosen, *others]}
     scores = {"chosen (its own dev score, which chose it)": round(chosen.dev[objective], 4)}
     scored: list[tuple[str, Recipe, dict, dict]] = []  # (candidate key, recipe, out-of-fold scores, how)
@@ -204,29 +197,10 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
         shipped = candidate
         summary["refit"] = {"gold_repeats": reps, "epochs": winner[3]["epochs"]}
         refit = (fits[winner[0]], winner[1].name, winner[3])
-    if average:
-        own = next((x for x in scored if x[0] == chosen.key and not x[1].gold), None) if winner is None else winner
-        summary["averaged"] = average_with_folds(shipped, own[3].pop("members") if own else None, timing_texts)
-    for x in scored:
-        x[3].pop("members", None)
     summary.update({"out_of_fold_dev": scores, "shipped": "chosen" if shipped is chosen else
                     f"{shipped.taught_by} ({shipped.key.split('<-')[0]})",
                     "seconds": round(time.perf_counter() - start, 1), "used": shipped is not chosen})
     return GoldRowsResult(shipped, refits, summary, refit)
-
-
-def average_with_folds(shipped: Candidate, members: LogitTable | None, timing_texts: Sequence[str]) -> int:
-    """Replace the shipped candidate's student by its average with the fold students of its recipe (their summed
-    logit tables), timed again (one table of n_classes columns serves faster than a 16-wide bag); how many
-    students it averages."""
-    from fmops_pipelines.specialist.selection import CANDIDATE_TIMING_S
-    from fmops_pipelines.specialist.student import measure_throughput
-
-    if members is None:
-        return 1
-    shipped.model = averaged(shipped.model, members)
-    shipped.texts_per_s = measure_throughput(shipped.model, timing_texts, CANDIDATE_TIMING_S, cpu_time=True)
-    return shipped.model.cfg.averaged
 
 
 def pick(scored: list[tuple[str, Recipe, dict, dict]], y: np.ndarray, rows: np.ndarray, k: int, objective: str,

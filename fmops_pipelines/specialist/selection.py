@@ -36,6 +36,7 @@ class Candidate:
     taught_by: str = "label_model"  # whose labels it learned: the label model's, or the encoder teacher's
     fit: str = "default"  # "light": trained with specialist.light_fit's settings instead of its section's
     refit_rows: int = 0  # >0: chosen on a sample of the pool (specialist.trial_rows), then refitted on this many rows
+    averaged_from: list[str] = field(default_factory=list)  # fit "averaged": the candidates it is the mean of
 
     @property
     def key(self) -> str:
@@ -53,7 +54,8 @@ class Candidate:
                 "train_samples_per_s": round(self.history.samples_per_s, 1),
                 "pseudo_labeled": self.self_training.pseudo_labeled,
                 "self_training_kept": self.self_training.kept_second_round, "eligible": self.eligible,
-                **({"refit_rows": self.refit_rows} if self.refit_rows else {})}
+                **({"refit_rows": self.refit_rows} if self.refit_rows else {}),
+                **({"averaged_from": self.averaged_from} if self.averaged_from else {})}
 
 
 @dataclass
@@ -230,6 +232,36 @@ def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_f
     predictions = {kind: t.model.predict_proba(dev_texts).argmax(axis=1) for kind, t in students.items()}
     chosen, scored = simplest_within_noise(y_dev, predictions, KINDS, len(label_names), spec.objective, spec.seed)
     return candidates.models[chosen], {kind: s.row() for kind, s in scored.items()}, students
+
+
+def averaged_candidate(selection: Selection, dev_texts: Sequence[str], y_dev: np.ndarray,
+                       timing_texts: Sequence[str], min_throughput: float | None) -> Candidate | None:
+    """The chosen student's fellow n-gram candidates (same labels, fast enough) averaged into one student
+    (averaging.py), calibrated and scored on dev and timed like any candidate; None where fewer than two can join
+    or the average is slower than `min_throughput`. Dev's few hundred rows rank these students within their
+    noise, and the one it keeps is often not the best on test (specialist.average)."""
+    from fmops_pipelines.specialist.averaging import average, joinable, richest
+
+    chosen = selection.chosen
+    members = [c for c in selection.candidates if c.eligible and c.model is not None
+               and c.architecture in NGRAM_ARCHITECTURES and c.taught_by == chosen.taught_by]
+    if chosen not in members:
+        return None
+    students = joinable([c.model for c in members])
+    if len(students) < 2:
+        return None
+    model = average(students)
+    model.calibrate(dev_texts, y_dev)
+    keys = [c.key for c in members if c.model in students]
+    history = TrainHistory(best_epoch=chosen.history.best_epoch, best_dev_macro_f1=chosen.history.best_dev_macro_f1,
+                           seconds=sum(c.history.seconds for c in members if c.model in students),
+                           device=chosen.history.device)
+    architecture = next(c.architecture for c in members if c.model is richest(students))  # whose features it has
+    candidate = candidate_of(Trained(architecture, model, history, chosen.self_training), dev_texts, y_dev,
+                             timing_texts, taught_by=chosen.taught_by, fit="averaged")
+    candidate.eligible = min_throughput is None or candidate.texts_per_s >= min_throughput
+    candidate.averaged_from = keys
+    return candidate if candidate.eligible else None
 
 
 def select(candidates: list[Candidate], objective: str, min_throughput: float | None,

@@ -95,34 +95,6 @@ def test_no_out_of_fold_score_reads_the_labels_of_the_rows_it_scores(gold_slice)
     assert first_scores["macro_f1"] > 0.5
 
 
-def test_what_ships_is_averaged_with_the_fold_students_that_scored_its_recipe(gold_slice):
-    """specialist.average_folds: the chosen student (its own recipe won) leaves the gold rows' step as the mean of
-    itself and that recipe's fold students, one table; without it, the student as trained."""
-    from fmops_pipelines.specialist.gold_rows import label_model_recipe, teach_with_gold
-    from fmops_pipelines.specialist.selection import candidate_of, train_student
-
-    spec, splits = gold_slice
-    gold, pool = part(splits, "dev"), part(splits, "train")
-    y = label_indices(gold["label"], LABELS)
-    truth = load_dataset(spec).set_index("id")["label"]  # the pool's hidden labels, smoothed: a label model's stand-in
-    texts = pool["text"].tolist()[:120]
-    targets = np.where(np.eye(2)[label_indices(truth[pool["id"].iloc[:120]], LABELS)] == 1, 0.8, 0.2).astype(np.float32)
-    folds = gold_folds(y, 2, seed=0)
-    shipped = {}
-    for average in (False, True):
-        chosen = candidate_of(train_student(spec.specialist, LABELS, "ngram", texts, targets, [], gold["text"].tolist(),
-                                            y), gold["text"].tolist(), y, texts)
-        result = teach_with_gold(spec.specialist, LABELS, chosen, [label_model_recipe(texts, targets, [], gold=False)],
-                                 gold["text"].tolist(), y, folds, texts, average=average)
-        shipped[average] = result
-    n_folds = len(set(folds.tolist()) - {-1})
-    assert shipped[False].chosen.model.cfg.averaged == 1 and "averaged" not in shipped[False].summary
-    averaged = shipped[True].chosen.model
-    assert averaged.cfg.averaged == shipped[True].summary["averaged"] == 1 + n_folds >= 4
-    assert averaged.net.bag.weight.shape[1] == 2 and shipped[True].chosen.texts_per_s > 0
-    assert not shipped[True].summary["used"]  # the student's own recipe, averaged: no gold recipe refitted
-
-
 def test_the_gold_teacher_votes_in_the_label_matrix_out_of_fold_on_gold(gold_slice):
     """Its column: on a gold row, the vote of the teacher fitted without that row's fold (relabelling fold 0 leaves
     fold 0's votes as they were); elsewhere the teacher fitted on all gold; abstaining where it labelled nothing.

@@ -323,29 +323,32 @@ def test_the_serving_scorer_gives_the_students_probabilities(trained):
     assert np.allclose(scorer.predict_proba(texts), model.predict_proba(texts), atol=1e-5)
 
 
-def test_averaged_students_are_one_student_serving_the_mean_of_their_calibrated_logits(trained, tmp_path):
-    """Two students of other seeds and temperatures, averaged: one n_features x n_classes table whose
-    probabilities are the softmax of the members' mean calibrated logits, saved, loaded and served like any."""
-    from fmops_pipelines.specialist.averaging import LogitTable, averaged
+def test_word_and_char_students_average_into_one_student_serving_their_mean_logits(trained, tmp_path):
+    """A word student and a word+char one (another seed, its own temperature) averaged: one table of
+    n_features x n_classes over the word+char features whose logits are the mean of theirs as trained, saved,
+    loaded and served like any student; students of other word features cannot join."""
+    from dataclasses import replace
+
+    from fmops_pipelines.specialist.averaging import average, joinable, logit_table
     from fmops_pipelines.specialist.student import serving_scorer
 
-    model, _, test, spec = trained
+    word, _, test, _ = trained
     d = sms_student_data(tmp_path / "assets")
-    other, _ = train_ngram(NgramConfig(labels=d["labels"]), TrainConfig(epochs=3, patience=3, learning_rate=0.01,
-                                                                        batch_size=32, seed=7),
-                           d["texts"], d["soft"], d["dev"], d["y_dev"])
-    other.cfg.temperature = 2.5
+    char, _ = train_ngram(NgramConfig(labels=d["labels"], char_ngrams=(2, 4)),
+                          TrainConfig(epochs=3, patience=3, learning_rate=0.01, batch_size=32, seed=7),
+                          d["texts"], d["soft"], d["dev"], d["y_dev"])
     texts = [*test["text"].tolist()[:300], *EDGE_TEXTS]
-    mean = (model.logits(texts) / model.cfg.temperature + other.logits(texts) / other.cfg.temperature) / 2
-    both = averaged(model, LogitTable.of(other))
-    assert both.cfg.averaged == 2 and model.cfg.averaged == 1 and both.cfg.temperature == 1.0
-    assert both.net.bag.weight.shape == (Featurizer(model.cfg).n_features, 2)  # one column per class
-    assert np.allclose(both.logits(texts), mean, atol=1e-4)
+    both = average([word, char])
+    assert both.cfg.averaged == 2 and both.cfg.char_ngrams == (2, 4) and both.cfg.temperature == 1.0
+    assert both.net.bag.weight.shape == (Featurizer(char.cfg).n_features, 2)  # one column per class
+    assert np.allclose(both.logits(texts), (word.logits(texts) + char.logits(texts)) / 2, atol=1e-4)
     loaded = load_student(both.save(tmp_path / "m"), device=torch.device("cpu"))
     assert loaded.cfg == both.cfg and np.allclose(loaded.predict_proba(texts), both.predict_proba(texts), atol=1e-6)
     assert np.allclose(serving_scorer(loaded).predict_proba(texts), both.predict_proba(texts), atol=1e-5)
-    with pytest.raises(ValueError, match="cannot average"):
-        LogitTable.of(model).add(LogitTable(np.zeros((8, 2), np.float32), np.zeros(2, np.float32)))
+    other_words = NgramSpecialist(replace(word.cfg, word_ngrams=(1, 1)), device=torch.device("cpu"))
+    assert joinable([word, char, other_words]) == [word, char]
+    with pytest.raises(ValueError, match="cannot be averaged"):
+        logit_table(other_words, char.cfg)
 
 
 def test_word_and_char_ngrams_are_normalised_apart(trained):
@@ -427,12 +430,15 @@ def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monke
     # the word n-gram candidate is not trained a third time; the trainings added are the ngram_char candidate's and
     # each architecture's light fit (specialist.light_fit)
     assert trainings == ["teacher-majority_vote", "teacher-snorkel", None, "ngram-light", "ngram_char-light"]
-    word, char, word_light, char_light = out.selection.candidates
-    assert [c.key for c in out.selection.candidates] == ["ngram", "ngram_char", "ngram+light", "ngram_char+light"]
-    # the simplest within dev's noise of the best: the faster architecture first, its own fit before the light one
-    simplest_first = [word, word_light, char, char_light]
-    assert out.selection.chosen is next(c for c in simplest_first if c.noise["within_noise_of_best"])
-    # only the chosen candidate keeps its model (each holds a 2**20-row table); the others keep their scores
+    word, char, word_light, char_light, averaged = out.selection.candidates
+    trained_keys = ["ngram", "ngram_char", "ngram+light", "ngram_char+light"]
+    assert [c.key for c in out.selection.candidates] == [*trained_keys, "ngram_char+averaged"]
+    # what ships (specialist.average): the four averaged into one student over the word+char features, scored on
+    # dev and timed like the others
+    assert out.selection.chosen is averaged and averaged.averaged_from == trained_keys
+    assert averaged.model.cfg.averaged == 4 and averaged.model.cfg.char_ngrams and averaged.texts_per_s > 0
+    assert averaged.dev_pred.shape == word.dev_pred.shape and averaged.row()["averaged_from"] == trained_keys
+    # only the shipped candidate keeps its model (each holds a 2**20-row table); the others keep their scores
     assert [c.model is not None for c in out.selection.candidates] == [c is out.selection.chosen
                                                                        for c in out.selection.candidates]
     dev = part(splits, "dev")
