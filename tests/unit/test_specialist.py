@@ -430,7 +430,7 @@ def test_the_specialist_ships_the_student_that_chose_its_teacher(tmp_path, monke
     # the word n-gram candidate is not trained a third time; the trainings added are the ngram_char candidate's and
     # each architecture's light fit (specialist.light_fit)
     assert trainings == ["teacher-majority_vote", "teacher-snorkel", None, "ngram-light", "ngram_char-light"]
-    word, char, word_light, char_light, averaged = out.selection.candidates
+    word, *_, averaged = out.selection.candidates
     trained_keys = ["ngram", "ngram_char", "ngram+light", "ngram_char+light"]
     assert [c.key for c in out.selection.candidates] == [*trained_keys, "ngram_char+averaged"]
     # what ships (specialist.average): the four averaged into one student over the word+char features, scored on
