@@ -8,7 +8,8 @@ Needs a finished `fmops run TASK`: it trains on the rows that run's specialist l
 taught it, its anchor-row choice), or with --label-model refits the labels from its weak_label_matrix with
 that kind, calibrated on dev. `--seeds 0 1 2` repeats the training and prints each candidate's mean. Training is what
 the specialist asset does (same spec, self-training, dev early stopping and temperature); the choice
-between architectures is made on dev, the test column is only reported. Prints device, train samples/s
+between architectures is made on dev, the test column is only reported. With `specialist.average` (the default)
+the n-gram candidates' average (`+averaged`) is listed too, as the specialist step builds it. Prints device, train samples/s
 and seconds per epoch beside the quality, so CPU and GPU runs can be compared.
 """
 
@@ -22,7 +23,7 @@ from sklearn.metrics import f1_score
 from fmops_pipelines.data.splits import class_balance, label_indices, part
 from fmops_pipelines.launcher import quiet_libraries, stored
 from fmops_pipelines.spec import get_spec
-from fmops_pipelines.specialist.selection import train_and_select
+from fmops_pipelines.specialist.selection import averaged_candidate, train_and_select
 from fmops_pipelines.specialist.training_data import training_rows
 from fmops_pipelines.supervision.label_models import labels_of
 
@@ -84,7 +85,7 @@ def main() -> None:
     texts, targets, unlabeled = run_rows(spec, splits, labels, refit)
     y_test = label_indices(test["label"], spec.label_names)
     print(f"{args.task}: {len(texts)} training rows, {len(unlabeled)} for self-training, test n={len(test)}")
-    print(f"  {'seed':<5}{'student':<11}{'device':>7}{'dev F1':>8}{'test acc':>10}{'test F1':>9}{'texts/s':>10}"
+    print(f"  {'seed':<5}{'student':<20}{'device':>7}{'dev F1':>8}{'test acc':>10}{'test F1':>9}{'texts/s':>10}"
           f"{'train samples/s':>17}{'s/epoch':>9}{'epochs':>8}")
     scores: dict[str, list[float]] = {}
     for seed in args.seeds:
@@ -94,17 +95,19 @@ def main() -> None:
             "encoder": spec.specialist.encoder.model_copy(update=encoder)})
         selection = train_and_select(s, spec.label_names, texts, targets, unlabeled, dev["text"].tolist(),
                                      label_indices(dev["label"], spec.label_names))
-        for c in selection.candidates:
+        averaged = averaged_candidate(selection, dev["text"].tolist(), label_indices(dev["label"], spec.label_names),
+                                      texts, s.min_throughput) if s.average else None
+        for c in [*selection.candidates, *([averaged] if averaged else [])]:
             pred = c.model.predict_proba(test["text"].tolist()).argmax(axis=1)
             f1 = f1_score(y_test, pred, average="macro")
-            scores.setdefault(c.architecture, []).append(f1)
+            scores.setdefault(c.key, []).append(f1)
             if c is selection.chosen:
                 scores.setdefault("chosen on dev", []).append(f1)
             epochs = len(c.history.epochs)
             mark = " <- chosen on dev" if c is selection.chosen else ""
-            print(f"  {seed:<5}{c.architecture:<11}{c.history.device:>7}{c.dev['macro_f1']:>8.3f}"
+            print(f"  {seed:<5}{c.key:<20}{c.history.device:>7}{c.dev['macro_f1']:>8.3f}"
                   f"{(pred == y_test).mean():>10.3f}{f1:>9.3f}{c.texts_per_s:>10,.0f}{c.history.samples_per_s:>17,.1f}"
-                  f"{c.history.seconds / max(epochs, 1):>9.1f}{epochs:>8}{mark}", flush=True)
+                  f"{(f'{c.history.seconds / epochs:.1f}' if epochs else '-'):>9}{epochs:>8}{mark}", flush=True)
     if len(args.seeds) > 1:
         print(f"  test macro-F1 over seeds {args.seeds}: " + ", ".join(
             f"{name} {np.mean(v):.3f} ± {np.std(v):.3f}" for name, v in scores.items()))
