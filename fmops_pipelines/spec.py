@@ -278,9 +278,9 @@ class SpecialistSpec(_Strict):
 
     # `ngram_char` is the n-gram student with character n-grams too (its own section). Both are candidates by
     # default; dev keeps the word-only one (3-4x faster served) unless the other is better beyond dev's noise, and
-    # with `average` (the default) their mean ships instead: char n-grams help informal text and hurt news. Measured on the label-model labels, test macro-F1 mean of 3
-    # seeds, word vs word+char (vs dev's choice): sms_spam 0.916 vs 0.942 (0.928), youtube_spam 0.897 vs 0.918
-    # (0.897), ag_news 0.865 vs 0.852 (0.865)
+    # with `average` (the default) their mean ships instead: char n-grams help informal text and hurt news. Measured
+    # on the label-model labels, test macro-F1 mean of 3 seeds, word vs word+char (vs dev's choice): sms_spam 0.916
+    # vs 0.942 (0.928), youtube_spam 0.897 vs 0.918 (0.897), ag_news 0.865 vs 0.852 (0.865)
     architectures: list[Literal["ngram", "ngram_char", "encoder"]] = Field(default=["ngram", "ngram_char"],
                                                                           min_length=1)
     objective: Literal["macro_f1", "accuracy"] = "macro_f1"  # measured on dev

@@ -21,7 +21,8 @@ import torch
 from fmops_pipelines.specialist.ngram import NgramConfig, NgramNet, NgramSpecialist
 from fmops_pipelines.specialist.ngram_features import Featurizer
 
-WORDS = ("labels", "word_ngrams", "hash_bits", "word_hashing")  # two students share their word features only if these match
+# two students share their word features only if these match
+WORDS = ("labels", "word_ngrams", "hash_bits", "word_hashing")
 
 
 def word_scale(cfg: NgramConfig, target: NgramConfig) -> float | None:

@@ -38,7 +38,7 @@ class NgramConfig:
     word_hashing: str = "token-murmur"  # "sklearn": HashingVectorizer, what models saved before it existed used
     char_hashing: str = "codepoint"  # "sklearn": HashingVectorizer's char_wb, what models saved before it existed used
     family_norm: str = "each"  # word and char n-grams normalised apart; "joint": models saved before it existed
-    averaged: int = 1  # >1: the mean of this many students' calibrated logits, one table (averaging.py)
+    averaged: int = 1  # >1: the mean of this many students' logits, one table (averaging.py)
 
 
 class NgramNet(nn.Module):
