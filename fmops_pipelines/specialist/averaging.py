@@ -42,7 +42,7 @@ def word_scale(cfg: NgramConfig, target: NgramConfig) -> float | None:
 
 def richest(students: Sequence[NgramSpecialist]) -> NgramSpecialist:
     """The student with the most features (word+char over word only): the space the others are expressed in."""
-    return max(students, key=lambda s: Featurizer(s.cfg).n_features)
+    return max(students, key=lambda s: s.featurizer.n_features)
 
 
 def joinable(students: Sequence[NgramSpecialist]) -> list[NgramSpecialist]:
