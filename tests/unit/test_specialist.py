@@ -612,3 +612,6 @@ def test_a_gold_recipe_chosen_on_the_sample_is_refitted_on_the_whole_pool(tmp_pa
     assert sample_refit == ("gold", 500 + gold_rows.repeats(500, n_gold) * n_gold, epochs)
     assert whole_refit == ("gold", pool + gold_rows.repeats(pool, n_gold) * n_gold, epochs)
     assert out.sampled["refit_gold_repeats"] == gold_rows.repeats(pool, n_gold) and "refit_dev" not in out.sampled
+    # its temperature is the one fitted on the folds' out-of-fold logits pooled, not one of the fold students' own
+    recipe = out.gold_rows["label_model+gold"]
+    assert len(recipe["fold_temperatures"]) >= 3 and chosen.model.cfg.temperature == recipe["temperature"]
