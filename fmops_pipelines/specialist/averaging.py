@@ -51,6 +51,12 @@ def joinable(students: Sequence[NgramSpecialist]) -> list[NgramSpecialist]:
     return [s for s in students if word_scale(s.cfg, target) is not None]
 
 
+def joins(cfgs: Sequence[NgramConfig]) -> bool:
+    """Whether students of these configurations, yet to be trained, could be averaged into one."""
+    target = max(cfgs, key=lambda c: Featurizer(c).n_features)
+    return len(cfgs) > 1 and all(word_scale(c, target) is not None for c in cfgs)
+
+
 def logit_table(student: NgramSpecialist, target: NgramConfig) -> tuple[np.ndarray, np.ndarray]:
     """(table, bias): the student's logits as target-features @ table + bias."""
     scale = word_scale(student.cfg, target)

@@ -87,7 +87,7 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     chosen = selection.chosen
     selection.release()  # before the gold rows' cross-fitting, the step's longest part
     gold, gold_refit = with_gold_rows(spec, selection, texts, targets, unlabeled, dev, teacher_labels, trial,
-                                      checkpoint_dir, device)
+                                      checkpoint_dir, device, average=s.average and trial is splits)
     if averaged is not None:
         selection.candidates.append(averaged)
         if selection.chosen is chosen:
@@ -149,9 +149,11 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
 
 def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str],
                    dev: pd.DataFrame, teacher_labels: pd.DataFrame | None, splits: pd.DataFrame,
-                   checkpoint_dir: Path | None, device: str | None) -> tuple[dict | None, tuple | None]:
+                   checkpoint_dir: Path | None, device: str | None, average: bool = False
+                   ) -> tuple[dict | None, tuple | None]:
     """specialist.gold_rows over the chosen student: the recipes it is scored against, and, when one of them
     scores better out of fold, that refit made the selection's chosen candidate (listed among the candidates).
+    `average`: a recipe with gold contends averaged over the n-gram architectures (gold_rows.teach_with_gold).
     Returns (the summary, how the shipped recipe was refitted: GoldRowsResult.refit)."""
     from fmops_pipelines.data.splits import gold_folds
     from fmops_pipelines.specialist.gold_rows import teach_with_gold
@@ -170,7 +172,7 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
     others = [c for c in selection.candidates if c.eligible and c.fit == "default" and c.taught_by == "label_model"
               and c.architecture in NGRAM_ARCHITECTURES and c.architecture != chosen.architecture]
     result = teach_with_gold(s, names, chosen, recipes, dev["text"].tolist(), y_dev, folds,
-                             list(texts) or dev["text"].tolist(), checkpoint_dir, device, others)
+                             list(texts) or dev["text"].tolist(), checkpoint_dir, device, others, average)
     selection.candidates.extend(result.recipes)
     selection.chosen = result.chosen
     return result.summary, result.refit

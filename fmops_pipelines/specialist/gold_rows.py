@@ -12,6 +12,11 @@ median epoch count, self-trained if most folds kept their round, with one temper
 out-of-fold logits pooled: a fold student's own temperature is fitted on its ~40 early-stopping rows, which a
 student separates perfectly often enough that it sits at the grid's floor (0.01, near one-hot probabilities).
 
+With specialist.average, the best recipe with gold, scored on every n-gram architecture fast enough to ship, is
+compared and shipped as their average (specialist.averaging), as the label model's students are: its out-of-fold
+logits are the mean of the architectures' fold students' logits, which is exactly what the average of each fold's
+students predicts, so its score is as honest as theirs; dev's few hundred rows cannot rank those students.
+
 Measured on sms_spam (218 gold rows): the gold teacher's labels taught the char n-gram student to 0.937 test
 macro-F1 early-stopped, 0.854 out of fold when held to the chosen student's 3 epochs: a recipe needs its own
 epoch count, hence the early-stopping fold.
@@ -28,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from fmops_pipelines.probability import fit_temperature
+from fmops_pipelines.specialist.averaging import joins
 from fmops_pipelines.specialist.selection import (
     NGRAM_ARCHITECTURES,
     Candidate,
@@ -44,6 +50,7 @@ MAX_REPEATS = 10
 # others are compared with, the chosen student's dev score having chosen it), then with the gold rows beside the
 # label model's labels, the gold teacher's, or the mean of the two
 OWN, LABEL_MODEL, GOLD_TEACHER, BOTH = "label_model", "label_model+gold", "gold_teacher+gold", "both_teachers+gold"
+AVERAGED = "averaged"  # in place of a candidate's key: the best recipe with gold averaged over the architectures
 
 
 def repeats(n_pool: int, n_gold: int) -> int:
@@ -94,6 +101,11 @@ class CrossFit:
     checkpoint_dir: Path | None = None
     device: str | None = None
 
+    def configs(self):
+        """(model config, TrainConfig) its students are trained with: its architecture's, with its fit."""
+        run_spec = light_fitted(self.spec, self.base.architecture) if self.base.fit == "light" else self.spec
+        return student_configs(run_spec, self.names, self.base.architecture, self.device)
+
     def _texts(self, idx: np.ndarray) -> list[str]:
         return [self.gold_texts[i] for i in idx]
 
@@ -103,8 +115,7 @@ class CrossFit:
         self-trained as the chosen student was (`keep`: the folds' verdict, for the refit). `whole_pool`: the
         recipe was scored on a sample of the pool and this is its refit on all of it (its own memo)."""
         s, base = self.spec, self.base
-        run_spec = light_fitted(s, base.architecture) if base.fit == "light" else s
-        cfg, train_cfg = student_configs(run_spec, self.names, base.architecture, self.device)
+        cfg, train_cfg = self.configs()
         if epochs is not None:
             train_cfg = replace(train_cfg, epochs=epochs, patience=epochs + 1, keep_last=True)
         texts, targets, unlabeled = recipe.pool(f)
@@ -143,7 +154,7 @@ class CrossFit:
             kept.append(report.kept_second_round)
         scored = self.folds != -1
         return dev_scores(oof[scored], self.y_gold[scored], len(self.names)), {
-            "oof": oof, "epochs": max(1, int(np.median(best_epochs))),
+            "oof": oof, "oof_logits": oof_logits, "epochs": max(1, int(np.median(best_epochs))),
             "temperature": fit_temperature(oof_logits[scored], self.y_gold[scored], TEMPERATURE_GRID),
             "fold_temperatures": fold_temperatures,
             "self_training": 2 * sum(kept) > len(kept), "fold_best_epochs": best_epochs}
@@ -170,10 +181,11 @@ class CrossFit:
 def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Recipe], gold_texts: Sequence[str],
                     y_gold: np.ndarray, folds: np.ndarray, timing_texts: Sequence[str],
                     checkpoint_dir: Path | None = None, device: str | None = None,
-                    others: Sequence[Candidate] = ()) -> GoldRowsResult:
+                    others: Sequence[Candidate] = (), average: bool = False) -> GoldRowsResult:
     """Score each recipe out of fold on the chosen student's architecture, then the best recipe with gold on each
     of `others` (the other n-gram architectures fast enough to ship: the dev choice among them was made without
-    gold rows, which can favour another); the recipe `pick` ships is refitted on all gold, else the chosen stays."""
+    gold rows, which can favour another); the recipe `pick` ships is refitted on all gold, else the chosen stays.
+    `average`: the best recipe with gold contends as the average over the architectures that scored it."""
     fold_ids = sorted(set(folds.tolist()) - {-1})
     if chosen.architecture not in NGRAM_ARCHITECTURES or len(fold_ids) < 3 or not recipes:
         return GoldRowsResult(chosen, [], {"used": False, "why": "fewer than 3 gold folds" if len(fold_ids) < 3 else
@@ -194,24 +206,75 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
         for other in others:
             dev, how = fits[other.key].score(best)
             scored.append((other.key, best, dev, how))
+        members = [x for x in scored if x[1] is best]
+        if average and joins([fits[key].configs()[0] for key, *_ in members]):
+            scored.append(averaged_score(members, y_gold, folds, len(names)))
     for key, recipe, dev, how in scored:
         name = recipe.name if key == chosen.key else f"{recipe.name} ({key})"
         scores[name] = round(dev[objective], 4)
-        summary[name] = {"fold_best_epochs": how["fold_best_epochs"], "self_training": how["self_training"],
-                         "temperature": how["temperature"],
-                         "fold_temperatures": [round(t, 4) for t in how["fold_temperatures"]]}
-    winner = pick(scored, y_gold[folds != -1], folds != -1, len(names), objective, spec.seed)
+        if key == AVERAGED:
+            summary[name] = {"temperature": how["temperature"], "averaged_from": list(how["members"])}
+        else:
+            summary[name] = {"temperature": how["temperature"], "fold_best_epochs": how["fold_best_epochs"],
+                             "self_training": how["self_training"],
+                             "fold_temperatures": [round(t, 4) for t in how["fold_temperatures"]]}
+    # with an average, it is the contender with gold rows: dev's rows do not rank its members either
+    contenders = [x for x in scored if not x[1].gold or x[0] == AVERAGED] if scored[-1][0] == AVERAGED else scored
+    winner = pick(contenders, y_gold[folds != -1], folds != -1, len(names), objective, spec.seed)
     shipped, refits, refit = chosen, [], None
-    if winner is not None:
+    if winner is not None and winner[0] == AVERAGED:
+        shipped, reps = refit_averaged(fits, winner[1], winner[3], timing_texts)
+        refits.append(shipped)
+        summary["refit"] = {"gold_repeats": reps, "averaged_from": shipped.averaged_from,
+                            "epochs": {k: how["epochs"] for k, how in winner[3]["members"].items()}}
+    elif winner is not None:
         candidate, reps = fits[winner[0]].refit(winner[1], winner[3], timing_texts)
         refits.append(candidate)
         shipped = candidate
         summary["refit"] = {"gold_repeats": reps, "epochs": winner[3]["epochs"]}
         refit = (fits[winner[0]], winner[1].name, winner[3])
     summary.update({"out_of_fold_dev": scores, "shipped": "chosen" if shipped is chosen else
-                    f"{shipped.taught_by} ({shipped.key.split('<-')[0]})",
+                    f"{shipped.taught_by} ({shipped.key.split('<-')[0]}{', averaged' if shipped.averaged_from else ''})",
                     "seconds": round(time.perf_counter() - start, 1), "used": shipped is not chosen})
     return GoldRowsResult(shipped, refits, summary, refit)
+
+
+def averaged_score(members: list[tuple[str, Recipe, dict, dict]], y_gold: np.ndarray, folds: np.ndarray, k: int
+                   ) -> tuple[str, Recipe, dict, dict]:
+    """One recipe scored on several n-gram architectures, as the average of their students: per fold, the mean
+    of the fold students' logits (what averaging.average of those students predicts), one temperature on all."""
+    scored = folds != -1
+    logits = np.mean([how["oof_logits"] for *_, how in members], axis=0)
+    oof = np.where(scored, logits.argmax(axis=1), -1)
+    how = {"oof": oof, "oof_logits": logits, "members": {key: how for key, _, _, how in members},
+           "temperature": fit_temperature(logits[scored], y_gold[scored], TEMPERATURE_GRID)}
+    return AVERAGED, members[0][1], dev_scores(oof[scored], y_gold[scored], k), how
+
+
+def refit_averaged(fits: dict[str, CrossFit], recipe: Recipe, how: dict, timing_texts: Sequence[str]
+                   ) -> tuple[Candidate, int]:
+    """Each member architecture refitted on all gold and the pool (CrossFit.refit), averaged into one student with
+    the members' pooled out-of-fold temperature; the candidate carries the average's out-of-fold scores."""
+    from fmops_pipelines.specialist.averaging import average, richest
+    from fmops_pipelines.specialist.selection import Trained, candidate_of
+    from fmops_pipelines.specialist.training_loop import TrainHistory
+
+    refitted = {key: fits[key].refit(recipe, member, timing_texts) for key, member in how["members"].items()}
+    members = [c for c, _ in refitted.values()]
+    model = average([c.model for c in members])
+    model.cfg.temperature = how["temperature"]
+    first = next(iter(fits.values()))
+    architecture = next(c.architecture for c in members if c.model is richest([m.model for m in members]))
+    history = TrainHistory(best_epoch=members[0].history.best_epoch,
+                           best_dev_macro_f1=members[0].history.best_dev_macro_f1,
+                           seconds=sum(c.history.seconds for c in members), device=members[0].history.device)
+    candidate = candidate_of(Trained(architecture, model, history, members[0].self_training), first.gold_texts,
+                             first.y_gold, timing_texts, taught_by=recipe.name, dev_pred=how["oof"], fit="averaged")
+    scored = first.folds != -1
+    candidate.dev = dev_scores(how["oof"][scored], first.y_gold[scored], len(first.names))
+    candidate.eligible = all(c.eligible for c in members)
+    candidate.averaged_from = [c.key for c in members]
+    return candidate, max(reps for _, reps in refitted.values())
 
 
 def pick(scored: list[tuple[str, Recipe, dict, dict]], y: np.ndarray, rows: np.ndarray, k: int, objective: str,

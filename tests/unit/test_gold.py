@@ -197,6 +197,48 @@ def test_a_recipe_with_gold_ships_only_when_clearly_better_than_the_students_own
     assert pick([own], y, rows, 2, "macro_f1") is None and pick([barely], y, rows, 2, "macro_f1") is barely
 
 
+def test_a_recipe_with_gold_contends_and_ships_as_the_average_of_the_architectures_that_scored_it(gold_slice,
+                                                                                                 monkeypatch):
+    """With specialist.average, the best recipe with gold is scored on the word and the word+char students; their
+    average contends against the students' own recipe (its out-of-fold logits the mean of theirs, which is what the
+    average of each fold's students predicts) and ships as one averaged student with one pooled temperature."""
+    from fmops_pipelines.specialist import gold_rows
+    from fmops_pipelines.specialist.gold_rows import AVERAGED, label_model_recipe, teach_with_gold
+    from fmops_pipelines.specialist.selection import candidate_of, train_student
+
+    spec, splits = gold_slice
+    s = spec.specialist.model_copy(update={"self_training": False})
+    gold, pool = part(splits, "dev"), part(splits, "train")["text"].tolist()[:120]
+    y, gold_texts = label_indices(gold["label"], LABELS), gold["text"].tolist()
+    spam = np.array([any(w in t.lower() for w in ("free", "txt", "call", "claim", "prize", "win")) for t in pool])
+    targets = np.where(spam[:, None], [0.2, 0.8], [0.8, 0.2]).astype(np.float32)  # a keyword rule's labels
+    word, char = (candidate_of(train_student(s, LABELS, arch, pool, targets, [], gold_texts, y), gold_texts, y,
+                               gold_texts) for arch in ("ngram", "ngram_char"))
+    seen = {}
+    real_pick = gold_rows.pick
+    monkeypatch.setattr(gold_rows, "pick", lambda contenders, *a, **kw: seen.update(
+        contenders=contenders, real=real_pick(contenders, *a, **kw)) or next(x for x in contenders if x[1].gold))
+    folds = gold_folds(y, 2, seed=0)
+    result = teach_with_gold(s, LABELS, word, [label_model_recipe(pool, targets, [], gold=False),
+                                               label_model_recipe(pool, targets, [])],
+                             gold_texts, y, folds, pool, others=[char], average=True)
+    # the contenders: the students' own recipe and the average; not its members, whose ranking is dev's noise
+    assert [(key, r.gold) for key, r, _, _ in seen["contenders"]] == [("ngram", False), (AVERAGED, True)]
+    _, _, dev, how = seen["contenders"][1]
+    members = list(how["members"].values())
+    assert list(how["members"]) == ["ngram", "ngram_char"]
+    mean = (members[0]["oof_logits"] + members[1]["oof_logits"]) / 2
+    assert (how["oof"][folds != -1] == mean.argmax(axis=1)[folds != -1]).all()
+    shipped = result.chosen
+    assert shipped.fit == "averaged" and shipped.taught_by == "label_model+gold"
+    assert shipped.averaged_from == ["ngram<-label_model+gold", "ngram_char<-label_model+gold"]
+    assert shipped.model.cfg.averaged == 2 and shipped.model.cfg.char_ngrams
+    assert shipped.model.cfg.temperature == how["temperature"] and shipped.dev == dev
+    assert result.summary["shipped"] == "label_model+gold (ngram_char, averaged)"
+    assert result.summary["out_of_fold_dev"]["label_model+gold (averaged)"] == round(dev["macro_f1"], 4)
+    assert dev["macro_f1"] > 0.6  # what the gold rows taught, out of fold
+
+
 def test_the_gold_classifier_takes_sparse_features_of_more_than_two_labels():
     """TF-IDF features of a 4-label task (AG News): liblinear is two-label only, so one-vs-rest (a fit failed
     on ag_news before)."""
