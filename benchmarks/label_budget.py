@@ -13,10 +13,10 @@ WRENCH's data with `split_column: split`, prompts only (WRENCH's test split; gol
 Per run, on the held-out test split (macro-F1): the best prompt, the two gold-only classifiers the evaluation
 computes (TF-IDF + logistic regression, logistic regression on the FM's embeddings), SetFit on the same gold rows
 (`--setfit`, when the setfit package is installed: MiniLM body, 5 iterations; minutes per run on 2 cores), the
-gold teacher, the label model, the specialist (and, in the CSV, its expected calibration error), and the
-specialist's texts/s against the FM's. Runs share one FMOPS_HOME (under /tmp unless FMOPS_HOME is set), so the
-FM answers each text once. The table prints the mean over seeds; the CSV has every run, the PNG one panel per task
-and variant.
+gold teacher, the label model, the specialist (and, in the CSV, its expected calibration error where the spec
+gates on it, as the shipped ones do), and the specialist's texts/s against the FM's. Runs share one FMOPS_HOME
+(under /tmp unless FMOPS_HOME is set), so the FM answers each text once. The table prints the mean over seeds;
+the CSV has every run, the PNG one panel per task and variant.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def one_run(task: str, variant: str, budget: int, seed: int, assets: Path, use_s
            "gold_rows": int((splits["split"] == "dev").sum()), "best_prompt": base["best_prompt"]["macro_f1"],
            **gold_only, "gold_teacher": base.get("gold_teacher", {}).get("macro_f1"),
            "label_model": base["label_model"]["macro_f1"], "specialist": summary["test"]["macro_f1"],
-           "specialist_ece": summary["details"]["ece"],
+           "specialist_ece": next((g["value"] for g in summary["gates"] if g["name"] == "ece"), None),
            "specialist_texts_per_s": summary["throughput"]["specialist_texts_per_s"],
            "fm_texts_per_s": summary["throughput"]["fm_texts_per_s"], "run_seconds": round(seconds, 1),
            "taught_by": (stored(name, "specialist") or {}).get("taught_by")}
