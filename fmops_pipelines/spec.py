@@ -319,10 +319,12 @@ class SpecialistSpec(_Strict):
     # (specialist/gold_rows.py). false: gold only chooses, as before.
     gold_rows: bool = True
     # What ships is the mean of the n-gram candidates trained on the chosen student's labels (word and word+char,
-    # each fit), folded into one student over the word+char features (specialist/averaging.py), unless a recipe
-    # with gold rows ships: dev's few hundred rows cannot rank them, and the one it kept was often not the best on
-    # test (students_on_tasks.py, 2 seeds: the mean 0.941 / 0.916 on sms_spam / youtube_spam, the best candidate
-    # 0.941 / 0.914, dev's choice 0.941 / 0.898). Not with a sampled pool (trial_rows). false: the chosen one ships.
+    # each fit), folded into one student over the word+char features (specialist/averaging.py): dev's few hundred
+    # rows cannot rank them, and the one it kept was often not the best on test (students_on_tasks.py, 2 seeds:
+    # the mean 0.941 / 0.916 on sms_spam / youtube_spam, the best candidate 0.941 / 0.914, dev's choice 0.941 /
+    # 0.898). A recipe with gold rows contends, and ships, as the mean of its word and word+char students
+    # (youtube_spam prompts only, 3 seeds: 0.921 against 0.907). Not with a sampled pool (trial_rows). false: the
+    # chosen one ships.
     average: bool = True
     # A pool with more train rows than this is sampled (seeded, at random) to this many for the step's choices
     # (teacher, anchor rows, architecture, fit, the gold rows' recipe: a dozen trainings or more); the chosen

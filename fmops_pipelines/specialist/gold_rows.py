@@ -244,9 +244,9 @@ def averaged_score(members: list[tuple[str, Recipe, dict, dict]], y_gold: np.nda
     """One recipe scored on several n-gram architectures, as the average of their students: per fold, the mean
     of the fold students' logits (what averaging.average of those students predicts), one temperature on all."""
     scored = folds != -1
-    logits = np.mean([how["oof_logits"] for *_, how in members], axis=0)
+    logits = np.mean([member["oof_logits"] for *_, member in members], axis=0)
     oof = np.where(scored, logits.argmax(axis=1), -1)
-    how = {"oof": oof, "oof_logits": logits, "members": {key: how for key, _, _, how in members},
+    how = {"oof": oof, "oof_logits": logits, "members": {key: member for key, _, _, member in members},
            "temperature": fit_temperature(logits[scored], y_gold[scored], TEMPERATURE_GRID)}
     return AVERAGED, members[0][1], dev_scores(oof[scored], y_gold[scored], k), how
 
