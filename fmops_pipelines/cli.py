@@ -280,7 +280,8 @@ def cmd_plan(args) -> int:
     if budget is not None and budget < 100:
         raise SpecError(f"--budget {budget}: fm.budget is at least 100 rows")
     unbudgeted = spec.model_copy(update={"fm": spec.fm.model_copy(update={"budget": None})})
-    splits, _ = task_splits(unbudgeted, load_dataset(spec), GoldStore().reviewed(spec.name))
+    store = GoldStore()
+    splits, _ = task_splits(unbudgeted, load_dataset(spec), store.reviewed(spec.name), store.picked(spec.name))
     budgeted = with_fm_sample(splits, budget, spec.splits.seed) if budget is not None else None
     rate = None
     if not args.no_probe:

@@ -20,6 +20,10 @@ from fmops_pipelines.errors import DataError
 from fmops_pipelines.spec import SplitSpec
 
 SPLITS = ("train", "dev", "test")
+# Gold rows a review queue chose from the pool (review.queue's "label" rows): chosen for being hard or uncertain,
+# they are no sample of the task, so they train every fold's model and score none (gold_folds). Only present in
+# the splits where a person labelled such rows.
+PICKED = "picked_by_queue"
 
 
 def _stratify(labels: pd.Series) -> pd.Series | None:
@@ -93,11 +97,13 @@ def _cap(groups: pd.Series, cfg: SplitSpec) -> tuple[pd.Series, pd.Series]:
     return gold, rest
 
 
-def with_reviewed(out: pd.DataFrame, dataset: pd.DataFrame, reviewed: pd.DataFrame | None) -> tuple[pd.DataFrame, dict]:
+def with_reviewed(out: pd.DataFrame, dataset: pd.DataFrame, reviewed: pd.DataFrame | None,
+                  picked: frozenset[str] | set[str] = frozenset()) -> tuple[pd.DataFrame, dict]:
     """The splits with the labels people gave in review rounds (review.store.GoldStore.reviewed): every reviewed row
     is gold whatever the cap (a pool row a person labelled joins gold; a gold row a person re-checked takes the
     person's label), and so is every row with the same text. Test rows are never changed. A label given for a text
-    that has since changed, or for a row that is gone, is left out and counted."""
+    that has since changed, or for a row that is gone, is left out and counted. `picked`: the ids a review queue
+    chose from the pool (GoldStore.picked); those that joined gold here are marked in column PICKED."""
     from fmops_pipelines.review.store import text_sha
 
     counts = {"reviewed_rows": 0, "reviewed_stale": 0, "reviewed_missing": 0, "reviewed_in_test": 0}
@@ -120,16 +126,22 @@ def with_reviewed(out: pd.DataFrame, dataset: pd.DataFrame, reviewed: pd.DataFra
     dropped = source[source["text"].isin(labels) & ~source.index.isin(present)].reset_index()  # e.g. by max_rows
     out = pd.concat([out, dropped[[c for c in out.columns if c in dropped.columns]]], ignore_index=True)
     hit = out["text"].isin(labels) & (out["split"] != "test")
+    picked_texts = {source.at[i, "text"] for i in picked if i in source.index}
+    joined = hit & (out["split"] != "dev") & out["text"].isin(picked_texts)  # re-checked gold stays a sample
     out.loc[hit, "split"] = "dev"
+    if joined.any():
+        out[PICKED] = joined.to_numpy()
     out.loc[hit, "label"] = out.loc[hit, "text"].map(labels)
     order = {s: i for i, s in enumerate(SPLITS)}
     return out.sort_values(["split", "id"], key=lambda c: c.map(order) if c.name == "split" else c).reset_index(
         drop=True), counts
 
 
-def task_splits(spec, dataset: pd.DataFrame, reviewed: pd.DataFrame | None) -> tuple[pd.DataFrame, dict]:
-    """(splits, what made them): declared or drawn, reviewed labels applied, the pool checked, and with fm.budget
-    the `fm_sample` column (data.fm_budget). The splits asset and `fmops plan` both call this."""
+def task_splits(spec, dataset: pd.DataFrame, reviewed: pd.DataFrame | None,
+                picked: frozenset[str] | set[str] = frozenset()) -> tuple[pd.DataFrame, dict]:
+    """(splits, what made them): declared or drawn, reviewed labels applied (`picked`: see with_reviewed), the pool
+    checked, and with fm.budget the `fm_sample` column (data.fm_budget). The splits asset and `fmops plan` both
+    call this."""
     from fmops_pipelines.data.fm_budget import with_fm_sample
 
     column = spec.dataset.declared_split_column
@@ -138,7 +150,8 @@ def task_splits(spec, dataset: pd.DataFrame, reviewed: pd.DataFrame | None) -> t
         extra = {"declared_by": column, **counts}
     else:
         out, extra = make_splits(dataset, spec.splits), {"declared_by": "random (dataset.split_column unset)"}
-    out, counts = with_reviewed(out, dataset, reviewed)
+    out, counts = with_reviewed(out, dataset, reviewed, picked)
+    counts["reviewed_picked_by_queue"] = int(out[PICKED].sum()) if PICKED in out.columns else 0
     require_pool(out)
     return with_fm_sample(out, spec.fm.budget, spec.splits.seed), {**extra, **counts}
 
@@ -150,20 +163,29 @@ def require_pool(splits: pd.DataFrame) -> None:
                         "weak labelers and the student; add unlabelled texts or cap gold with splits.dev_size")
 
 
-def gold_folds(y_gold: np.ndarray, k: int, seed: int = 0, folds: int = 5) -> np.ndarray:
+def gold_folds(y_gold: np.ndarray, k: int, seed: int = 0, folds: int = 5,
+               train_only: np.ndarray | None = None) -> np.ndarray:
     """A fold number per gold row (stratified): every choice made on gold is scored on rows of a fold by what
     was fitted on the other folds. Fewer folds where the rarest label has fewer rows; -1 everywhere (no
-    cross-fitting possible) where some label has under 2."""
+    cross-fitting possible) where some label has under 2. `train_only` rows (picked_gold) get -1: every fold's
+    model trains on them and no score reads them."""
     from sklearn.model_selection import StratifiedKFold
 
-    counts = np.bincount(y_gold, minlength=k)
-    n = int(min(folds, counts.min()))
     out = np.full(len(y_gold), -1, dtype=np.int64)
+    rows = np.flatnonzero(~train_only) if train_only is not None else np.arange(len(y_gold))
+    n = int(min(folds, np.bincount(y_gold[rows], minlength=k).min()))
     if n < 2:
         return out
-    for f, (_, held) in enumerate(StratifiedKFold(n, shuffle=True, random_state=seed).split(y_gold, y_gold)):
-        out[held] = f
+    for f, (_, held) in enumerate(StratifiedKFold(n, shuffle=True, random_state=seed).split(rows, y_gold[rows])):
+        out[rows[held]] = f
     return out
+
+
+def picked_gold(splits: pd.DataFrame) -> np.ndarray | None:
+    """Per gold row (in the splits' order), whether a review queue picked it (PICKED); None where none was."""
+    if PICKED not in splits.columns:
+        return None
+    return splits.loc[splits["split"] == "dev", PICKED].fillna(False).to_numpy(dtype=bool)
 
 
 def split_summary(splits: pd.DataFrame) -> dict[str, dict[str, int]]:

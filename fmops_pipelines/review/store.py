@@ -139,6 +139,13 @@ class GoldStore:
             return pd.read_sql_query("SELECT round, row_id, kind, reason, external_id FROM queued WHERE task = ? "
                                      "ORDER BY round", con, params=(task,))
 
+    def picked(self, task: str) -> frozenset[str]:
+        """The pool rows a review queue asked a person to label (kind "label", not gold re-checks): the splits keep
+        them out of every out-of-fold score (data.splits.PICKED)."""
+        with self._db() as con:
+            rows = con.execute("SELECT DISTINCT row_id FROM queued WHERE task = ? AND kind = 'label'", (task,))
+            return frozenset(r[0] for r in rows.fetchall())
+
     def project(self, task: str, url: str) -> int | None:
         with self._db() as con:
             row = con.execute("SELECT project_id FROM projects WHERE task = ? AND url = ?", (task, url)).fetchone()

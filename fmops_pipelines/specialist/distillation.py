@@ -155,7 +155,7 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
     scores better out of fold, that refit made the selection's chosen candidate (listed among the candidates).
     `average`: a recipe with gold contends averaged over the n-gram architectures (gold_rows.teach_with_gold).
     Returns (the summary, how the shipped recipe was refitted: GoldRowsResult.refit)."""
-    from fmops_pipelines.data.splits import gold_folds
+    from fmops_pipelines.data.splits import gold_folds, picked_gold
     from fmops_pipelines.specialist.gold_rows import teach_with_gold
     from fmops_pipelines.supervision.gold_teacher import gold_oof
 
@@ -165,9 +165,10 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
     y_dev = label_indices(dev["label"], names)
     recipes = pool_recipes(texts, targets, unlabeled, teacher_labels, splits, names)
     if teacher_labels is not None and len(teacher_labels):
-        folds = dev["id"].map(gold_oof(teacher_labels).set_index("id")["fold"]).to_numpy(dtype=np.int64)
+        # the teacher's folds; a gold row a review queue picked has no out-of-fold label: -1, trained on, not scored
+        folds = dev["id"].map(gold_oof(teacher_labels).set_index("id")["fold"]).fillna(-1).to_numpy(dtype=np.int64)
     else:
-        folds = gold_folds(y_dev, len(names), spec.splits.seed)
+        folds = gold_folds(y_dev, len(names), spec.splits.seed, train_only=picked_gold(splits))
     chosen = selection.chosen
     others = [c for c in selection.candidates if c.eligible and c.fit == "default" and c.taught_by == "label_model"
               and c.architecture in NGRAM_ARCHITECTURES and c.architecture != chosen.architecture]

@@ -33,7 +33,8 @@ def build(spec: TaskSpec) -> list:
                                   "held-out gold test (as the dataset declares it, or drawn at random), and the "
                                   "unlabelled pool (split train); identical texts share a split.")
     def splits(context: dg.AssetExecutionContext, mlflow: MlflowTracking, dataset: pd.DataFrame) -> dg.Output:
-        out, extra = task_splits(spec, dataset, GoldStore().reviewed(spec.name))
+        store = GoldStore()
+        out, extra = task_splits(spec, dataset, store.reviewed(spec.name), store.picked(spec.name))
         if not spec.dataset.declared_split_column and "split" in dataset.columns and \
                 dataset["split"].astype(str).str.lower().isin(["train", "dev", "test"]).all():
             context.log.warning(f"{spec.name}: the dataset has a 'split' column that was not used; set "

@@ -156,7 +156,8 @@ def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.
     `rows`: id and split of every row, in the features' order; gold rows are split "dev", in the order of `y_gold`
     and `folds`. The result's labels hold, per row: gold rows once, from the teacher fitted without their own
     fold (`fold` = that fold); unlabelled rows once per fold (`fold` f: fitted without fold f) and once from the
-    teacher fitted on all gold (`fold` -1); test rows from that one only.
+    teacher fitted on all gold (`fold` -1); test rows from that one only. Gold rows of fold -1 (a review queue
+    picked them: data.splits.gold_folds) train every fold's teacher, so none is out of fold for them: no label.
     """
     from sklearn.metrics import f1_score
 
@@ -187,7 +188,8 @@ def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.
     kind = max(scores, key=lambda kd: (round(scores[kd], 4), -KINDS.index(kd)))
     X = features.by_kind[kind]
     columns = [f"p_{n}" for n in label_names]
-    parts = [_frame(rows.iloc[gold], folds, oof[kind], columns)]
+    scored_gold = folds != FULL
+    parts = [_frame(rows.iloc[gold[scored_gold]], folds[scored_gold], oof[kind][scored_gold], columns)]
     full = _fit(X, y_gold, seed, gold)
     others = np.flatnonzero(split != "dev")
     parts.append(_frame(rows.iloc[others], FULL, _proba(full, _rows(X, others), k), columns))
@@ -225,11 +227,11 @@ def teach_splits(fm, splits: pd.DataFrame, label_names: list[str], seed: int = 0
     """teach() over the splits: the FM's embeddings where it has them, gold_folds; `contrastive`: the local
     encoder folder SetFit fine-tunes (None: no SetFit candidate).
     None where gold cannot be cross-fitted (some label has under 2 gold rows)."""
-    from fmops_pipelines.data.splits import gold_folds, label_indices
+    from fmops_pipelines.data.splits import gold_folds, label_indices, picked_gold
     k = len(label_names)
     gold = splits["split"] == "dev"
     y_gold = label_indices(splits.loc[gold, "label"], label_names)
-    folds = gold_folds(y_gold, k, seed)
+    folds = gold_folds(y_gold, k, seed, train_only=picked_gold(splits))
     if (folds == FULL).all():
         return None
     texts = splits["text"].tolist()

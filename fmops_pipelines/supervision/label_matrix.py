@@ -70,8 +70,9 @@ def build_label_matrix(fm: FoundationModel, prompts: list[CalibratedPrompt], lfs
 def with_gold_teacher(matrix: pd.DataFrame, teacher_labels: pd.DataFrame, label_names: list[str]) -> pd.DataFrame:
     """The matrix with the gold teacher as one more labeler: its most probable label on each row it labelled,
     ABSTAIN elsewhere (rows fm.budget keeps from the FM). Gold rows get the vote of the teacher fitted without
-    their fold, so the label models scored, calibrated and stacked on gold never see it grade rows it learned;
-    the pool and test get the teacher fitted on all gold. No teacher (gold too small): the matrix unchanged."""
+    their fold, so the label models scored, calibrated and stacked on gold never see it grade rows it learned (a
+    gold row a review queue picked has no such vote: ABSTAIN); the pool and test get the teacher fitted on all
+    gold. No teacher (gold too small): the matrix unchanged."""
     from fmops_pipelines.supervision.gold_teacher import FULL
 
     if teacher_labels is None or not len(teacher_labels):

@@ -44,6 +44,7 @@ def test_a_csv_round_exports_the_queue_and_imports_what_a_person_filled_in(home)
     assert f"round 1: {(queue['kind'] == 'label').sum()} row(s) to label" in out
     assert list(sheet["id"]) == list(queue["id"]) and (sheet["label"] == "").all() and (sheet["reason"] != "").all()
     assert set(sheet["round"]) == {"1"}
+    assert GoldStore().picked("sms_spam") == set(queue.loc[queue["kind"] == "label", "id"])  # not the re-checks
 
     sheet.loc[0, "label"] = "eggs"
     sheet.loc[1, "label"] = "ham"

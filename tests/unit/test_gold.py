@@ -95,6 +95,39 @@ def test_no_out_of_fold_score_reads_the_labels_of_the_rows_it_scores(gold_slice)
     assert first_scores["macro_f1"] > 0.5
 
 
+def test_gold_rows_a_review_queue_picked_train_every_fold_and_score_none(gold_slice):
+    """Rows chosen for being hard are no sample of the task: a choice scored on them (sms_spam after two review
+    rounds switched its teacher kind and lost 0.06) is biased. They get fold -1: every fold's teacher learns from
+    them, no out-of-fold score, label or vote reads them."""
+    from sklearn.metrics import f1_score
+
+    from fmops_pipelines.supervision.gold_teacher import FULL, gold_oof, pool_labels
+    from fmops_pipelines.supervision.label_matrix import GOLD_TEACHER, with_gold_teacher
+    from fmops_pipelines.votes import ABSTAIN
+
+    _, splits = gold_slice
+    gold = part(splits, "dev")
+    y = label_indices(gold["label"], LABELS)
+    picked = np.zeros(len(y), dtype=bool)
+    picked[np.flatnonzero(y == 0)[:6]] = picked[np.flatnonzero(y == 1)[:3]] = True
+    folds = gold_folds(y, 2, seed=0, train_only=picked)
+    assert (folds[picked] == FULL).all() and (folds[~picked] >= 0).all() and len(set(folds[~picked])) >= 2
+    assert (gold_folds(y, 2, seed=0, train_only=np.zeros(len(y), dtype=bool)) == gold_folds(y, 2, seed=0)).all()
+
+    teacher, _ = _teach(splits, y, folds)
+    oof = gold_oof(teacher.labels)
+    assert set(oof["id"]) == set(gold["id"][~picked])  # no out-of-fold label for a picked row
+    scored = oof.set_index("id").loc[gold["id"][~picked], ["p_ham", "p_spam"]].to_numpy().argmax(1)
+    assert teacher.scores[teacher.kind] == pytest.approx(f1_score(y[~picked], scored, average="macro"))
+    votes = with_gold_teacher(splits[["id", "split"]].reset_index(drop=True), teacher.labels, LABELS)
+    assert (votes.set_index("id").loc[gold["id"][picked], GOLD_TEACHER] == ABSTAIN).all()
+
+    flipped = y.copy()
+    flipped[picked] = 1 - flipped[picked]
+    relabelled, _ = _teach(splits, flipped, folds)  # what every fold's teacher learned changes with them
+    assert not np.allclose(pool_labels(teacher.labels, 0)["p_spam"], pool_labels(relabelled.labels, 0)["p_spam"])
+
+
 def test_the_gold_teacher_votes_in_the_label_matrix_out_of_fold_on_gold(gold_slice):
     """Its column: on a gold row, the vote of the teacher fitted without that row's fold (relabelling fold 0 leaves
     fold 0's votes as they were); elsewhere the teacher fitted on all gold; abstaining where it labelled nothing.

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fmops_pipelines.data.readers import load_dataset
-from fmops_pipelines.data.splits import make_splits, with_reviewed
+from fmops_pipelines.data.splits import PICKED, make_splits, picked_gold, with_reviewed
 from fmops_pipelines.errors import DataError
 from fmops_pipelines.review.annotations import Annotation, read_csv, to_entries, write_csv
 from fmops_pipelines.review.queue import (
@@ -171,3 +171,8 @@ def test_reviewed_labels_are_gold_in_the_next_splits_whatever_the_cap_and_test_n
     assert counts == {"reviewed_rows": 2, "reviewed_stale": 1, "reviewed_missing": 0, "reviewed_in_test": 1}
     assert (out["split"] == "dev").sum() >= (splits["split"] == "dev").sum() + 1  # above the spec's gold cap
     assert set(out.loc[out["split"] == "test", "id"]) == set(splits.loc[splits["split"] == "test", "id"])
+    assert PICKED not in out.columns and picked_gold(out) is None  # nothing a queue chose
+    marked, _ = with_reviewed(splits, dataset, reviewed, frozenset({pool_id, gold_row["id"]}))
+    row = marked.set_index("id")
+    assert row.at[pool_id, PICKED] and not row.at[gold_row["id"], PICKED]  # a re-checked gold row stays a sample
+    assert picked_gold(marked).sum() == row.loc[row["split"] == "dev", PICKED].sum() >= 1
