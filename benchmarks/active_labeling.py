@@ -160,6 +160,8 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=50)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--gold", type=int, default=200, help="the gold cap each run starts from")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                        help="which arms to run (a change that cannot move the random arm re-runs the queue's only)")
     parser.add_argument("--flip", type=float, default=0.05)
     parser.add_argument("--flip-draws", type=int, default=1, help="independent flips per seed, averaged")
     parser.add_argument("--csv", type=Path, default=None)
@@ -193,7 +195,7 @@ def main() -> None:
             spec = variant_spec(task, args.variant, args.gold, seed)
             spec["review"] = {"budget": args.per_round, "rechecks": 0, "retrain_after": None}
             rng = np.random.default_rng(seed)
-            for arm in ARMS:
+            for arm in [a for a in ARMS if a in args.arms]:
                 name = f"al_{task}_{args.variant}_s{seed}_{arm}"
                 (assets / name).mkdir(exist_ok=True)
                 (assets / name / "task.yaml").write_text(yaml.safe_dump(spec))
@@ -229,7 +231,8 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     table = frame.pivot_table(index=["task", "variant", "new_labels"], columns="arm", values="test_macro_f1",
                               aggfunc="mean")
-    table["queue_minus_random"] = table["queue"] - table["random"]
+    if set(ARMS) <= set(table.columns):
+        table["queue_minus_random"] = table["queue"] - table["random"]
     with pd.option_context("display.width", 200, "display.precision", 3):
         print(f"\nspecialist test macro-F1, mean over seeds {args.seeds}:\n{table}")
         if noise:
