@@ -100,7 +100,7 @@ def measure_run(path: Path, model_path: str, device: str, use_setfit: bool, iter
     gold, pool, test = (np.flatnonzero(split == s) for s in ("dev", "train", "test"))
     y = rows["label"].map({n: i for i, n in enumerate(labels)}).to_numpy()
     y_gold, y_test = y[gold].astype(int), y[test].astype(int)
-    folds = gold_folds(y_gold, k, meta["fold_seed"], texts=rows["text"].to_numpy()[gold])
+    folds = gold_folds(y_gold, k, meta["fold_seed"])
     out = {"task": meta["task"], "gold": meta["gold"], "seed": meta["seed"], "device": device,
            "pool": len(pool), "test": len(test)}
 

@@ -164,26 +164,20 @@ def require_pool(splits: pd.DataFrame) -> None:
 
 
 def gold_folds(y_gold: np.ndarray, k: int, seed: int = 0, folds: int = 5,
-               train_only: np.ndarray | None = None, texts=None) -> np.ndarray:
+               train_only: np.ndarray | None = None) -> np.ndarray:
     """A fold number per gold row (stratified): every choice made on gold is scored on rows of a fold by what
     was fitted on the other folds. Fewer folds where the rarest label has fewer rows; -1 everywhere (no
     cross-fitting possible) where some label has under 2. `train_only` rows (picked_gold) get -1: every fold's
-    model trains on them and no score reads them. `texts`: rows with the same text share a fold, as they share a
-    split; else a copy in another fold hands its label to the row scored (7-20 % of the shipped tasks' gold rows
-    are such copies). Folds are drawn over each text's first row, so gold without copies folds as before."""
+    model trains on them and no score reads them."""
     from sklearn.model_selection import StratifiedKFold
 
     out = np.full(len(y_gold), -1, dtype=np.int64)
     rows = np.flatnonzero(~train_only) if train_only is not None else np.arange(len(y_gold))
-    keys = pd.Series(np.asarray(texts, dtype=object)[rows] if texts is not None else rows)
-    firsts = rows[~keys.duplicated().to_numpy()]
-    n = int(min(folds, np.bincount(y_gold[firsts], minlength=k).min()))
+    n = int(min(folds, np.bincount(y_gold[rows], minlength=k).min()))
     if n < 2:
         return out
-    for f, (_, held) in enumerate(StratifiedKFold(n, shuffle=True, random_state=seed).split(firsts, y_gold[firsts])):
-        out[firsts[held]] = f
-    fold_of = dict(zip(keys[~keys.duplicated()], out[firsts]))
-    out[rows] = keys.map(fold_of).to_numpy(dtype=np.int64)
+    for f, (_, held) in enumerate(StratifiedKFold(n, shuffle=True, random_state=seed).split(rows, y_gold[rows])):
+        out[rows[held]] = f
     return out
 
 

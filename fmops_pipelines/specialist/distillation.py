@@ -168,8 +168,7 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
         # the teacher's folds; a gold row a review queue picked has no out-of-fold label: -1, trained on, not scored
         folds = dev["id"].map(gold_oof(teacher_labels).set_index("id")["fold"]).fillna(-1).to_numpy(dtype=np.int64)
     else:
-        folds = gold_folds(y_dev, len(names), spec.splits.seed, train_only=picked_gold(splits),
-                           texts=dev["text"].to_numpy())
+        folds = gold_folds(y_dev, len(names), spec.splits.seed, train_only=picked_gold(splits))
     chosen = selection.chosen
     others = [c for c in selection.candidates if c.eligible and c.fit == "default" and c.taught_by == "label_model"
               and c.architecture in NGRAM_ARCHITECTURES and c.architecture != chosen.architecture]

@@ -231,7 +231,7 @@ def teach_splits(fm, splits: pd.DataFrame, label_names: list[str], seed: int = 0
     k = len(label_names)
     gold = splits["split"] == "dev"
     y_gold = label_indices(splits.loc[gold, "label"], label_names)
-    folds = gold_folds(y_gold, k, seed, train_only=picked_gold(splits), texts=splits.loc[gold, "text"].to_numpy())
+    folds = gold_folds(y_gold, k, seed, train_only=picked_gold(splits))
     if (folds == FULL).all():
         return None
     texts = splits["text"].tolist()

@@ -42,11 +42,6 @@ def test_gold_folds_are_stratified_and_say_when_gold_cannot_be_cross_fitted():
     assert sorted(set(folds)) == [0, 1, 2, 3, 4] and all((y[folds == f] == 1).sum() == 2 for f in range(5))
     assert (gold_folds(np.array([0] * 10 + [1] * 3), 2) >= 0).all()  # 3 folds where the rarer label has 3 rows
     assert (gold_folds(np.array([0] * 10 + [1]), 2) == -1).all()
-    texts = [f"text {i}" for i in range(50)]
-    assert (gold_folds(y, 2, seed=0, texts=texts) == folds).all()  # no copies: the folds as before
-    copies = [*texts[:45], *texts[:5]]  # the last five rows repeat the first five's texts
-    grouped = gold_folds(y, 2, seed=0, texts=copies)
-    assert all(grouped[i] == grouped[45 + i] for i in range(5)) and sorted(set(grouped)) == [0, 1, 2, 3, 4]
 
 
 @pytest.fixture(scope="module")
