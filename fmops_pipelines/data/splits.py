@@ -21,8 +21,8 @@ from fmops_pipelines.spec import SplitSpec
 
 SPLITS = ("train", "dev", "test")
 # Gold rows a review queue chose from the pool (review.queue's "label" rows): chosen for being hard or uncertain,
-# they are no sample of the task, so they train every fold's model and score none (gold_folds). Only present in
-# the splits where a person labelled such rows.
+# they are no sample of the task, so they train every fold's model and no out-of-fold figure reads them
+# (gold_folds). Only present in the splits where a person labelled such rows.
 PICKED = "picked_by_queue"
 
 
