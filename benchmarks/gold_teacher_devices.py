@@ -3,9 +3,9 @@
     # 1. where fmops is installed: each run's rows (fmops's own splits: gold, pool, test) and the packaged FM
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/gold_teacher_devices.py prepare \
         sms_spam youtube_spam ag_news --gold 200 --seeds 0 1 2 --out .gpu
-    # 2. on each device: needs torch, scikit-learn, sentence-transformers, setfit and pydantic, not fmops's
+    # 2. on each device: needs torch, scikit-learn, sentence-transformers, setfit, pydantic and mmh3, not fmops's
     #    services or its Dagster/MLflow stack, so it also runs on a machine that has a GPU and little else
-    python benchmarks/gold_teacher_devices.py measure .gpu --device cuda [--no-setfit] [--csv FILE]
+    python benchmarks/gold_teacher_devices.py measure .gpu --device cuda [--no-setfit] [--seeds 0] [--csv FILE]
 
 Per run (task, gold rows, seed) on one device: the FM's texts/s encoding every row (fmops's batch of 64 and a
 batch of 512); the gold teacher as fmops fits it (`supervision.gold_teacher.teach`: each candidate per gold
@@ -13,7 +13,7 @@ fold, the kind chosen out of fold) with and without the SetFit candidate, each c
 macro-F1, its seconds for the folds and its held-out test macro-F1 fitted on all gold; and, per teacher kind,
 an n-gram student (the shipped SpecialistSpec's `ngram`, on this device) trained on that teacher's labels of the
 pool, early-stopped on gold: its test macro-F1 and training seconds. The model travels in fp16 (half the bytes)
-and is widened back to fp32 before use.
+and is widened back to fp32 before use. The CSV is rewritten after every run, so a run cut short keeps the rest.
 """
 
 from __future__ import annotations
