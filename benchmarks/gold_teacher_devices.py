@@ -114,8 +114,7 @@ def measure_run(path: Path, model_path: str, device: str, use_setfit: bool, iter
     teacher = gt.teach(features, rows[["id", "split"]], y_gold, folds, labels, meta["seed"])
     out["teach_s"] = time.perf_counter() - began
     out["chosen"] = teacher.kind
-    lr_kinds = {kd: s for kd, s in teacher.scores.items() if kd != gt.SETFIT}
-    out["chosen_without_setfit"] = max(lr_kinds, key=lambda kd: (round(lr_kinds[kd], 4), -gt.KINDS.index(kd)))
+    out["chosen_without_setfit"] = gt.best_kind({kd: s for kd, s in teacher.scores.items() if kd != gt.SETFIT})
     for kind, X in features.by_kind.items():
         out[f"oof_{kind}"] = teacher.scores[kind]
         out[f"folds_s_{kind}"] = teacher.seconds_by_kind[kind]
@@ -150,9 +149,9 @@ def measure(folder: Path, device: str, use_setfit: bool, iterations: int, csv: P
         config = Path(model_path) / "config.json"  # else every later load (SetFit's too) is fp16 again
         config.write_text(json.dumps({**json.loads(config.read_text()), "dtype": "float32"}, indent=2))
         results = []
-        runs = sorted(folder.glob("*.parquet"), key=lambda p: (json.loads(p.with_suffix(".json").read_text())["seed"],
-                                                                p.stem))  # every task's first seed first
-        runs = [p for p in runs if seeds is None or json.loads(p.with_suffix(".json").read_text())["seed"] in seeds]
+        seed_of = {p: json.loads(p.with_suffix(".json").read_text())["seed"] for p in folder.glob("*.parquet")}
+        runs = sorted((p for p, s in seed_of.items() if seeds is None or s in seeds),
+                      key=lambda p: (seed_of[p], p.stem))  # every task's first seed first
         for path in runs:
             began = time.perf_counter()
             try:
