@@ -231,6 +231,9 @@ class NgramStudentSpec(_Strict):
     learning_rate: float = Field(default=0.001, gt=0)  # Adam's; larger for a few hundred rows
     weight_decay: float = Field(default=0.0, ge=0)  # L2 on the dense head
     patience: int = Field(default=5, ge=1)  # epochs without a better dev score before stopping
+    # "adam": the network above, trained by epochs; "lbfgs": a logistic regression over the same features (one
+    # column per class, no epochs, learning rate or dropout), served the same way (specialist/ngram_convex.py)
+    solver: Literal["adam", "lbfgs"] = "adam"
 
     @field_validator("word_ngrams", "char_ngrams")
     @classmethod
@@ -305,6 +308,9 @@ class SpecialistSpec(_Strict):
     # each n-gram student also trained lightly regularised, dev choosing (null: only the sections' own settings;
     # with teacher: encoder, the distilled candidates are trained only with their sections' settings)
     light_fit: LightFitSpec | None = LightFitSpec()
+    # each n-gram student also fitted as a logistic regression over its features (its section's `solver: lbfgs`),
+    # a candidate like any other: dev chooses, and with `average` it joins the mean (specialist/ngram_convex.py)
+    convex_fit: bool = True
     encoder: EncoderStudentSpec = EncoderStudentSpec()
     # Re-weight the soft labels towards the dev class balance (label-shift correction). Off by default:
     # with calibrated label-model probabilities it over-corrects (sms_spam test macro-F1 0.865 -> 0.584).

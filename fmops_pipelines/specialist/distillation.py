@@ -26,7 +26,7 @@ from fmops_pipelines.specialist.selection import (
     averaged_candidate,
     candidate_of,
     choose_teacher,
-    light_fitted,
+    fitted,
     replay,
     select,
     train_and_select,
@@ -132,7 +132,7 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
         refit, reps = cross.refit(recipe, how, texts, whole_pool=True)
         gold = {"refit_gold_repeats": reps}
     else:
-        run_spec = light_fitted(s, chosen.architecture) if chosen.fit == "light" else s
+        run_spec = fitted(s, chosen.architecture, chosen.fit)
         dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
         done = train_student(run_spec, names, chosen.architecture, texts, targets, unlabeled, dev_texts, y_dev,
                              checkpoint_dir, (lambda a, row: on_epoch(f"{a}_refit", row)) if on_epoch else None, device,

@@ -38,7 +38,7 @@ from fmops_pipelines.specialist.selection import (
     NGRAM_ARCHITECTURES,
     Candidate,
     dev_scores,
-    light_fitted,
+    fitted,
     student_configs,
     trainer,
 )
@@ -103,7 +103,7 @@ class CrossFit:
 
     def configs(self):
         """(model config, TrainConfig) its students are trained with: its architecture's, with its fit."""
-        run_spec = light_fitted(self.spec, self.base.architecture) if self.base.fit == "light" else self.spec
+        run_spec = fitted(self.spec, self.base.architecture, self.base.fit)
         return student_configs(run_spec, self.names, self.base.architecture, self.device)
 
     def _texts(self, idx: np.ndarray) -> list[str]:

@@ -19,6 +19,7 @@ from fmops_pipelines.specialist.student import Student, measure_throughput
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory
 
 NGRAM_ARCHITECTURES = ("ngram", "ngram_char")  # the fast students: one network, with or without char n-grams
+CONVEX = "convex"  # a candidate's `fit` when it is the n-gram student fitted as a logistic regression
 
 
 @dataclass
@@ -87,7 +88,8 @@ def student_configs(spec, labels: list[str], architecture: str,
                             hash_bits=s.hash_bits, embed_dim=s.embed_dim, dropout=s.dropout),
                 TrainConfig(epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                             weight_decay=s.weight_decay, patience=s.patience, seed=spec.seed, loss=spec.loss,
-                            deterministic=spec.deterministic, device=device))
+                            deterministic=spec.deterministic, device=device, solver=s.solver,
+                            class_weight="balanced" if spec.objective == "macro_f1" else None))
     if architecture == "encoder":
         s = spec.encoder
         return (EncoderConfig(labels=labels, model=s.model, max_length=s.max_length, dropout=s.dropout),
@@ -102,8 +104,10 @@ def trainer(architecture: str, cfg, train_cfg: TrainConfig, dev_texts: Sequence[
     """train(texts, soft_labels) -> (student, history) for one architecture."""
     from fmops_pipelines.specialist.encoder import train_encoder
     from fmops_pipelines.specialist.ngram import train_ngram
+    from fmops_pipelines.specialist.ngram_convex import train_ngram_convex
 
-    fn = {"ngram": train_ngram, "ngram_char": train_ngram, "encoder": train_encoder}[architecture]
+    ngram = train_ngram_convex if train_cfg.solver == "lbfgs" else train_ngram
+    fn = {"ngram": ngram, "ngram_char": ngram, "encoder": train_encoder}[architecture]
     return lambda texts, soft: fn(type(cfg)(**{**cfg.__dict__, "temperature": 1.0}), train_cfg, texts, soft,
                                   dev_texts, y_dev, on_epoch, checkpoint)
 
@@ -168,6 +172,10 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
                              checkpoint_dir, (lambda a, row: on_epoch(f"{a}_light", row)) if on_epoch else None,
                              device, name=f"{arch}-light")
         candidates.append(candidate_of(done, dev_texts, y_dev, timing_texts, fit="light"))
+    for arch in convex_fit_architectures(spec):
+        done = train_student(fitted(spec, arch, CONVEX), labels, arch, texts, soft_labels, unlabeled, dev_texts,
+                             y_dev, checkpoint_dir, None, device, name=f"{arch}-convex")
+        candidates.append(candidate_of(done, dev_texts, y_dev, timing_texts, fit=CONVEX))
     return select(candidates, spec.objective, spec.min_throughput, y_dev)
 
 
@@ -184,6 +192,21 @@ def light_fit_architectures(spec) -> list[str]:
 def light_fitted(spec, arch: str):
     """The SpecialistSpec with `arch`'s section trained by light_fit's settings."""
     return spec.model_copy(update={arch: getattr(spec, arch).model_copy(update=spec.light_fit.model_dump())})
+
+
+def convex_fit_architectures(spec) -> list[str]:
+    """The n-gram architectures also fitted as a logistic regression (`convex_fit`), unless their section is already."""
+    return [a for a in spec.architectures if spec.convex_fit and a in NGRAM_ARCHITECTURES
+            and getattr(spec, a).solver != "lbfgs"]
+
+
+def fitted(spec, arch: str, fit: str):
+    """The SpecialistSpec a candidate of `arch` with this `fit` was trained with (default, light or convex)."""
+    if fit == "light":
+        return light_fitted(spec, arch)
+    if fit == CONVEX:
+        return spec.model_copy(update={arch: getattr(spec, arch).model_copy(update={"solver": "lbfgs"})})
+    return spec
 
 
 def replay(done: Trained, on_epoch, key: str | None = None) -> None:

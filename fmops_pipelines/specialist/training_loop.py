@@ -40,6 +40,8 @@ class TrainConfig:
     warmup_ratio: float = 0.0  # linear warm-up then linear decay of the learning rate when > 0 (encoders)
     device: str | None = None  # None: cuda when present, else cpu
     deterministic: bool = False  # deterministic kernels where torch has them (deterministic_algorithms)
+    solver: str = "adam"  # n-gram students: "lbfgs" fits them as a logistic regression instead (ngram_convex.py)
+    class_weight: str | None = None  # "balanced": the convex fit weights classes inversely to their counts
     keep_last: bool = False  # True: train exactly `epochs` and keep the last weights (a refit whose epoch count
     # was chosen on held-out rows: its own dev rows fitted it, so they cannot choose)
 

@@ -140,8 +140,9 @@ def test_train_and_select_trains_every_architecture_on_the_same_labels(sms, tiny
     curves = []
     selection = train_and_select(spec, sms["labels"], sms["texts"][:96], sms["soft"][:96], [], sms["dev"][:40],
                                  sms["y_dev"][:40], tmp_path / "ckpt", on_epoch=lambda a, r: curves.append(a))
-    assert [c.key for c in selection.candidates] == ["ngram", "encoder", "ngram+light"]  # light_fit: n-gram only
-    ngram, _, light = selection.candidates
+    # light_fit and convex_fit: n-gram only
+    assert [c.key for c in selection.candidates] == ["ngram", "encoder", "ngram+light", "ngram+convex"]
+    ngram, _, light, _ = selection.candidates
     assert curves == ["ngram"] * len(ngram.history.epochs) + ["encoder"] + ["ngram_light"] * len(light.history.epochs)
     best = max(selection.candidates, key=lambda c: round(c.dev["macro_f1"], 4))
     # the best on dev, or a faster architecture (or the same one's own fit) within dev's noise of it; each with its
@@ -157,7 +158,7 @@ def test_light_fit_trains_each_ngram_student_again_and_loses_ties(sms, tmp_path)
     """The second training takes light_fit's settings (here: no dropout, ten times the learning rate); the two run at
     one speed, so within dev's noise the section's own settings (listed first) are kept."""
     spec = SpecialistSpec(architectures=["ngram"], self_training=False, ngram={"epochs": 3, "batch_size": 32},
-                          light_fit={"learning_rate": 0.01, "dropout": 0.0})
+                          light_fit={"learning_rate": 0.01, "dropout": 0.0}, convex_fit=False)
     selection = train_and_select(spec, sms["labels"], sms["texts"][:160], sms["soft"][:160], [], sms["dev"],
                                  sms["y_dev"], tmp_path / "ckpt")
     own, light = selection.candidates
@@ -175,6 +176,45 @@ def test_light_fit_trains_each_ngram_student_again_and_loses_ties(sms, tmp_path)
     assert [c.key for c in none.candidates] == ["ngram"]
     already_light = spec.model_copy(update={"ngram": spec.ngram.model_copy(update={"learning_rate": 0.01, "dropout": 0.0})})
     assert light_fit_architectures(already_light) == [] and light_fit_architectures(spec) == ["ngram"]
+
+
+def test_convex_fit_is_the_ngram_student_fitted_as_a_logistic_regression(sms, tmp_path):
+    """The convex candidate is an n-gram student (one table column per class, identity head) whose logits are
+    exactly scikit-learn's logistic regression on the same features; it serves, saves and loads as any other."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    from fmops_pipelines.specialist.ngram_scorer import NgramScorer
+    from fmops_pipelines.specialist.selection import convex_fit_architectures
+
+    spec = SpecialistSpec(architectures=["ngram_char"], self_training=False, light_fit=None,
+                          ngram_char={"epochs": 2, "batch_size": 64})
+    texts, soft = sms["texts"][:300], sms["soft"][:300]
+    selection = train_and_select(spec, sms["labels"], texts, soft, [], sms["dev"], sms["y_dev"], tmp_path / "ckpt")
+    assert [c.key for c in selection.candidates] == ["ngram_char", "ngram_char+convex"]
+    model = selection.candidates[1].model
+    assert model.cfg.embed_dim == 2 and torch.equal(model.net.head.weight, torch.eye(2))
+    X = model.featurizer.transform(texts)
+    seen = np.unique(X.indices)
+    reference = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(
+        X[:, seen], soft.argmax(axis=1), sample_weight=soft.max(axis=1))
+    test = model.featurizer.transform(sms["test"])[:, seen]
+    logits = model.logits(sms["test"])
+    np.testing.assert_allclose(logits[:, 1] - logits[:, 0], reference.decision_function(sp.csr_matrix(test)),
+                               rtol=1e-4, atol=1e-4)
+    assert f1_score(sms["y_test"], model.predict_proba(sms["test"]).argmax(axis=1), average="macro") > 0.85
+    np.testing.assert_allclose(NgramScorer.from_student(model).predict_proba(sms["test"]),
+                               model.predict_proba(sms["test"]), atol=1e-5)
+    np.testing.assert_allclose(load_student(model.save(tmp_path / "saved")).predict_proba(sms["test"]),
+                               model.predict_proba(sms["test"]), atol=1e-6)
+    # labels of one class: a constant student, not an error
+    one = train_and_select(spec.model_copy(update={"architectures": ["ngram"]}), sms["labels"], texts[:50],
+                           np.tile([0.9, 0.1], (50, 1)), [], sms["dev"], sms["y_dev"])
+    assert set(one.candidates[1].model.predict_proba(sms["test"]).argmax(axis=1)) == {0}
+    assert convex_fit_architectures(spec.model_copy(update={"convex_fit": False})) == []
+    lbfgs = spec.model_copy(update={"ngram_char": spec.ngram_char.model_copy(update={"solver": "lbfgs"})})
+    assert convex_fit_architectures(lbfgs) == []  # its own fit is already the convex one
 
 
 def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder, tmp_path):
