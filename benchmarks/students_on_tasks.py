@@ -2,7 +2,8 @@
 
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/students_on_tasks.py ag_news \
         [--architectures ngram encoder] [--encoder-epochs 3] [--encoder-lr 5e-5] \
-        [--label-model majority_vote|snorkel|dawid_skene|stacked] [--loss soft_ce|confidence_weighted|hard]
+        [--label-model majority_vote|snorkel|dawid_skene|stacked] [--loss soft_ce|confidence_weighted|hard] \
+        [--convex-fit]
 
 Needs a finished `fmops run TASK`: it trains on the rows that run's specialist learned (the label model that
 taught it, its anchor-row choice), or with --label-model refits the labels from its weak_label_matrix with
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--encoder-lr", type=float)
     parser.add_argument("--encoder-max-length", type=int)
     parser.add_argument("--no-self-training", action="store_true")
+    parser.add_argument("--convex-fit", action="store_true",
+                        help="each n-gram student also fitted as a logistic regression (specialist.convex_fit)")
     parser.add_argument("--label-model", help="refit the training labels with this label model kind")
     parser.add_argument("--anchor-rows", action="store_true",
                         help="with --label-model: also train on rows only the anchor prompt labels")
@@ -92,6 +95,7 @@ def main() -> None:
         s = spec.specialist.model_copy(update={
             "architectures": args.architectures, "loss": args.loss or spec.specialist.loss, "seed": seed,
             "self_training": spec.specialist.self_training and not args.no_self_training,
+            "convex_fit": spec.specialist.convex_fit or args.convex_fit,
             "encoder": spec.specialist.encoder.model_copy(update=encoder)})
         selection = train_and_select(s, spec.label_names, texts, targets, unlabeled, dev["text"].tolist(),
                                      label_indices(dev["label"], spec.label_names))

@@ -4,9 +4,9 @@ An n-gram student in eval mode is linear in its features (averaging.py), so a mu
 the featuriser's matrix is an n-gram student too: its coefficients are the bag (one column per class) and the head
 is the identity. Fitted to convergence by L-BFGS with L2 (scikit-learn) on the teacher's labels (argmax, each row
 weighted by the label's confidence; class-balanced for a macro-F1 objective), it has no epochs, learning rate or
-dropout to get wrong on a few thousand noisy rows. Measured against the Adam-trained network on the same teacher
-labels (200 gold rows, 3 draws, test macro-F1; /benchmarks/label_budget.py and docs/specialists.md): see
-docs/specialists.md, "A convex fit of the n-gram student".
+dropout. It wins where labels are near gold and loses on a majority vote's soft labels, whose argmax drops what
+soft cross-entropy learns from: off by default (specialist.convex_fit; measured in docs/specialists.md, "A convex
+fit of the n-gram student").
 """
 
 from __future__ import annotations

@@ -140,9 +140,8 @@ def test_train_and_select_trains_every_architecture_on_the_same_labels(sms, tiny
     curves = []
     selection = train_and_select(spec, sms["labels"], sms["texts"][:96], sms["soft"][:96], [], sms["dev"][:40],
                                  sms["y_dev"][:40], tmp_path / "ckpt", on_epoch=lambda a, r: curves.append(a))
-    # light_fit and convex_fit: n-gram only
-    assert [c.key for c in selection.candidates] == ["ngram", "encoder", "ngram+light", "ngram+convex"]
-    ngram, _, light, _ = selection.candidates
+    assert [c.key for c in selection.candidates] == ["ngram", "encoder", "ngram+light"]  # light_fit: n-gram only
+    ngram, _, light = selection.candidates
     assert curves == ["ngram"] * len(ngram.history.epochs) + ["encoder"] + ["ngram_light"] * len(light.history.epochs)
     best = max(selection.candidates, key=lambda c: round(c.dev["macro_f1"], 4))
     # the best on dev, or a faster architecture (or the same one's own fit) within dev's noise of it; each with its
@@ -158,7 +157,7 @@ def test_light_fit_trains_each_ngram_student_again_and_loses_ties(sms, tmp_path)
     """The second training takes light_fit's settings (here: no dropout, ten times the learning rate); the two run at
     one speed, so within dev's noise the section's own settings (listed first) are kept."""
     spec = SpecialistSpec(architectures=["ngram"], self_training=False, ngram={"epochs": 3, "batch_size": 32},
-                          light_fit={"learning_rate": 0.01, "dropout": 0.0}, convex_fit=False)
+                          light_fit={"learning_rate": 0.01, "dropout": 0.0})
     selection = train_and_select(spec, sms["labels"], sms["texts"][:160], sms["soft"][:160], [], sms["dev"],
                                  sms["y_dev"], tmp_path / "ckpt")
     own, light = selection.candidates
@@ -188,7 +187,7 @@ def test_convex_fit_is_the_ngram_student_fitted_as_a_logistic_regression(sms, tm
     from fmops_pipelines.specialist.ngram_scorer import NgramScorer
     from fmops_pipelines.specialist.selection import convex_fit_architectures
 
-    spec = SpecialistSpec(architectures=["ngram_char"], self_training=False, light_fit=None,
+    spec = SpecialistSpec(architectures=["ngram_char"], self_training=False, light_fit=None, convex_fit=True,
                           ngram_char={"epochs": 2, "batch_size": 64})
     texts, soft = sms["texts"][:300], sms["soft"][:300]
     selection = train_and_select(spec, sms["labels"], texts, soft, [], sms["dev"], sms["y_dev"], tmp_path / "ckpt")
