@@ -181,11 +181,12 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
 
 def light_fit_architectures(spec) -> list[str]:
     """The n-gram architectures that are also trained with `light_fit` (none when it is null); one whose section
-    already has light_fit's settings would only train the same student twice."""
+    already has light_fit's settings, or is fitted by `solver: lbfgs` (no learning rate or dropout), would only train
+    the same student twice."""
     if spec.light_fit is None:
         return []
     light = spec.light_fit.model_dump()
-    return [a for a in spec.architectures if a in NGRAM_ARCHITECTURES
+    return [a for a in spec.architectures if a in NGRAM_ARCHITECTURES and getattr(spec, a).solver != "lbfgs"
             and getattr(spec, a).model_dump(include=set(light)) != light]
 
 

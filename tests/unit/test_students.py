@@ -214,6 +214,7 @@ def test_convex_fit_is_the_ngram_student_fitted_as_a_logistic_regression(sms, tm
     assert convex_fit_architectures(spec.model_copy(update={"convex_fit": False})) == []
     lbfgs = spec.model_copy(update={"ngram_char": spec.ngram_char.model_copy(update={"solver": "lbfgs"})})
     assert convex_fit_architectures(lbfgs) == []  # its own fit is already the convex one
+    assert light_fit_architectures(lbfgs.model_copy(update={"light_fit": SpecialistSpec().light_fit})) == []  # nothing for light_fit to change
 
 
 def test_an_encoder_student_goes_through_the_registry_and_back(sms, tiny_encoder, tmp_path):
