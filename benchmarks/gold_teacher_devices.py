@@ -23,6 +23,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,32 @@ def student_on(labels: list[str], pool_texts: list[str], soft: np.ndarray, gold_
     return float(f1_score(y_test, pred, average="macro")), seconds
 
 
+@dataclass
+class PreparedRun:
+    """One run `prepare` wrote: its rows in the splits' order, with each split's row positions and gold labels."""
+
+    meta: dict
+    rows: pd.DataFrame
+    labels: list[str]
+    texts: list[str]
+    split: np.ndarray
+    gold: np.ndarray
+    pool: np.ndarray
+    test: np.ndarray
+    y_gold: np.ndarray
+    y_test: np.ndarray
+
+    @classmethod
+    def load(cls, path: Path) -> PreparedRun:
+        meta = json.loads(path.with_suffix(".json").read_text())
+        rows = pd.read_parquet(path.with_suffix(".parquet"))
+        labels, split = meta["labels"], rows["split"].to_numpy()
+        gold, pool, test = (np.flatnonzero(split == s) for s in ("dev", "train", "test"))
+        y = rows["label"].map({n: i for i, n in enumerate(labels)}).to_numpy()
+        return cls(meta, rows, labels, rows["text"].tolist(), split, gold, pool, test, y[gold].astype(int),
+                   y[test].astype(int))
+
+
 def measure_run(path: Path, model_path: str, device: str, use_setfit: bool, iterations: int) -> dict:
     from sentence_transformers import SentenceTransformer
     from sklearn.metrics import f1_score
@@ -91,15 +118,10 @@ def measure_run(path: Path, model_path: str, device: str, use_setfit: bool, iter
     from fmops_pipelines.data.splits import gold_folds
     from fmops_pipelines.supervision import gold_teacher as gt
 
-    meta = json.loads(path.with_suffix(".json").read_text())
-    rows = pd.read_parquet(path)
-    labels = meta["labels"]
+    run = PreparedRun.load(path)
+    meta, rows, labels, texts, split = run.meta, run.rows, run.labels, run.texts, run.split
+    gold, pool, test, y_gold, y_test = run.gold, run.pool, run.test, run.y_gold, run.y_test
     k = len(labels)
-    texts = rows["text"].tolist()
-    split = rows["split"].to_numpy()
-    gold, pool, test = (np.flatnonzero(split == s) for s in ("dev", "train", "test"))
-    y = rows["label"].map({n: i for i, n in enumerate(labels)}).to_numpy()
-    y_gold, y_test = y[gold].astype(int), y[test].astype(int)
     folds = gold_folds(y_gold, k, meta["fold_seed"])
     out = {"task": meta["task"], "gold": meta["gold"], "seed": meta["seed"], "device": device,
            "pool": len(pool), "test": len(test)}

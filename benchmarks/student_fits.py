@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from gold_teacher_devices import PreparedRun
 
 
 def idf_weighted(X, fit_rows: np.ndarray, word_columns: int):
@@ -36,7 +36,7 @@ def idf_weighted(X, fit_rows: np.ndarray, word_columns: int):
     return sp.hstack([normalize(p) / np.sqrt(len(parts)) for p in parts], format="csr")
 
 
-def run(path: Path) -> dict:
+def run_one(path: Path) -> dict:
     from sentence_transformers import SentenceTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
@@ -46,16 +46,13 @@ def run(path: Path) -> dict:
     from fmops_pipelines.spec import SpecialistSpec
     from fmops_pipelines.specialist.ngram import NgramConfig
     from fmops_pipelines.specialist.ngram_features import Featurizer
-    from fmops_pipelines.specialist.selection import fitted, train_student
+    from fmops_pipelines.specialist.selection import CONVEX, fitted, train_student
     from fmops_pipelines.supervision import gold_teacher as gt
 
-    meta = json.loads(path.with_suffix(".json").read_text())
-    rows = pd.read_parquet(path.with_suffix(".parquet"))
-    labels, texts, split = meta["labels"], rows["text"].tolist(), rows["split"].to_numpy()
+    run = PreparedRun.load(path)
+    meta, rows, labels, texts, split = run.meta, run.rows, run.labels, run.texts, run.split
+    gold, pool, test, y_gold, y_test = run.gold, run.pool, run.test, run.y_gold, run.y_test
     k = len(labels)
-    gold, pool, test = (np.flatnonzero(split == s) for s in ("dev", "train", "test"))
-    y = rows["label"].map({n: i for i, n in enumerate(labels)}).to_numpy()
-    y_gold, y_test = y[gold].astype(int), y[test].astype(int)
     fm = SentenceTransformer(str(resolve_model_path("all-MiniLM-L6-v2")), device="cpu")
     embeddings = fm.encode(texts, batch_size=64, normalize_embeddings=True)
     teacher = gt.teach(gt.Features.build(texts, split != "test", embeddings), rows[["id", "split"]], y_gold,
@@ -69,7 +66,7 @@ def run(path: Path) -> dict:
     out = {"run": path.stem, "teacher": teacher.kind}
     pool_texts, gold_texts, test_texts = ([texts[i] for i in idx] for idx in (pool, gold, test))
     for arch in ("ngram", "ngram_char"):
-        for fit in ("default", "convex"):
+        for fit in ("default", CONVEX):
             trained = train_student(fitted(SpecialistSpec(self_training=False), arch, fit), labels, arch, pool_texts,
                                     soft, [], gold_texts, y_gold, device="cpu")
             out[f"{arch}_{'adam' if fit == 'default' else 'lbfgs'}"] = score(
@@ -91,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="prepared runs (gold_teacher_devices.py prepare), no suffix")
     args = parser.parse_args(argv)
     for path in args.runs:
-        print(json.dumps(run(path)), flush=True)
+        print(json.dumps(run_one(path)), flush=True)
     return 0
 
 
