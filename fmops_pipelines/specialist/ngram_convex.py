@@ -20,7 +20,6 @@ import torch
 
 from fmops_pipelines.specialist.ngram import NgramConfig, NgramNet, NgramSpecialist
 from fmops_pipelines.specialist.ngram_features import Featurizer
-from fmops_pipelines.specialist.selection import dev_scores
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory
 
 C = 1.0  # scikit-learn's default inverse L2 strength; the features are L2-normalised rows, as TF-IDF's
@@ -32,6 +31,7 @@ def train_ngram_convex(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence
     """Fit, fold into an NgramSpecialist (bag = coefficients, identity head), calibrate its temperature on dev.
     `on_epoch` and `checkpoint` are accepted for the trainer's signature: one fit of seconds has neither."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
 
     began = time.perf_counter()
     k = len(cfg.labels)
@@ -60,7 +60,8 @@ def train_ngram_convex(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence
     net.load_state_dict({"bag.weight": torch.from_numpy(bag), "head.weight": torch.eye(k),
                          "head.bias": torch.from_numpy(bias)}, assign=True)
     model = NgramSpecialist(cfg, net=net, device=torch.device("cpu"))  # a table lookup: the CPU serves it
-    dev_f1 = dev_scores(model.predict_proba(dev_texts).argmax(axis=1), y_dev, k)["macro_f1"] if len(dev_texts) else 0.0
+    dev_f1 = float(f1_score(y_dev, model.predict_proba(dev_texts).argmax(axis=1), average="macro",
+                            labels=range(k), zero_division=0)) if len(dev_texts) else 0.0
     if len(dev_texts):
         model.calibrate(dev_texts, y_dev)
     seconds = time.perf_counter() - began
