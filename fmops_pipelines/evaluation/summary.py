@@ -41,7 +41,8 @@ def served_as(throughput: dict) -> str:
     return f", batch {served['batch_size']} x {served['workers']} worker(s) as batch inference serves it" if served else ""
 
 
-GOLD_ONLY_NAMES = {"logreg_fm_embeddings": "logreg on FM embeddings", "tfidf_logreg": "TF-IDF + logreg"}
+GOLD_ONLY_NAMES = {"logreg_fm_embeddings": "logreg on FM embeddings", "tfidf_logreg": "TF-IDF + logreg",
+                   "logreg_fm_embeddings_tfidf": "logreg on FM embeddings + TF-IDF"}
 
 
 def loss_line(summary: dict) -> str | None:

@@ -107,7 +107,7 @@ def test_html_report_is_self_contained():
 
 
 def test_gold_only_baselines_learn_from_the_gold_rows_alone_and_gate_the_lift(tmp_path, minilm):
-    """Logistic regression on the FM's embeddings and on TF-IDF, each fitted on the dev gold rows only (C and class
+    """Logistic regression on the FM's embeddings, on TF-IDF and on both, each fitted on the dev gold rows only (C and class
     weights by 5-fold CV there) and scored on test: on a real sms_spam slice's 60 dev rows (8 spam) the embedding
     one reaches ~0.9 macro-F1 (always-ham: 0.46) and TF-IDF learns nothing yet; the gate reads the best."""
     from fmops_pipelines.evaluation.gold_only import gold_only_baselines
@@ -116,7 +116,7 @@ def test_gold_only_baselines_learn_from_the_gold_rows_alone_and_gate_the_lift(tm
 
     d = sms_student_data(tmp_path)
     gold = gold_only_baselines(minilm, d["dev"], d["y_dev"], d["test"], d["y_test"], 2)
-    assert [b["kind"] for b in gold] == ["logreg_fm_embeddings", "tfidf_logreg"]
+    assert [b["kind"] for b in gold] == ["logreg_fm_embeddings", "tfidf_logreg", "logreg_fm_embeddings_tfidf"]
     assert all(b["gold_rows"] == len(d["dev"]) == 60 for b in gold) and gold[0]["macro_f1"] > 0.8, gold
     shuffled = gold_only_baselines(minilm, d["dev"], np.random.default_rng(0).permutation(d["y_dev"]), d["test"],
                                    d["y_test"], 2)
@@ -126,6 +126,7 @@ def test_gold_only_baselines_learn_from_the_gold_rows_alone_and_gate_the_lift(tm
     [verdict] = evaluate_gates([GateSpec(metric="lift_over_gold_only", min=0.0)], measured)
     assert verdict["value"] == round(measured["test"]["macro_f1"] - max(b["macro_f1"] for b in gold), 4)
     assert [name for name, _ in gold_only_rows(measured["baselines"])] == [
-        "gold only: logreg on FM embeddings", "gold only: TF-IDF + logreg"]
+        "gold only: logreg on FM embeddings", "gold only: TF-IDF + logreg",
+        "gold only: logreg on FM embeddings + TF-IDF"]
     [none] = evaluate_gates([GateSpec(metric="lift_over_gold_only", min=0.0)], _measured())  # none computed: fails
     assert not none["passed"]
