@@ -185,6 +185,22 @@ def test_the_gold_teacher_learns_from_gold_and_labels_every_row(gold_slice, mini
     assert test_f1(labels) > 0.8 > test_f1(teach_splits(minilm, shuffled, LABELS).labels) + 0.1  # gold taught it
 
 
+def test_the_teacher_that_reads_the_most_is_kept_unless_it_is_worse_beyond_noise():
+    """200 gold rows: one mistake more out of fold is noise, thirty are not."""
+    from fmops_pipelines.supervision.gold_teacher import EMBEDDINGS, JOINED, TFIDF, choose_kind
+
+    y = np.random.default_rng(0).integers(0, 2, 200)
+
+    def wrong(n: int) -> np.ndarray:  # the one-hot P of a candidate with its first n rows wrong
+        pred = y.copy()
+        pred[:n] = 1 - pred[:n]
+        return np.eye(2)[pred]
+
+    assert choose_kind({EMBEDDINGS: wrong(10), TFIDF: wrong(9), JOINED: wrong(11)}, y, 2) == JOINED
+    assert choose_kind({EMBEDDINGS: wrong(10), TFIDF: wrong(9), JOINED: wrong(40)}, y, 2) == EMBEDDINGS
+    assert choose_kind({EMBEDDINGS: wrong(40), TFIDF: wrong(9), JOINED: wrong(40)}, y, 2) == TFIDF
+
+
 def test_the_joined_teacher_reads_each_rows_embedding_beside_its_tfidf_vector(gold_slice, minilm):
     """Both halves of norm 1, so neither drowns the other; the embeddings are the FM's, the TF-IDF columns the
     tfidf_logreg candidate's (vocabulary from the rows outside test)."""
