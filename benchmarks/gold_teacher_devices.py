@@ -136,9 +136,7 @@ def measure_run(path: Path, model_path: str, device: str, use_setfit: bool, iter
     teacher = gt.teach(features, rows[["id", "split"]], y_gold, folds, labels, meta["seed"])
     out["teach_s"] = time.perf_counter() - began
     out["chosen"] = teacher.kind
-    scored = folds != gt.FULL
-    out["chosen_without_setfit"] = gt.choose_kind({kd: p[scored] for kd, p in teacher.oof.items() if kd != gt.SETFIT},
-                                                  y_gold[scored], k, meta["seed"])
+    out["chosen_without_setfit"] = gt.best_kind({kd: s for kd, s in teacher.scores.items() if kd != gt.SETFIT})
     for kind, X in features.by_kind.items():
         out[f"oof_{kind}"] = teacher.scores[kind]
         out[f"folds_s_{kind}"] = teacher.seconds_by_kind[kind]

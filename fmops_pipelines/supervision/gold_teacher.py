@@ -5,14 +5,10 @@ on two of three shipped tasks (test macro-F1 0.928 / 0.909 / 0.819 against 0.789
 strongest labeler fmops has, so it labels the unlabelled pool as a candidate teacher of the student.
 
 Candidates, each a logistic regression (C and class weighting by cross-validated macro-F1 on gold, `tune`):
-`logreg_fm_embeddings` on the FM's embeddings (embedding FMs), `tfidf_logreg` on word n-grams (any FM; its
-vocabulary learned on every row outside test) and `logreg_fm_embeddings_tfidf` on both side by side (each row's
-embedding and its TF-IDF vector, both of norm 1: what the sentence means beside the words it uses; on 200-800 gold
-rows of sms_spam and youtube_spam it scored above the better of the two alone on test in 10 of 12 draws,
-docs/measurements.md "The gold teacher reads words and meaning together"); with gold_teacher.contrastive, `setfit`
-(the FM's encoder fine-tuned contrastively on gold, then a logistic head: `Contrastive`). The kind is chosen by
-out-of-fold macro-F1 over the gold folds (data.splits.gold_folds): the one that reads the most unless it is worse
-beyond noise (choose_kind); every fold's model is tuned and fitted without that fold (nested), so no out-of-fold
+`logreg_fm_embeddings` on the FM's embeddings (embedding FMs) and `tfidf_logreg` on word n-grams (any FM; its
+vocabulary learned on every row outside test); with gold_teacher.contrastive, `setfit` (the FM's encoder
+fine-tuned contrastively on gold, then a logistic head: `Contrastive`). The kind is chosen by out-of-fold macro-F1 over the gold folds
+(data.splits.gold_folds), every fold's model tuned and fitted without that fold (nested), so no out-of-fold
 figure read the labels of the rows it scores; per fold, that model labels the pool too, so a student's recipe
 can be scored on a fold whose labels never reached it (specialist.gold_rows). The weak labelers' votes are left
 out on purpose: appended to the embeddings they scored below the embeddings alone out of fold (sms_spam 0.868-0.903
@@ -31,12 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-EMBEDDINGS, TFIDF, JOINED, SETFIT = "logreg_fm_embeddings", "tfidf_logreg", "logreg_fm_embeddings_tfidf", "setfit"
-KINDS = (EMBEDDINGS, TFIDF, JOINED, SETFIT)
-# The order of preference: the candidate that reads the most first. Out of fold on ~200 gold rows, candidates a
-# point apart are indistinguishable, and an argmax there chose by noise: on youtube_spam seed 0 it kept TF-IDF
-# (0.912 against 0.907 out of fold) where the joined model scored 0.931 on test and TF-IDF 0.910.
-PREFERRED = (SETFIT, JOINED, EMBEDDINGS, TFIDF)
+EMBEDDINGS, TFIDF, SETFIT = "logreg_fm_embeddings", "tfidf_logreg", "setfit"
+KINDS = (EMBEDDINGS, TFIDF, SETFIT)  # ties go to the earlier one
 FULL = -1  # the `fold` of a teacher fitted on every gold row
 
 
@@ -58,17 +50,9 @@ class Features:
         by_kind: dict[str, object] = {TFIDF: tfidf.transform(texts)}
         if embeddings is not None:
             by_kind[EMBEDDINGS] = embeddings
-            by_kind[JOINED] = joined(embeddings, by_kind[TFIDF])
         if contrastive is not None:
             by_kind[SETFIT] = contrastive
         return cls({kd: by_kind[kd] for kd in KINDS if kd in by_kind})
-
-
-def joined(embeddings: np.ndarray, tfidf):
-    """The embeddings beside the TF-IDF vectors, one sparse matrix (the TF-IDF half is what makes it sparse)."""
-    from scipy import sparse
-
-    return sparse.hstack([sparse.csr_matrix(embeddings), tfidf], format="csr")
 
 
 @dataclass
@@ -154,13 +138,9 @@ def _rows(X, rows: np.ndarray):
     return rows if isinstance(X, Contrastive) else X[rows]
 
 
-def choose_kind(oof: dict[str, np.ndarray], y: np.ndarray, k: int, seed: int = 0) -> str:
-    """The first of PREFERRED whose out-of-fold macro-F1 is not below the best's beyond noise (the one-standard-
-    error rule on paired bootstrap resamples of the gold rows: noisy_choice). `oof`: P[scored gold rows, k]."""
-    from fmops_pipelines.noisy_choice import simplest_within_noise
-
-    predictions = {kind: p.argmax(axis=1) for kind, p in oof.items()}
-    return simplest_within_noise(y, predictions, PREFERRED, k, "macro_f1", seed)[0]
+def best_kind(scores: dict[str, float]) -> str:
+    """The candidate with the best out-of-fold macro-F1 (to 4 places; ties go to the earlier of KINDS)."""
+    return max(scores, key=lambda kd: (round(scores[kd], 4), -KINDS.index(kd)))
 
 
 @dataclass
@@ -210,7 +190,7 @@ def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.
     scored = (folds != FULL)
     scores = {kind: float(f1_score(y_gold[scored], p[scored].argmax(axis=1), average="macro", labels=range(k),
                                    zero_division=0)) if scored.any() else 0.0 for kind, p in oof.items()}
-    kind = choose_kind({kd: p[scored] for kd, p in oof.items()}, y_gold[scored], k, seed)
+    kind = best_kind(scores)
     X = features.by_kind[kind]
     columns = [f"p_{n}" for n in label_names]
     scored_gold = folds != FULL

@@ -185,39 +185,6 @@ def test_the_gold_teacher_learns_from_gold_and_labels_every_row(gold_slice, mini
     assert test_f1(labels) > 0.8 > test_f1(teach_splits(minilm, shuffled, LABELS).labels) + 0.1  # gold taught it
 
 
-def test_the_teacher_that_reads_the_most_is_kept_unless_it_is_worse_beyond_noise():
-    """200 gold rows: two mistakes more out of fold, on other rows, are noise; thirty are not."""
-    from fmops_pipelines.supervision.gold_teacher import EMBEDDINGS, JOINED, TFIDF, choose_kind
-
-    y = np.random.default_rng(0).integers(0, 2, 200)
-
-    def wrong(n: int, first: int) -> np.ndarray:  # the one-hot P of a candidate wrong on rows first..first+n-1
-        pred = y.copy()
-        pred[first:first + n] = 1 - pred[first:first + n]
-        return np.eye(2)[pred]
-
-    assert choose_kind({EMBEDDINGS: wrong(10, 0), TFIDF: wrong(9, 50), JOINED: wrong(11, 100)}, y, 2) == JOINED
-    assert choose_kind({EMBEDDINGS: wrong(10, 0), TFIDF: wrong(9, 50), JOINED: wrong(40, 100)}, y, 2) == EMBEDDINGS
-    assert choose_kind({EMBEDDINGS: wrong(40, 0), TFIDF: wrong(9, 50), JOINED: wrong(40, 100)}, y, 2) == TFIDF
-
-
-def test_the_joined_teacher_reads_each_rows_embedding_beside_its_tfidf_vector(gold_slice, minilm):
-    """Both halves of norm 1, so neither drowns the other; the embeddings are the FM's, the TF-IDF columns the
-    tfidf_logreg candidate's (vocabulary from the rows outside test)."""
-    from fmops_pipelines.supervision.gold_teacher import EMBEDDINGS, JOINED, TFIDF, Features
-
-    _, splits = gold_slice
-    texts = splits["text"].tolist()
-    features = Features.build(texts, (splits["split"] != "test").to_numpy(), minilm.embed(texts)).by_kind
-    joined, d = features[JOINED], features[EMBEDDINGS].shape[1]
-    assert list(features) == [EMBEDDINGS, TFIDF, JOINED]
-    assert np.allclose(joined[:, :d].toarray(), features[EMBEDDINGS], atol=1e-6)
-    assert (joined[:, d:] != features[TFIDF]).nnz == 0
-    norms = [np.sqrt(half.multiply(half).sum(axis=1)).A1 for half in (joined[:, :d], joined[:, d:])]
-    assert np.allclose(norms[0], 1, atol=1e-4)  # a text none of whose words made the vocabulary: TF-IDF 0
-    assert np.allclose(norms[1][norms[1] > 0], 1) and (norms[1] > 0).mean() > 0.9
-
-
 def test_the_contrastive_teacher_fine_tunes_the_encoder_on_gold_out_of_fold(gold_slice):
     """SetFit as a gold-teacher candidate, on a tiny slice with one iteration (minutes per fit on CPU at the
     default; the default turns it on on a GPU only)."""
