@@ -107,9 +107,9 @@ def test_html_report_is_self_contained():
 
 
 def test_gold_only_baselines_learn_from_the_gold_rows_alone_and_gate_the_lift(tmp_path, minilm):
-    """Logistic regression on the FM's embeddings, on TF-IDF and on both, each fitted on the dev gold rows only (C and class
-    weights by 3-fold CV there) and scored on test: on a real sms_spam slice's 60 dev rows (8 spam) the embedding
-    one reaches ~0.9 macro-F1 (always-ham: 0.46) and TF-IDF learns nothing yet; the gate reads the best."""
+    """Logistic regression on the FM's embeddings, on TF-IDF and on both, each fitted on the dev gold rows only (C
+    and class weights by 3-fold CV there) and scored on test: on a real sms_spam slice's 60 dev rows (8 spam) the
+    embedding one reaches ~0.9 macro-F1 (always-ham: 0.46) and TF-IDF learns nothing yet; the gate reads the best."""
     from fmops_pipelines.evaluation.gold_only import gold_only_baselines
     from fmops_pipelines.evaluation.summary import gold_only_rows
     from tests.conftest import sms_student_data
