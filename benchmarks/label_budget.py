@@ -13,8 +13,8 @@ WRENCH's data with `split_column: split`, prompts only (WRENCH's test split; gol
 Per run, on the held-out test split (macro-F1): the best prompt, the gold-only classifiers the evaluation
 computes (TF-IDF + logistic regression, logistic regression on the FM's embeddings and on both), SetFit on the
 same gold rows (`--setfit`, when the setfit package is installed: MiniLM body, 5 iterations; minutes per run on
-2 cores), the gold teacher, the label model, the specialist (and, in the CSV, its expected calibration error where the spec
-gates on it, as the shipped ones do), and the specialist's texts/s against the FM's. Runs share one FMOPS_HOME
+2 cores), the gold teacher, the label model, the specialist (and, in the CSV, its expected calibration error
+where the spec gates on it, as the shipped ones do), and the specialist's texts/s against the FM's. Runs share one FMOPS_HOME
 (under /tmp unless FMOPS_HOME is set), so the FM answers each text once. The table prints the mean over seeds;
 the CSV has every run, the PNG one panel per task and variant.
 """
