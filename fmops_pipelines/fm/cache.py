@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fmops_pipelines import progress
+from fmops_pipelines.errors import EnvironmentProblem
 
 
 def cache_key(backend: str, model_id: str, revision: str, text: str, params: dict | None = None) -> str:
@@ -27,10 +28,16 @@ class FMCache:
     """Vectors by key. Thread-safe enough for one process; SQLite WAL lets parallel steps read."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():  # sqlite would say only "unable to open database file", in every asset that asks the FM
+            raise EnvironmentProblem(f"FM cache {path} is a directory: FMOPS_FM_CACHE names the SQLite file, "
+                                     f"e.g. {path / 'fm_cache.sqlite'}")
         self.path = path
-        self._db = sqlite3.connect(path, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=60)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise EnvironmentProblem(f"FM cache {path} cannot be opened: {exc}") from exc
         self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
         self._db.commit()
 

@@ -202,3 +202,17 @@ def test_a_generative_task_labels_through_the_dagster_assets(tmp_path, monkeypat
     assert scores["template"].str.contains("Question:").any()
     matrix = stored("sms_gen", "weak_label_matrix")
     assert 1 <= len([c for c in matrix.columns if c.startswith("p_")]) <= 3
+
+
+def test_fm_cache_pointed_at_a_folder_says_so_in_one_line(tmp_path):
+    """FMOPS_FM_CACHE names a file; a folder used to fail every FM asset with sqlite's bare "unable to open"."""
+    from fmops_pipelines.errors import EnvironmentProblem
+
+    with pytest.raises(EnvironmentProblem, match=f"FM cache {tmp_path} is a directory.*FMOPS_FM_CACHE"):
+        FMCache(tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(EnvironmentProblem, match="cannot be opened"):
+        FMCache(tmp_path / "file" / "cache.sqlite")  # its parent is a file
+    cache = FMCache(tmp_path / "ok" / "cache.sqlite")
+    cache.put_many({"k": np.ones(2)})
+    assert list(cache.get_many(["k"])) == ["k"]
