@@ -90,12 +90,14 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from fmops_pipelines.fm.cache import not_a_folder
     from fmops_pipelines.launcher import run_job, stored
     from fmops_pipelines.spec import get_spec
     from fmops_pipelines.stages.jobs import lifecycle_job_name
 
     spec = get_spec(args.task)
     _tracking_store_reachable()
+    not_a_folder(paths.fm_cache_path())  # FMOPS_FM_CACHE set to a folder: one line now, before any step runs
     outcome = run_job(spec, lifecycle_job_name(spec.name))
     for error in outcome.errors:
         print(f"error: {error}", file=sys.stderr)

@@ -162,7 +162,9 @@ class _Progress:
                 if cls != "DagsterAssetCheckFailedError":
                     driver = missing_driver(ModuleNotFoundError(message)) if cls == "ModuleNotFoundError" else None
                     store = store_problem(cls, message, _stack_text(event.step_failure_data.error))
-                    self.outcome.errors.append(driver or store or (message if cls in USER_ERRORS else f"{cls}: {message}"))
+                    error = driver or store or (message if cls in USER_ERRORS else f"{cls}: {message}")
+                    if error not in self.outcome.errors:  # steps failing for one cause (the FM cache) say it once
+                        self.outcome.errors.append(error)
         elif kind == DagsterEventType.STEP_SKIPPED:
             print(f"  [skip] {step}", file=self.out, flush=True)
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:

@@ -24,14 +24,20 @@ def cache_key(backend: str, model_id: str, revision: str, text: str, params: dic
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def not_a_folder(path: Path) -> Path:
+    """`path`, unless it is a folder: then one line that says so (SQLite would only say "unable to open database
+    file", in every step that asks the FM)."""
+    if path.is_dir():
+        raise EnvironmentProblem(f"FM cache {path} is a directory: FMOPS_FM_CACHE names the SQLite file, "
+                                 f"e.g. {path / 'fm_cache.sqlite'}")
+    return path
+
+
 class FMCache:
     """Vectors by key. Thread-safe enough for one process; SQLite WAL lets parallel steps read."""
 
     def __init__(self, path: Path):
-        if path.is_dir():  # sqlite would say only "unable to open database file", in every asset that asks the FM
-            raise EnvironmentProblem(f"FM cache {path} is a directory: FMOPS_FM_CACHE names the SQLite file, "
-                                     f"e.g. {path / 'fm_cache.sqlite'}")
-        self.path = path
+        self.path = not_a_folder(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=60)

@@ -165,3 +165,16 @@ def test_a_step_error_is_its_first_line_with_text():
     assert _root_error(error("fmops_pipelines.errors.DataError: data.csv: no text column\n", "DataError")) == (
         "DataError", "data.csv: no text column")
     assert _root_error(error("", "KeyError")) == ("KeyError", "KeyError")
+
+
+def test_an_fm_cache_set_to_a_folder_is_one_line_and_exit_2_before_anything_runs(assets_dir, tmp_path):
+    write_task(assets_dir, "sms_spam", shipped_spec("sms_spam"))
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    env = {**os.environ, "FMOPS_ASSETS_DIR": str(assets_dir), "FMOPS_HOME": str(tmp_path / "home"),
+           "FMOPS_FM_CACHE": str(folder)}
+    result = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "run", "sms_spam"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"error: FM cache {folder} is a directory: FMOPS_FM_CACHE names the SQLite file, e.g. {folder / 'fm_cache.sqlite'}")
+    assert not (tmp_path / "home" / "storage").exists()  # no step ran
