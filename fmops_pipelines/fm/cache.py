@@ -42,10 +42,10 @@ class FMCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=60)
             self._db.execute("PRAGMA journal_mode=WAL")
-        except (OSError, sqlite3.Error) as exc:
+            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            self._db.commit()
+        except (OSError, sqlite3.Error) as exc:  # e.g. a read-only file: one line, not SQLite's traceback
             raise EnvironmentProblem(f"FM cache {path} cannot be opened: {exc}") from exc
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-        self._db.commit()
 
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
