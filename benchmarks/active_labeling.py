@@ -89,6 +89,7 @@ def flipped_gold(name: str, share: float, seed: int, draws: int = 1) -> dict:
 
 
 def _flipped_once(name: str, share: float, seed: int, rng: np.random.Generator) -> dict:
+    from fmops_pipelines.data.splits import PICKED
     from fmops_pipelines.fm.cache import FMCache
     from fmops_pipelines.fm.factory import fm_from_spec
     from fmops_pipelines.launcher import stored
@@ -99,13 +100,17 @@ def _flipped_once(name: str, share: float, seed: int, rng: np.random.Generator) 
 
     spec = get_spec(name)
     splits = stored(name, "splits").copy()
-    gold = np.flatnonzero((splits["split"] == "dev").to_numpy())
+    # gold a queue picked is trained on but never scored out of fold (the pipeline re-checks it no more than this):
+    # the flips go to the randomly drawn gold, whose out-of-fold probabilities cleanlab reads
+    picked = splits[PICKED].fillna(False).astype(bool) if PICKED in splits.columns else pd.Series(False, splits.index)
+    sample = (splits["split"] == "dev") & ~picked
+    gold = np.flatnonzero(sample.to_numpy())
     flip = rng.choice(gold, size=max(1, round(share * len(gold))), replace=False)
     names = spec.label_names
     splits.loc[flip, "label"] = [rng.choice([n for n in names if n != old]) for old in splits.loc[flip, "label"]]
     teacher = teach_splits(fm_from_spec(spec.fm, FMCache(fm_cache_path())), splits, names, seed)
     oof = gold_oof(teacher.labels).set_index("id")
-    rows = splits[splits["split"] == "dev"]
+    rows = splits[sample]
     probs = oof.loc[rows["id"], [f"p_{n}" for n in names]].to_numpy()
     flipped_ids = set(splits.loc[flip, "id"])
     out = {"flipped": len(flip)}

@@ -65,6 +65,15 @@ def _bag_inputs(X: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, t
             torch.from_numpy(X.data.astype(np.float32)).to(device))
 
 
+def _net_logits(net: NgramNet, X: sp.csr_matrix, device: torch.device, batch_size: int = 4096) -> np.ndarray:
+    """The net's logits for featurised rows, `batch_size` rows at a time (in eval mode, under inference)."""
+    out = []
+    for start in range(0, X.shape[0], batch_size):
+        with autocast(device):
+            out.append(net(*_bag_inputs(X[start : start + batch_size], device)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, net.head.out_features), dtype=np.float32)
+
+
 class NgramSpecialist(Student):
     """Featurizer + network + label names: everything needed to predict, saved as two small files."""
 
@@ -80,11 +89,8 @@ class NgramSpecialist(Student):
     def logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         self.net.eval()
         batch_size = batch_size or 4096
-        out = []
-        for start in range(0, len(texts), batch_size):
-            X = self.featurizer.transform(list(texts[start : start + batch_size]))
-            with autocast(self.device):
-                out.append(self.net(*_bag_inputs(X, self.device)).float().cpu().numpy())
+        out = [_net_logits(self.net, self.featurizer.transform(list(texts[start : start + batch_size])), self.device,
+                           batch_size) for start in range(0, len(texts), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.cfg.labels)), dtype=np.float32)
 
     def save(self, directory: Path) -> Path:
@@ -104,33 +110,84 @@ class NgramSpecialist(Student):
         return cls(cfg, net=net, device=device)
 
 
+class CompactTable:
+    """The rows of the n-gram table that one training's texts (train and dev) touch, renumbered 0..n-1.
+
+    A training changes only the rows its texts touch, and dev predictions read only those, so it runs on a table
+    of those rows (a few percent of the 2**hash_bits per family), with SparseAdam's two moments just as small:
+    ~360 MB less per word+char training at 65k rows (docs/specialists.md). Renumbering keeps the rows' order, so
+    the batches' gradients coalesce in the same order and the training is the one on the whole table, bit for bit;
+    `expand` puts the trained rows back into the whole table, re-drawn from the same seed.
+    """
+
+    def __init__(self, *matrices: sp.csr_matrix):
+        rows = np.unique(np.concatenate([X.indices for X in matrices])) if matrices else np.zeros(0, np.int64)
+        self.rows = rows if len(rows) else np.zeros(1, dtype=rows.dtype)  # an EmbeddingBag needs a row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def remap(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        """X over the compact rows (float32: what the net reads); X's columns must be among `rows`."""
+        indices = np.searchsorted(self.rows, X.indices).astype(np.int32)
+        return sp.csr_matrix((X.data.astype(np.float32), indices, X.indptr), shape=(X.shape[0], len(self.rows)))
+
+    def shrink(self, net: NgramNet) -> NgramNet:
+        """A net over the compact rows holding `net`'s values of them, sharing its head."""
+        with torch.device("meta"):
+            small = NgramNet(len(self.rows), net.bag.embedding_dim, net.head.out_features, net.dropout.p, draw=False)
+        small.bag.weight = nn.Parameter(net.bag.weight.detach()[torch.from_numpy(self.rows)].clone())
+        small.head = net.head
+        return small
+
+    def expand(self, small: NgramNet, full: NgramNet) -> NgramNet:
+        """`full` (the whole table at its initial values) with `small`'s trained rows and head put in."""
+        with torch.no_grad():
+            full.bag.weight[torch.from_numpy(self.rows)] = small.bag.weight.detach().to(full.bag.weight.device)
+        full.head = small.head
+        return full
+
+
 def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,
                 dev_texts: Sequence[str], y_dev: np.ndarray, on_epoch=None,
                 checkpoint: Path | None = None) -> tuple[NgramSpecialist, TrainHistory]:
     """Fit on probabilistic labels with the noise-aware loss; keep the best dev epoch; calibrate on dev. With a
-    `checkpoint`, the finished training is memoised beside it (training_memo): the same training again is free."""
-    torch.manual_seed(train_cfg.seed)
-    model = NgramSpecialist(cfg, device=train_cfg.torch_device())
-    device = model.device
+    `checkpoint`, the finished training is memoised beside it (training_memo): the same training again is free.
+    The net trains on a CompactTable of the rows its texts touch and is expanded to the whole table after."""
+    device = train_cfg.torch_device() or pick_device()
+    featurizer = Featurizer(cfg)
+    X, X_dev = featurizer.transform(list(texts), np.float32), featurizer.transform(list(dev_texts), np.float32)
+    table = CompactTable(X, X_dev)
+    X, X_dev = table.remap(X), table.remap(X_dev)
+
+    def initial_net() -> NgramNet:
+        torch.manual_seed(train_cfg.seed)  # the whole table's draw, the same every time for this seed
+        return NgramNet(featurizer.n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout)
+
+    net = table.shrink(initial_net()).to(device)  # the whole table is dropped here: re-drawn by `expand`
     targets = torch.from_numpy(soft_labels.astype(np.float32))
-    features = []  # the train rows' features, computed by the first batch: a memoised training needs none
 
     def optimizers() -> list:
-        # A dense optimiser would touch all 2**hash_bits embedding rows every step; SparseAdam touches the seen ones.
-        return [torch.optim.SparseAdam(list(model.net.bag.parameters()), lr=train_cfg.learning_rate),
-                torch.optim.AdamW(model.net.head.parameters(), lr=train_cfg.learning_rate,
+        # A dense optimiser would touch every embedding row every step; SparseAdam touches the seen ones.
+        return [torch.optim.SparseAdam(list(net.bag.parameters()), lr=train_cfg.learning_rate),
+                torch.optim.AdamW(net.head.parameters(), lr=train_cfg.learning_rate,
                                   weight_decay=train_cfg.weight_decay)]
 
     def batch_loss(idx: np.ndarray) -> torch.Tensor:
-        if not features:
-            features.append(model.featurizer.transform(list(texts)))
         with autocast(device):
-            logits = model.net(*_bag_inputs(features[0][idx], device))
+            logits = net(*_bag_inputs(X[idx], device))
         return noise_aware_loss(logits, targets[idx].to(device), train_cfg.loss)
 
-    history = fit(model.net, optimizers, [], len(texts), batch_loss,
-                  lambda: model.predict_proba(dev_texts).argmax(axis=1), y_dev, len(cfg.labels), train_cfg, device,
-                  fingerprint([cfg, train_cfg], texts, soft_labels) if checkpoint else "", checkpoint, on_epoch,
-                  memo=memo_path(checkpoint) if checkpoint else None)
+    def predict_dev() -> np.ndarray:
+        with torch.inference_mode():
+            return _net_logits(net, X_dev, device).argmax(axis=1)
+
+    # the compact rows depend on the dev texts too: they are part of what a memo or checkpoint was trained on
+    key = fingerprint([cfg, train_cfg], [*texts, "\x00dev", *dev_texts], soft_labels) if checkpoint else ""
+    history = fit(net, optimizers, [], len(texts), batch_loss, predict_dev, y_dev, len(cfg.labels), train_cfg,
+                  device, key, checkpoint, on_epoch, memo=memo_path(checkpoint) if checkpoint else None)
+    with torch.random.fork_rng(devices=[]):
+        full = table.expand(net, initial_net()).to(device)
+    model = NgramSpecialist(cfg, net=full.eval(), device=device)
     model.calibrate(dev_texts, y_dev)
     return model, history
