@@ -1,11 +1,12 @@
-"""Training state kept as the rows that changed: what makes the n-gram student's checkpoints and memos small.
+"""Training state kept as the rows that changed: what makes large embedding tables' checkpoints and memos small.
 
-The n-gram student's embedding has 2**20 rows per feature family, of which a task's texts touch a few
-percent. Its weights differ from their seeded initial values only in those rows, and SparseAdam's two
-moments are zero everywhere else, so a checkpoint (weights, best weights, two moments: ~512 MB dense, which
-took a 700-row run's specialist step from 8 to 54 s when written every epoch) keeps those rows and their
-indices, a few MB. Whoever reads the state re-draws the initial weights from the same seed (checked against checksums
-stored beside them) or starts from zeros, and puts the stored rows back: the same tensors, bit for bit.
+The n-gram student trains on the rows of its 2**20-per-family table that its texts touch (ngram.CompactTable):
+a few thousand for a small task, ~10**5 for 67k short texts. Of a table larger than ROWS_ABOVE rows, training
+changes only the rows a batch touched, and SparseAdam's two moments are zero everywhere else, so a checkpoint
+(weights, best weights, two moments: ~512 MB when the student trained on the whole table, which took a 700-row run's
+specialist step from 8 to 54 s when written every epoch) keeps those rows and their indices, a few MB. Whoever
+reads the state re-draws the initial weights from the same seed (checked against checksums stored beside them) or
+starts from zeros, and puts the stored rows back: the same tensors, bit for bit. Smaller tables are kept whole.
 
 While it trains, the same holds of the initial weights and of the best epoch's weights (InitialWeights): a full
 copy of each cost 64 MB per feature family per training, held beside SparseAdam's moments.

@@ -97,7 +97,7 @@ def checkpoint_every_s() -> float:
     """Least training seconds between checkpoints (FMOPS_CHECKPOINT_EVERY_S, default 30; 0: every epoch).
 
     A killed run loses at most this much training. The fast student's checkpoint is small (sparse_state: the
-    embedding rows its texts touched) but still costs a pass over its 2**20-row tensors against ~0.5 s epochs,
+    embedding rows its texts touched) but still costs a pass over its tensors against ~0.5 s epochs,
     while an encoder's minutes-long epochs are each worth saving.
     """
     return float(os.environ.get("FMOPS_CHECKPOINT_EVERY_S", "30"))

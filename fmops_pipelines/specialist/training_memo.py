@@ -5,7 +5,7 @@ specialist step: one per candidate label model, the anchor-rows check and each c
 most of that step's time. Training is a function of its fingerprint (configs, texts, labels) and of the
 seeded initial weights, so the result can be kept and reused: `fit(..., memo=path)` looks here first.
 
-Only what training changed is stored (sparse_state): the changed rows of the 2**20-row embedding and a
+Only what training changed is stored (sparse_state): the changed rows of a large embedding table and a
 checksum of the initial weights they were taken against, and the memo is used only where the model about
 to train starts from those same weights.
 """

@@ -16,6 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from fmops_pipelines import progress
+from fmops_pipelines.memory import give_back_freed_memory
 from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
@@ -59,16 +60,20 @@ def task_asset(spec: TaskSpec, kinds: set[str], description: str, **kwargs):
 
 def with_progress(fn):
     """The asset body with the progress lines of the core code it calls sent to the run's log: the UI shows them
-    among the step's events, and `fmops run` prints them as they arrive (fmops_pipelines.progress)."""
+    among the step's events, and `fmops run` prints them as they arrive (fmops_pipelines.progress). After it, the
+    memory it freed goes back to the OS: the next step of an in-process run starts from what is still held."""
 
     @functools.wraps(fn)
     def body(*args, **kwargs):
         context = kwargs.get("context", args[0] if args else None)
         log = getattr(getattr(context, "log", None), "info", None)
-        if log is None:
-            return fn(*args, **kwargs)
-        with progress.reporting(log):
-            return fn(*args, **kwargs)
+        try:
+            if log is None:
+                return fn(*args, **kwargs)
+            with progress.reporting(log):
+                return fn(*args, **kwargs)
+        finally:
+            give_back_freed_memory()
 
     return body
 
