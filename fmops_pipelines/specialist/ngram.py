@@ -66,11 +66,12 @@ def _bag_inputs(X: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, t
 
 
 def _net_logits(net: NgramNet, X: sp.csr_matrix, device: torch.device, batch_size: int = 4096) -> np.ndarray:
-    """The net's logits for featurised rows, `batch_size` rows at a time (in eval mode, under inference)."""
+    """The net's logits for featurised rows, `batch_size` rows at a time (the caller sets eval mode)."""
     out = []
     for start in range(0, X.shape[0], batch_size):
+        batch = X if X.shape[0] <= batch_size else X[start : start + batch_size]  # a slice copies
         with autocast(device):
-            out.append(net(*_bag_inputs(X[start : start + batch_size], device)).float().cpu().numpy())
+            out.append(net(*_bag_inputs(batch, device)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, net.head.out_features), dtype=np.float32)
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import time
 
 import dagster as dg
 import pandas as pd
 
 from fmops_pipelines import progress
-from fmops_pipelines.memory import give_back_freed_memory
+from fmops_pipelines.memory import FULL_COLLECTION_AFTER_S, give_back_freed_memory
 from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
@@ -67,13 +68,14 @@ def with_progress(fn):
     def body(*args, **kwargs):
         context = kwargs.get("context", args[0] if args else None)
         log = getattr(getattr(context, "log", None), "info", None)
+        began = time.perf_counter()
         try:
             if log is None:
                 return fn(*args, **kwargs)
             with progress.reporting(log):
                 return fn(*args, **kwargs)
         finally:
-            give_back_freed_memory()
+            give_back_freed_memory(full=time.perf_counter() - began >= FULL_COLLECTION_AFTER_S)
 
     return body
 
