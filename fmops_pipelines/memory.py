@@ -34,7 +34,7 @@ def give_back_freed_memory(full: bool = True) -> bool:
     generations: with dagster, MLflow and torch imported a full collection walks ~430,000 objects, 0.2-0.5 s on
     this host, against ~0.02 s for the trim, too much after a step of a second, and a 10,000-row run's peak was
     130 MB lower with full collections after its long steps (docs/specialists.md)."""
-    gc.collect() if full else gc.collect(1)
+    gc.collect(2 if full else 1)
     trim = _malloc_trim()
     if trim is None:
         return False
