@@ -131,7 +131,7 @@ class CompactTable:
     def remap(self, X: sp.csr_matrix) -> sp.csr_matrix:
         """X over the compact rows (float32: what the net reads); X's columns must be among `rows`."""
         indices = np.searchsorted(self.rows, X.indices).astype(np.int32)
-        return sp.csr_matrix((X.data.astype(np.float32), indices, X.indptr), shape=(X.shape[0], len(self.rows)))
+        return sp.csr_matrix((X.data.astype(np.float32, copy=False), indices, X.indptr), shape=(X.shape[0], len(self.rows)))
 
     def shrink(self, net: NgramNet) -> NgramNet:
         """A net over the compact rows holding `net`'s values of them, sharing its head."""
