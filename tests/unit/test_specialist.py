@@ -73,7 +73,7 @@ def test_training_on_the_touched_rows_is_the_training_on_the_whole_table(trained
     soft = np.random.default_rng(1).dirichlet([1, 1], size=len(texts))
     y = label_indices(test["label"], spec.label_names)[120:]
     dev = test["text"].tolist()[120:]
-    cfg, train_cfg = NgramConfig(labels=spec.label_names, char_ngrams=(2, 4)), TrainConfig(epochs=3, patience=3)
+    cfg, train_cfg = NgramConfig(labels=spec.label_names, char_ngrams=(2, 4)), TrainConfig(epochs=3, patience=3, device="cpu")
     compact, history = train_ngram(cfg, train_cfg, texts, soft, dev, y)
 
     featurizer = Featurizer(cfg)
