@@ -62,7 +62,7 @@ class NgramNet(nn.Module):
 def _bag_inputs(X: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return (torch.from_numpy(X.indices.astype(np.int64)).to(device),
             torch.from_numpy(X.indptr[:-1].astype(np.int64)).to(device),
-            torch.from_numpy(X.data.astype(np.float32)).to(device))
+            torch.from_numpy(X.data.astype(np.float32, copy=False)).to(device))  # training's is float32
 
 
 def _net_logits(net: NgramNet, X: sp.csr_matrix, device: torch.device, batch_size: int = 4096) -> np.ndarray:
@@ -124,9 +124,6 @@ class CompactTable:
     def __init__(self, *matrices: sp.csr_matrix):
         rows = np.unique(np.concatenate([X.indices for X in matrices])) if matrices else np.zeros(0, np.int64)
         self.rows = rows if len(rows) else np.zeros(1, dtype=rows.dtype)  # an EmbeddingBag needs a row
-
-    def __len__(self) -> int:
-        return len(self.rows)
 
     def remap(self, X: sp.csr_matrix) -> sp.csr_matrix:
         """X over the compact rows (float32: what the net reads); X's columns must be among `rows`."""
