@@ -3,8 +3,8 @@
 In eval mode an n-gram student is linear in its features: logits = features @ (bag @ head.W^T) + head.b. A word
 student's features are the word+char student's word block scaled by sqrt(2) (the char featuriser normalises each
 family to 1/sqrt(2)), so the mean of the students' logits is itself an n-gram student over the richest featuriser
-among them: one table of n_features x n_classes (narrower than a 16-wide bag, so it serves faster than the richest
-student did), an identity head, the mean bias. The logits are averaged as trained, before each student's
+among them: one table of n_classes columns over the rows any of them holds (narrower than a 16-wide bag, so it
+serves faster than the richest student did), an identity head, the mean bias. The logits are averaged as trained, before each student's
 temperature: a temperature fitted on a few hundred dev rows that a student separates perfectly sits at the grid's
 floor (0.01) and would let that one student outvote the rest; the average is calibrated on dev afterwards.
 """
@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import reduce
 
 import numpy as np
 import torch
 
-from fmops_pipelines.specialist.ngram import NgramConfig, NgramNet, NgramSpecialist
+from fmops_pipelines.specialist.ngram import CompactTable, NgramConfig, NgramNet, NgramSpecialist
 from fmops_pipelines.specialist.ngram_features import Featurizer
 
 # two students share their word features only if these match
@@ -57,32 +58,39 @@ def joins(cfgs: Sequence[NgramConfig]) -> bool:
     return len(cfgs) > 1 and all(word_scale(c, target) is not None for c in cfgs)
 
 
-def logit_table(student: NgramSpecialist, target: NgramConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(table, bias): the student's logits as target-features @ table + bias."""
+def held_rows(student: NgramSpecialist) -> np.ndarray:
+    """The featuriser rows the student's table holds (all of them for a model saved before compact tables)."""
+    return student.table.rows if student.table is not None else np.arange(student.featurizer.n_features)
+
+
+def logit_table(student: NgramSpecialist, target: NgramConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, table, bias): the student's logits as target-features[:, rows] @ table + bias. A word student's rows
+    are the word block's, which comes first in a word+char space."""
     scale = word_scale(student.cfg, target)
     if scale is None:
         raise ValueError(f"a {student.cfg.architecture} student's features are not a {target.architecture} "
                          "student's: they cannot be averaged")
     state = student.net.state_dict()
     bag, weight, bias = (state[k].detach().float().cpu() for k in ("bag.weight", "head.weight", "head.bias"))
-    table = (bag @ weight.T).numpy()
-    n = Featurizer(target).n_features
-    if table.shape[0] != n:  # a word student inside a word+char space: its rows are the word block's
-        table = np.concatenate([table, np.zeros((n - table.shape[0], table.shape[1]), dtype=table.dtype)])
-    return table * scale, bias.numpy()
+    return held_rows(student), (bag @ weight.T).numpy() * scale, bias.numpy()
 
 
 def average(students: Sequence[NgramSpecialist]) -> NgramSpecialist:
-    """One student whose logits are the mean of `students`' (as trained), over the richest featuriser among them;
-    temperature 1 (calibrate it), `cfg.averaged` = how many students."""
+    """One student whose logits are the mean of `students`' (as trained), over the richest featuriser among them
+    and the rows any of them holds; temperature 1 (calibrate it), `cfg.averaged` = how many students."""
     target = richest(students)
     tables = [logit_table(s, target.cfg) for s in students]
-    table = np.mean([t for t, _ in tables], axis=0, dtype=np.float32)
-    bias = np.mean([b for _, b in tables], axis=0, dtype=np.float32)
-    k = table.shape[1]
+    rows = reduce(np.union1d, [r for r, _, _ in tables])
+    k = tables[0][1].shape[1]
+    table = np.zeros((len(rows), k), dtype=np.float32)
+    for held, t, _ in tables:
+        table[np.searchsorted(rows, held)] += t / len(tables)
+    bias = np.mean([b for _, _, b in tables], axis=0, dtype=np.float32)
     cfg = replace(target.cfg, embed_dim=k, dropout=0.0, temperature=1.0, averaged=len(students))
     with torch.device("meta"):  # the weights are set below: none are drawn
-        net = NgramNet(table.shape[0], k, k, 0.0, draw=False)
+        net = NgramNet(len(rows), k, k, 0.0, draw=False)
     net.load_state_dict({"bag.weight": torch.from_numpy(table), "head.weight": torch.eye(k),
                          "head.bias": torch.from_numpy(bias)}, assign=True)
-    return NgramSpecialist(cfg, net=net.to(target.device), device=target.device)
+    whole = len(rows) == target.featurizer.n_features
+    return NgramSpecialist(cfg, net=net.to(target.device), device=target.device,
+                           table=None if whole else CompactTable(rows))

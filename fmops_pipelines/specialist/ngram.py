@@ -23,6 +23,7 @@ from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, 
 from fmops_pipelines.specialist.training_memo import memo_path
 
 WEIGHTS_FILE = "weights.pt"
+ROWS_FILE = "rows.npy"  # the hashed rows a compact table holds (absent: the whole table)
 
 
 @dataclass
@@ -75,60 +76,35 @@ def _net_logits(net: NgramNet, X: sp.csr_matrix, device: torch.device, batch_siz
     return np.concatenate(out) if out else np.zeros((0, net.head.out_features), dtype=np.float32)
 
 
-class NgramSpecialist(Student):
-    """Featurizer + network + label names: everything needed to predict, saved as two small files."""
-
-    architecture = "ngram"
-
-    def __init__(self, cfg: NgramConfig, net: NgramNet | None = None, device: torch.device | None = None):
-        self.cfg = cfg
-        self.featurizer = Featurizer(cfg)
-        self.device = device or pick_device()
-        self.net = (net or NgramNet(self.featurizer.n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout)).to(self.device)
-
-    @torch.inference_mode()
-    def logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        self.net.eval()
-        batch_size = batch_size or 4096
-        out = [_net_logits(self.net, self.featurizer.transform(list(texts[start : start + batch_size])), self.device,
-                           batch_size) for start in range(0, len(texts), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.cfg.labels)), dtype=np.float32)
-
-    def save(self, directory: Path) -> Path:
-        write_config(directory, asdict(self.cfg))
-        torch.save(self.net.state_dict(), directory / WEIGHTS_FILE)
-        return directory
-
-    @classmethod
-    def load(cls, directory: Path, device: torch.device | None = None) -> NgramSpecialist:
-        raw = json.loads((Path(directory) / CONFIG_FILE).read_text())
-        cfg = NgramConfig(**{"word_hashing": "sklearn", "char_hashing": "sklearn", "family_norm": "joint", **raw, "word_ngrams": tuple(raw["word_ngrams"]),
-                             "char_ngrams": tuple(raw["char_ngrams"]) if raw["char_ngrams"] else None})
-        device = device or pick_device()
-        with torch.device("meta"):  # the saved weights replace the initial ones: none are drawn (2**20 rows each)
-            net = NgramNet(Featurizer(cfg).n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout, draw=False)
-        net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location=device), assign=True)
-        return cls(cfg, net=net, device=device)
-
-
 class CompactTable:
-    """The rows of the n-gram table that one training's texts (train and dev) touch, renumbered 0..n-1.
+    """Which rows of the hashed n-gram table a model holds: the sorted feature indices its training texts (train
+    and dev) touch, renumbered 0..n-1 in order.
 
-    A training changes only the rows its texts touch, and dev predictions read only those, so it runs on a table
-    of those rows (a few percent of the 2**hash_bits per family), with SparseAdam's two moments just as small:
-    ~360 MB less per word+char training at 65k rows (docs/specialists.md). Renumbering keeps the rows' order, so
-    the batches' gradients coalesce in the same order and the training is the one on the whole table, bit for bit;
-    `expand` puts the trained rows back into the whole table, re-drawn from the same seed.
+    A training changes only the rows its texts touch, so it runs on a table of those rows (a few percent of the
+    2**hash_bits per family), with SparseAdam's two moments just as small, and the model keeps only them: a
+    feature no training text had weighs nothing (the whole table would have left it at its random initial
+    value, noise in every prediction that meets it). Renumbering keeps the rows' order, so the batches' gradients
+    coalesce in the same order and the trained rows are those the whole table would train, bit for bit.
     """
 
-    def __init__(self, *matrices: sp.csr_matrix):
+    def __init__(self, rows: np.ndarray):
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    @classmethod
+    def touched_by(cls, *matrices: sp.csr_matrix) -> CompactTable:
         rows = np.unique(np.concatenate([X.indices for X in matrices])) if matrices else np.zeros(0, np.int64)
-        self.rows = rows if len(rows) else np.zeros(1, dtype=rows.dtype)  # an EmbeddingBag needs a row
+        return cls(rows if len(rows) else np.zeros(1, dtype=np.int64))  # an EmbeddingBag needs a row
 
     def remap(self, X: sp.csr_matrix) -> sp.csr_matrix:
-        """X over the compact rows (float32: what the net reads); X's columns must be among `rows`."""
-        indices = np.searchsorted(self.rows, X.indices).astype(np.int32)
-        return sp.csr_matrix((X.data.astype(np.float32, copy=False), indices, X.indptr), shape=(X.shape[0], len(self.rows)))
+        """X over the compact rows (its dtype kept); columns outside `rows` are dropped."""
+        pos = np.minimum(np.searchsorted(self.rows, X.indices), len(self.rows) - 1)
+        held = self.rows[pos] == X.indices
+        if held.all():
+            indices, data, indptr = pos, X.data, X.indptr
+        else:  # each row keeps its held entries: its new extent is the count of held entries before it
+            indices, data = pos[held], X.data[held]
+            indptr = np.concatenate([[0], np.cumsum(held)])[X.indptr]
+        return sp.csr_matrix((data, indices.astype(np.int32), indptr), shape=(X.shape[0], len(self.rows)))
 
     def shrink(self, net: NgramNet) -> NgramNet:
         """A net over the compact rows holding `net`'s values of them, sharing its head."""
@@ -138,12 +114,66 @@ class CompactTable:
         small.head = net.head
         return small
 
-    def expand(self, small: NgramNet, full: NgramNet) -> NgramNet:
-        """`full` (the whole table at its initial values) with `small`'s trained rows and head put in."""
-        with torch.no_grad():
-            full.bag.weight[torch.from_numpy(self.rows)] = small.bag.weight.detach().to(full.bag.weight.device)
-        full.head = small.head
-        return full
+    def whole(self, compact: np.ndarray, n_features: int) -> np.ndarray:
+        """The compact rows' values placed in a table of all `n_features` rows, zero elsewhere (written whole up
+        front, as a trained whole table was, so serving timed on it meets no first-touch page faults)."""
+        out = torch.zeros((n_features, *compact.shape[1:]), dtype=torch.from_numpy(compact[:0]).dtype)
+        return out.index_copy_(0, torch.from_numpy(self.rows), torch.from_numpy(np.ascontiguousarray(compact))).numpy()
+
+
+class NgramSpecialist(Student):
+    """Featurizer + network + label names (+ the rows its table holds): everything needed to predict, saved as a
+    few small files."""
+
+    architecture = "ngram"
+
+    def __init__(self, cfg: NgramConfig, net: NgramNet | None = None, device: torch.device | None = None,
+                 table: CompactTable | None = None):
+        """`table`: the hashed rows `net`'s bag holds, in order (a training's CompactTable); None: all of them."""
+        self.cfg = cfg
+        self.featurizer = Featurizer(cfg)
+        self.device = device or pick_device()
+        self.table = table
+        self.net = (net or NgramNet(self.featurizer.n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout)).to(self.device)
+
+    def features(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """The texts' rows over the net's table (hashed features it does not hold dropped: they weigh nothing)."""
+        X = self.featurizer.transform(list(texts), np.float32)
+        return self.table.remap(X) if self.table is not None else X
+
+    def bag_table(self) -> np.ndarray:
+        """The bag as a table of all the featuriser's rows (zero where the model holds none): what serving reads."""
+        bag = self.net.bag.weight.detach().float().cpu().numpy()
+        return self.table.whole(bag, self.featurizer.n_features) if self.table is not None else bag
+
+    @torch.inference_mode()
+    def logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        self.net.eval()
+        batch_size = batch_size or 4096
+        out = [_net_logits(self.net, self.features(texts[start : start + batch_size]), self.device, batch_size)
+               for start in range(0, len(texts), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.cfg.labels)), dtype=np.float32)
+
+    def save(self, directory: Path) -> Path:
+        write_config(directory, asdict(self.cfg))
+        torch.save(self.net.state_dict(), directory / WEIGHTS_FILE)
+        if self.table is not None:
+            np.save(directory / ROWS_FILE, self.table.rows)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path, device: torch.device | None = None) -> NgramSpecialist:
+        raw = json.loads((Path(directory) / CONFIG_FILE).read_text())
+        cfg = NgramConfig(**{"word_hashing": "sklearn", "char_hashing": "sklearn", "family_norm": "joint", **raw, "word_ngrams": tuple(raw["word_ngrams"]),
+                             "char_ngrams": tuple(raw["char_ngrams"]) if raw["char_ngrams"] else None})
+        device = device or pick_device()
+        rows = Path(directory) / ROWS_FILE  # models saved before compact tables hold the whole table
+        table = CompactTable(np.load(rows)) if rows.exists() else None
+        n_rows = len(table.rows) if table is not None else Featurizer(cfg).n_features
+        with torch.device("meta"):  # the saved weights replace the initial ones: none are drawn
+            net = NgramNet(n_rows, cfg.embed_dim, len(cfg.labels), cfg.dropout, draw=False)
+        net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location=device), assign=True)
+        return cls(cfg, net=net, device=device, table=table)
 
 
 def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,
@@ -151,18 +181,18 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
                 checkpoint: Path | None = None) -> tuple[NgramSpecialist, TrainHistory]:
     """Fit on probabilistic labels with the noise-aware loss; keep the best dev epoch; calibrate on dev. With a
     `checkpoint`, the finished training is memoised beside it (training_memo): the same training again is free.
-    The net trains on a CompactTable of the rows its texts touch and is expanded to the whole table after."""
+    The net trains on, and the model keeps, a CompactTable of the rows its texts touch."""
     device = train_cfg.torch_device() or pick_device()
     featurizer = Featurizer(cfg)
     X, X_dev = featurizer.transform(list(texts), np.float32), featurizer.transform(list(dev_texts), np.float32)
-    table = CompactTable(X, X_dev)
+    table = CompactTable.touched_by(X, X_dev)
     X, X_dev = table.remap(X), table.remap(X_dev)
 
     def initial_net() -> NgramNet:
-        torch.manual_seed(train_cfg.seed)  # the whole table's draw, the same every time for this seed
+        torch.manual_seed(train_cfg.seed)  # the whole table's draw: its rows start where a whole-table training's do
         return NgramNet(featurizer.n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout)
 
-    net = table.shrink(initial_net()).to(device)  # the whole table is dropped here: re-drawn by `expand`
+    net = table.shrink(initial_net()).to(device)  # the whole table is dropped here
     targets = torch.from_numpy(soft_labels.astype(np.float32))
 
     def optimizers() -> list:
@@ -184,8 +214,6 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
     key = fingerprint([cfg, train_cfg], [*texts, "\x00dev", *dev_texts], soft_labels) if checkpoint else ""
     history = fit(net, optimizers, [], len(texts), batch_loss, predict_dev, y_dev, len(cfg.labels), train_cfg,
                   device, key, checkpoint, on_epoch, memo=memo_path(checkpoint) if checkpoint else None)
-    with torch.random.fork_rng(devices=[]):
-        full = table.expand(net, initial_net()).to(device)
-    model = NgramSpecialist(cfg, net=full.eval(), device=device)
+    model = NgramSpecialist(cfg, net=net.eval(), device=device, table=table)
     model.calibrate(dev_texts, y_dev)
     return model, history

@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from fmops_pipelines.specialist.ngram import NgramConfig, NgramNet, NgramSpecialist
+from fmops_pipelines.specialist.ngram import CompactTable, NgramConfig, NgramNet, NgramSpecialist
 from fmops_pipelines.specialist.ngram_features import Featurizer
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory
 
@@ -40,9 +40,9 @@ def train_ngram_convex(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence
     soft = np.asarray(soft_labels, dtype=np.float64)
     y, weight = soft.argmax(axis=1), soft.max(axis=1)
     X = featurizer.transform(list(texts))
-    seen = np.unique(X.indices)  # unseen columns would get zero weight anyway: fitting only these is the same, faster
-    Xs = X[:, seen]
-    bag = np.zeros((featurizer.n_features, k), dtype=np.float32)
+    table = CompactTable.touched_by(X)  # unseen columns would get zero weight anyway: the model holds only these
+    Xs = table.remap(X)
+    bag = np.zeros((len(table.rows), k), dtype=np.float32)
     bias = np.zeros(k, dtype=np.float32)
     present = np.unique(y)
     if len(present) == 1:  # one class in the labels: a constant student, as the data says
@@ -54,12 +54,12 @@ def train_ngram_convex(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence
         coef, intercept = lr.coef_, lr.intercept_
         if len(present) == 2:  # binary: one row of coefficients, for the second class against the first
             coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-        bag[np.ix_(seen, present)] = coef.T
+        bag[:, present] = coef.T
         bias[present] = intercept
-    net = NgramNet(featurizer.n_features, k, k, 0.0, draw=False)
+    net = NgramNet(len(table.rows), k, k, 0.0, draw=False)
     net.load_state_dict({"bag.weight": torch.from_numpy(bag), "head.weight": torch.eye(k),
                          "head.bias": torch.from_numpy(bias)}, assign=True)
-    model = NgramSpecialist(cfg, net=net, device=torch.device("cpu"))  # a table lookup: the CPU serves it
+    model = NgramSpecialist(cfg, net=net, device=torch.device("cpu"), table=table)  # a table lookup: the CPU serves it
     dev_f1 = float(f1_score(y_dev, model.predict_proba(dev_texts).argmax(axis=1), average="macro",
                             labels=range(k), zero_division=0)) if len(dev_texts) else 0.0
     if len(dev_texts):

@@ -44,9 +44,8 @@ class NgramScorer:
         """The scorer of a trained NgramSpecialist, in memory: what serving will run (torch needed here only)."""
         from dataclasses import asdict
 
-        state = student.net.state_dict()
-        arrays = [state[key].detach().float().cpu().numpy() for key in ("bag.weight", "head.weight", "head.bias")]
-        return cls(asdict(student.cfg), *arrays)
+        head = [student.net.state_dict()[key].detach().float().cpu().numpy() for key in ("head.weight", "head.bias")]
+        return cls(asdict(student.cfg), student.bag_table(), *head)
 
     @staticmethod
     def export(student, directory: Path) -> Path:

@@ -61,9 +61,10 @@ def test_save_and_load_round_trip(trained, tmp_path):
     assert out.stdout.strip() == "False", out.stderr[-500:]
 
 
-def test_training_on_the_touched_rows_is_the_training_on_the_whole_table(trained, monkeypatch):
-    """The student trains on a compact table of the rows its texts touch: the same model, bit for bit, as the
-    same loop over the whole 2**20-row table (what every student trained on before), untouched rows as drawn."""
+def test_the_student_trains_and_keeps_only_the_rows_its_texts_touch(trained, monkeypatch, tmp_path):
+    """The student trains on a compact table of the rows its texts touch: those rows come out, bit for bit, as the
+    same loop over the whole 2**20-row table trains them (what every student trained on before), and the model
+    keeps only them: on any text it predicts what the whole table would with the untouched rows at zero."""
     from fmops_pipelines.specialist.ngram import NgramNet, _bag_inputs
     from fmops_pipelines.specialist.training_loop import fit, noise_aware_loss
 
@@ -79,7 +80,6 @@ def test_training_on_the_touched_rows_is_the_training_on_the_whole_table(trained
     featurizer = Featurizer(cfg)
     torch.manual_seed(train_cfg.seed)
     whole = NgramNet(featurizer.n_features, cfg.embed_dim, 2, cfg.dropout)
-    drawn = whole.bag.weight.detach().clone()
     X, X_dev = featurizer.transform(texts), featurizer.transform(dev)
     targets = torch.from_numpy(soft.astype(np.float32))
     optimizers = [torch.optim.SparseAdam(list(whole.bag.parameters()), lr=train_cfg.learning_rate),
@@ -89,11 +89,24 @@ def test_training_on_the_touched_rows_is_the_training_on_the_whole_table(trained
                                                                               targets[idx], "soft_ce"),
               lambda: whole(*_bag_inputs(X_dev, cpu)).argmax(1).numpy(), y, 2, train_cfg, cpu)
     assert [e["train_loss"] for e in history.epochs] == [e["train_loss"] for e in ref.epochs]
-    for k, v in whole.state_dict().items():
-        assert torch.equal(compact.net.state_dict()[k].cpu(), v), k
-    untouched = torch.ones(len(drawn), dtype=torch.bool)
-    untouched[np.union1d(X.indices, X_dev.indices)] = False
-    assert untouched.sum() > 0.9 * len(drawn) and torch.equal(compact.net.bag.weight.cpu()[untouched], drawn[untouched])
+    rows = np.union1d(X.indices, X_dev.indices)
+    assert np.array_equal(compact.table.rows, rows) and len(rows) < 0.1 * featurizer.n_features
+    state = compact.net.state_dict()
+    assert torch.equal(state["bag.weight"].cpu(), whole.bag.weight.detach()[torch.from_numpy(rows)])
+    for k in ("head.weight", "head.bias"):
+        assert torch.equal(state[k].cpu(), whole.state_dict()[k]), k
+
+    unseen = [*test["text"].tolist()[200:260], "zqxv kwpj fgbb", ""]  # n-grams no training text had
+    assert not np.isin(featurizer.transform(unseen).indices, rows).all()
+    with torch.no_grad():
+        held = torch.zeros(featurizer.n_features, dtype=torch.bool)
+        held[torch.from_numpy(rows)] = True
+        whole.bag.weight[~held] = 0
+        expected = whole.eval()(*_bag_inputs(featurizer.transform(unseen), cpu)).numpy()
+    assert np.allclose(compact.logits(unseen), expected, atol=1e-6)
+    loaded = NgramSpecialist.load(compact.save(tmp_path / "m"), device=cpu)
+    assert np.array_equal(loaded.table.rows, rows) and np.allclose(loaded.logits(unseen), expected, atol=1e-6)
+    assert (tmp_path / "m" / "weights.pt").stat().st_size < 0.1 * featurizer.n_features * cfg.embed_dim * 4
 
 
 class _Interrupted(Exception):
@@ -364,9 +377,9 @@ def test_the_serving_scorer_gives_the_students_probabilities(trained):
 
 
 def test_word_and_char_students_average_into_one_student_serving_their_mean_logits(trained, tmp_path):
-    """A word student and a word+char one (another seed, its own temperature) averaged: one table of
-    n_features x n_classes over the word+char features whose logits are the mean of theirs as trained, saved,
-    loaded and served like any student; students of other word features cannot join."""
+    """A word student and a word+char one (another seed, its own temperature) averaged: one table of n_classes
+    columns over the rows either holds, in the word+char space, whose logits are the mean of theirs as trained,
+    saved, loaded and served like any student; students of other word features cannot join."""
     from dataclasses import replace
 
     from fmops_pipelines.specialist.averaging import average, joinable, logit_table
@@ -380,7 +393,7 @@ def test_word_and_char_students_average_into_one_student_serving_their_mean_logi
     texts = [*test["text"].tolist()[:300], *EDGE_TEXTS]
     both = average([word, char])
     assert both.cfg.averaged == 2 and both.cfg.char_ngrams == (2, 4) and both.cfg.temperature == 1.0
-    assert both.net.bag.weight.shape == (Featurizer(char.cfg).n_features, 2)  # one column per class
+    assert both.net.bag.weight.shape == (len(np.union1d(word.table.rows, char.table.rows)), 2)  # a column per class
     assert np.allclose(both.logits(texts), (word.logits(texts) + char.logits(texts)) / 2, atol=1e-4)
     loaded = load_student(both.save(tmp_path / "m"), device=torch.device("cpu"))
     assert loaded.cfg == both.cfg and np.allclose(loaded.predict_proba(texts), both.predict_proba(texts), atol=1e-6)

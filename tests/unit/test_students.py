@@ -133,6 +133,18 @@ def test_selection_takes_the_best_dev_score_among_fast_enough_models():
     assert [r["chosen"] for r in picked.table()] == [True, False]
 
 
+def test_candidates_of_one_architecture_are_as_fast_as_its_best_timing():
+    """Two fits of one architecture serve at one speed: a busy host that slowed one timing below min_throughput
+    does not make that fit ineligible while its twin, timed a moment later, passes."""
+    own, light = _candidate("ngram_char", 0.95, 62_000), _candidate("ngram_char", 0.96, 37_000)
+    light.fit = "light"
+    word = _candidate("ngram", 0.90, 150_000)
+    picked = select([word, own, light], "macro_f1", 50_000)
+    assert own.eligible and light.eligible and picked.chosen is light
+    assert light.row()["texts_per_s"] == 37_000  # the table reports what was timed
+    assert not any(c.eligible for c in select([word, own, light], "macro_f1", 100_000).candidates[1:])
+
+
 def test_train_and_select_trains_every_architecture_on_the_same_labels(sms, tiny_encoder, tmp_path):
     spec = SpecialistSpec(architectures=["ngram", "encoder"], min_throughput=1.0, self_training=False,
                           ngram={"epochs": 4, "learning_rate": 0.01, "batch_size": 32},
