@@ -33,7 +33,8 @@ import pandas as pd
 import yaml
 
 WRENCH = {"wrench_sms": "sms_spam", "wrench_youtube": "youtube_spam"}
-GOLD_ONLY = ["tfidf_logreg", "logreg_fm_embeddings", "logreg_fm_embeddings_tfidf", "setfit"]
+GOLD_ONLY = ["tfidf_logreg", "logreg_fm_embeddings", "logreg_fm_embeddings_tfidf", "logreg_fm_embeddings_tokens_tfidf",
+             "setfit"]
 COLUMNS = ["best_prompt", *GOLD_ONLY, "gold_teacher", "label_model", "specialist"]
 
 

@@ -42,7 +42,8 @@ def served_as(throughput: dict) -> str:
 
 
 GOLD_ONLY_NAMES = {"logreg_fm_embeddings": "logreg on FM embeddings", "tfidf_logreg": "TF-IDF + logreg",
-                   "logreg_fm_embeddings_tfidf": "logreg on FM embeddings + TF-IDF"}
+                   "logreg_fm_embeddings_tfidf": "logreg on FM embeddings + TF-IDF",
+                   "logreg_fm_embeddings_tokens_tfidf": "logreg on FM embeddings + token vectors + TF-IDF"}
 
 
 def loss_line(summary: dict) -> str | None:

@@ -44,6 +44,7 @@ class EmbeddingFM:
         self._model = None
         self._onnx = None
         self._probes: dict[str, object] = {}
+        self._token_vectors = None
 
     @property
     def model(self):
@@ -91,6 +92,14 @@ class EmbeddingFM:
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
         return np.stack(vectors)
+
+    def embed_tokens(self, texts: Sequence[str]) -> np.ndarray:
+        """The texts as pooled input token vectors (fm/token_vectors.py): no forward pass, so nothing to cache."""
+        if self._token_vectors is None:
+            from fmops_pipelines.fm.token_vectors import TokenVectors
+
+            self._token_vectors = TokenVectors.of_sentence_transformer(self.model)
+        return self._token_vectors.embed(texts)
 
     def score(self, texts: Sequence[str], prompt: Prompt) -> np.ndarray:
         """Cosine similarity to each label's prompt, or (few-shot) to the centroid of its example texts, or

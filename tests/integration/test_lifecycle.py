@@ -128,8 +128,8 @@ def test_cli_evaluate_predict_and_warm_rerun(project, tmp_path):
     assert summary["model"]["alias"] == "champion"
     # whether gold paid: the gold teacher beside the gold-only baselines, and the specialist against its teacher
     assert summary["baselines"]["gold_teacher"]["kind"] in ("logreg_fm_embeddings", "tfidf_logreg")
-    assert {b["kind"] for b in summary["baselines"]["gold_only"]} == {"logreg_fm_embeddings", "tfidf_logreg",
-                                                                     "logreg_fm_embeddings_tfidf"}
+    assert {b["kind"] for b in summary["baselines"]["gold_only"]} == {
+        "logreg_fm_embeddings", "tfidf_logreg", "logreg_fm_embeddings_tfidf", "logreg_fm_embeddings_tokens_tfidf"}
     teaching = summary["teaching"]
     assert 0 <= teaching["student_pool_agreement"] <= 1 and teaching["finding"]
     # the specialist's figure is the serving scorer's as batch inference tunes it, cached for `fmops predict`

@@ -107,18 +107,20 @@ def test_html_report_is_self_contained():
 
 
 def test_gold_only_baselines_learn_from_the_gold_rows_alone_and_gate_the_lift(tmp_path, minilm):
-    """Logistic regression on the FM's embeddings, on TF-IDF and on both, each fitted on the dev gold rows only (C
-    and class weights by 3-fold CV there) and scored on test: on a real sms_spam slice's 60 dev rows (8 spam) the
-    embedding one reaches ~0.9 macro-F1 (always-ham: 0.46) and TF-IDF learns nothing yet; the gate reads the best."""
+    """Logistic regression on the FM's embeddings, on TF-IDF, on both and on both beside the FM's token vectors,
+    each fitted on the dev gold rows only (C and class weights by 3-fold CV there) and scored on test: on a real
+    sms_spam slice's 60 dev rows (8 spam) the embedding one reaches ~0.9 macro-F1 (always-ham: 0.46) and TF-IDF
+    learns nothing yet; the gate reads the best."""
     from fmops_pipelines.evaluation.gold_only import gold_only_baselines
     from fmops_pipelines.evaluation.summary import gold_only_rows
     from tests.conftest import sms_student_data
 
     d = sms_student_data(tmp_path)
     gold = gold_only_baselines(minilm, d["dev"], d["y_dev"], d["test"], d["y_test"], 2)
-    assert [b["kind"] for b in gold] == ["logreg_fm_embeddings", "tfidf_logreg", "logreg_fm_embeddings_tfidf"]
+    assert [b["kind"] for b in gold] == ["logreg_fm_embeddings", "tfidf_logreg", "logreg_fm_embeddings_tfidf",
+                                         "logreg_fm_embeddings_tokens_tfidf"]
     assert all(b["gold_rows"] == len(d["dev"]) == 60 for b in gold) and gold[0]["macro_f1"] > 0.8, gold
-    assert gold[2]["macro_f1"] > 0.8  # the embeddings beside TF-IDF: the words do not drown the meaning
+    assert gold[2]["macro_f1"] > 0.8 and gold[3]["macro_f1"] > 0.8  # the words do not drown the meaning
     shuffled = gold_only_baselines(minilm, d["dev"], np.random.default_rng(0).permutation(d["y_dev"]), d["test"],
                                    d["y_test"], 2)
     assert shuffled[0]["macro_f1"] < gold[0]["macro_f1"] - 0.2  # it is the gold labels that teach
@@ -128,6 +130,6 @@ def test_gold_only_baselines_learn_from_the_gold_rows_alone_and_gate_the_lift(tm
     assert verdict["value"] == round(measured["test"]["macro_f1"] - max(b["macro_f1"] for b in gold), 4)
     assert [name for name, _ in gold_only_rows(measured["baselines"])] == [
         "gold only: logreg on FM embeddings", "gold only: TF-IDF + logreg",
-        "gold only: logreg on FM embeddings + TF-IDF"]
+        "gold only: logreg on FM embeddings + TF-IDF", "gold only: logreg on FM embeddings + token vectors + TF-IDF"]
     [none] = evaluate_gates([GateSpec(metric="lift_over_gold_only", min=0.0)], _measured())  # none computed: fails
     assert not none["passed"]
