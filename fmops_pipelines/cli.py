@@ -35,9 +35,10 @@ def print_summary(summary: dict, out=sys.stdout, fm_abstains: dict | None = None
     rows = [("best single prompt", base["best_prompt"]), ("majority vote", base["majority_vote"]),
             *label_model_rows(base), *gold_only_rows(base), (f"specialist v{summary['model']['version']}", test)]
     print(f"\n{summary['task']}: held-out test split, n={test['n']}", file=out)
-    print(f"  {'model':<36}{'accuracy':>10}{'macro-F1':>10}", file=out)
+    width = max(36, *(len(name) + 2 for name, _ in rows))  # the longest model name keeps the columns aligned
+    print(f"  {'model':<{width}}{'accuracy':>10}{'macro-F1':>10}", file=out)
     for name, m in rows:
-        print(f"  {name:<36}{_fmt(m['accuracy']):>10}{_fmt(m['macro_f1']):>10}", file=out)
+        print(f"  {name:<{width}}{_fmt(m['accuracy']):>10}{_fmt(m['macro_f1']):>10}", file=out)
     if loss_line(summary):
         print(f"  specialist {loss_line(summary)}", file=out)
     print(f"  throughput: FM {num(tp['fm_texts_per_s'])} texts/s, specialist {num(tp['specialist_texts_per_s'])} "
