@@ -7,9 +7,10 @@ the gold rows (gold_teacher.tune; nothing tuned on test): logistic regression on
 (embedding FMs only; the texts were embedded for labelling, so the FM cache answers), on TF-IDF word n-grams, and
 on both side by side (each row's embedding beside its TF-IDF vector, both of norm 1), and on those beside the FM's
 pooled input token vectors (the embedding and the token vector together of norm 1; fm/token_vectors.py), the
-strongest of them on all three shipped tasks (three gold draws each). Neither of the last two is a gold
-teacher candidate: measured as one, the third it raised the teacher on youtube_spam but not the specialist, and on one
-sms_spam draw its labels taught a student 0.04 below it (docs/measurements.md, "A third gold-only baseline").
+strongest of them on all three shipped tasks (three gold draws each), and a gold teacher candidate too
+(gold_teacher.WITH_TOKENS; its TF-IDF vocabulary there is every non-test row's). The third is not one: measured as
+one, it raised the teacher on youtube_spam but not the specialist, and on one sms_spam draw its labels taught a
+student 0.04 below it (docs/measurements.md, "A third gold-only baseline").
 SetFit (contrastive fine-tuning of the encoder on the same rows) is stronger and takes minutes on 2 CPU cores;
 it is not run here.
 """
@@ -21,10 +22,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from fmops_pipelines.evaluation.metrics import headline
-from fmops_pipelines.supervision.gold_teacher import EMBEDDINGS, TFIDF, tune
+from fmops_pipelines.supervision.gold_teacher import EMBEDDINGS, TFIDF, WITH_TOKENS, tune
 
 JOINED = "logreg_fm_embeddings_tfidf"
-WITH_TOKENS = "logreg_fm_embeddings_tokens_tfidf"  # the FM's token vectors too (fm/token_vectors.py)
 
 
 def gold_only_baselines(fm, gold_texts: Sequence[str], y_gold: np.ndarray, test_texts: Sequence[str],

@@ -5,8 +5,9 @@ on two of three shipped tasks (test macro-F1 0.928 / 0.909 / 0.819 against 0.789
 strongest labeler fmops has, so it labels the unlabelled pool as a candidate teacher of the student.
 
 Candidates, each a logistic regression (C and class weighting by cross-validated macro-F1 on gold, `tune`):
-`logreg_fm_embeddings` on the FM's embeddings (embedding FMs) and `tfidf_logreg` on word n-grams (any FM; its
-vocabulary learned on every row outside test); with gold_teacher.contrastive, `setfit` (the FM's encoder
+`logreg_fm_embeddings` on the FM's embeddings (embedding FMs), `tfidf_logreg` on word n-grams (any FM; its
+vocabulary learned on every row outside test), `logreg_fm_embeddings_tokens_tfidf` on the embeddings and the FM's
+pooled token vectors beside those n-grams (embedding FMs; fm/token_vectors.py); with gold_teacher.contrastive, `setfit` (the FM's encoder
 fine-tuned contrastively on gold, then a logistic head: `Contrastive`). The kind is chosen by out-of-fold macro-F1 over the gold folds
 (data.splits.gold_folds), every fold's model tuned and fitted without that fold (nested), so no out-of-fold
 figure read the labels of the rows it scores; per fold, that model labels the pool too, so a student's recipe
@@ -28,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 EMBEDDINGS, TFIDF, SETFIT = "logreg_fm_embeddings", "tfidf_logreg", "setfit"
-KINDS = (EMBEDDINGS, TFIDF, SETFIT)  # ties go to the earlier one
+WITH_TOKENS = "logreg_fm_embeddings_tokens_tfidf"  # the embeddings and the FM's token vectors beside TF-IDF
+KINDS = (EMBEDDINGS, TFIDF, SETFIT, WITH_TOKENS)  # ties go to the earlier one
 FULL = -1  # the `fold` of a teacher fitted on every gold row
 
 
@@ -40,8 +42,9 @@ class Features:
 
     @classmethod
     def build(cls, texts: Sequence[str], fit_rows: np.ndarray, embeddings: np.ndarray | None,
-              contrastive: Contrastive | None = None) -> Features:
-        """`fit_rows`: the rows the TF-IDF vocabulary is learned on (never test: no labels, but test stays unseen)."""
+              contrastive: Contrastive | None = None, tokens: np.ndarray | None = None) -> Features:
+        """`fit_rows`: the rows the TF-IDF vocabulary is learned on (never test: no labels, but test stays unseen);
+        `tokens`: the FM's pooled token vectors (fm/token_vectors.py), a candidate beside the embeddings."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         texts = list(texts)
@@ -50,9 +53,28 @@ class Features:
         by_kind: dict[str, object] = {TFIDF: tfidf.transform(texts)}
         if embeddings is not None:
             by_kind[EMBEDDINGS] = embeddings
+            if tokens is not None:  # the embedding and the token vector together of norm 1, TF-IDF's of norm 1
+                by_kind[WITH_TOKENS] = SideBySide([embeddings, tokens], by_kind[TFIDF], 1 / np.sqrt(2))
         if contrastive is not None:
             by_kind[SETFIT] = contrastive
         return cls({kd: by_kind[kd] for kd in KINDS if kd in by_kind})
+
+
+class SideBySide:
+    """Dense blocks (each scaled by `scale`) beside a sparse matrix, one row per text, joined only for the rows read:
+    a joined copy of a 67k-row pool would hold hundreds of MB. Rows index it as they index a matrix."""
+
+    def __init__(self, dense: list[np.ndarray], sparse_part, scale: float = 1.0):
+        self.dense, self.sparse, self.scale = dense, sparse_part, scale
+        self.shape = (sparse_part.shape[0], sum(d.shape[1] for d in dense) + sparse_part.shape[1])
+
+    def __getitem__(self, rows) -> SideBySide:
+        return SideBySide([d[rows] for d in self.dense], self.sparse[rows], self.scale)
+
+    def joined(self):
+        from scipy import sparse
+
+        return sparse.hstack([sparse.csr_matrix(np.hstack(self.dense) * self.scale), self.sparse], format="csr")
 
 
 @dataclass
@@ -82,6 +104,7 @@ class Contrastive:
 
 
 C_GRID = np.logspace(-2, 3, 6)
+PREDICT_CHUNK = 8192  # rows of a SideBySide joined at once to label the pool
 CV_FOLDS = 3
 
 
@@ -97,6 +120,8 @@ def tune(X, y: np.ndarray, seed: int = 0):
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.multiclass import OneVsRestClassifier
 
+    if isinstance(X, SideBySide):
+        X = X.joined()
     counts = np.bincount(y)
     smallest = counts[counts > 0].min()
     with warnings.catch_warnings():
@@ -123,6 +148,11 @@ def _proba(model, X, k: int) -> np.ndarray:
         out[:, classes] = probs
         return out
     out = np.zeros((X.shape[0], k))
+    if isinstance(X, SideBySide):  # joined a chunk at a time
+        for start in range(0, X.shape[0], PREDICT_CHUNK):
+            chunk = X[np.arange(start, min(start + PREDICT_CHUNK, X.shape[0]))].joined()
+            out[start : start + chunk.shape[0], model.classes_] = model.predict_proba(chunk)
+        return out
     out[:, model.classes_] = model.predict_proba(X)
     return out
 
@@ -241,8 +271,9 @@ def teach_splits(fm, splits: pd.DataFrame, label_names: list[str], seed: int = 0
         return None
     texts = splits["text"].tolist()
     embeddings = fm.embed(texts) if hasattr(fm, "embed") else None
+    tokens = fm.embed_tokens(texts) if embeddings is not None and hasattr(fm, "embed_tokens") else None
     setfit = Contrastive(contrastive, iterations, seed, texts) if contrastive else None
-    features = Features.build(texts, (splits["split"] != "test").to_numpy(), embeddings, setfit)
+    features = Features.build(texts, (splits["split"] != "test").to_numpy(), embeddings, setfit, tokens)
     return teach(features, splits[["id", "split"]], y_gold, folds, label_names, seed)
 
 

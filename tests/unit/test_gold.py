@@ -323,3 +323,24 @@ def test_the_lineage_fingerprint_changes_with_one_gold_label(gold_slice):
     first = changed.index[changed["split"] == "dev"][0]
     changed.loc[first, "label"] = "spam" if changed.loc[first, "label"] == "ham" else "ham"
     assert gold_fingerprint(changed) != before
+
+
+def test_side_by_side_features_join_only_the_rows_read_and_predict_as_the_joined_matrix(monkeypatch):
+    """The embeddings + token vectors + TF-IDF candidate is never joined whole over the pool: rows index it lazily,
+    and labelling the pool a chunk at a time gives what the whole joined matrix gives."""
+    from scipy import sparse
+
+    from fmops_pipelines.supervision import gold_teacher as gt
+
+    rng = np.random.default_rng(0)
+    dense = [rng.normal(size=(50, 4)).astype(np.float32), rng.normal(size=(50, 3)).astype(np.float32)]
+    tfidf = sparse.random(50, 20, density=0.2, format="csr", random_state=0)
+    X = gt.SideBySide(dense, tfidf, 0.5)
+    whole = sparse.hstack([sparse.csr_matrix(np.hstack(dense) * 0.5), tfidf], format="csr")
+    assert X.shape == whole.shape
+    rows = np.array([3, 7, 7, 40])
+    assert (X[rows].joined() != whole[rows]).nnz == 0
+    y = (np.hstack(dense)[:, 0] > 0).astype(int)
+    model = gt.tune(X[np.arange(30)], y[:30])
+    monkeypatch.setattr(gt, "PREDICT_CHUNK", 7)  # several chunks, the last one short
+    assert np.allclose(gt._proba(model, X, 2), gt._proba(model, whole, 2))
