@@ -4,7 +4,7 @@ its tokens' input embeddings (the encoder's first layer, no forward pass), reduc
 Model2Vec's observation (Tulkens & van Dongen) is that an encoder's token vectors, pooled, keep much of what its
 sentence embeddings know; for a classifier on ~200 gold rows they keep lexical identity too, which the sentence
 embedding blurs. Measured with logistic regression on the shipped tasks' gold rows (three gold draws each, test
-macro-F1; docs/specialists.md): the sentence embeddings beside TF-IDF 0.928 / 0.935 / 0.843 on youtube_spam /
+macro-F1; docs/measurements.md): the sentence embeddings beside TF-IDF 0.928 / 0.935 / 0.843 on youtube_spam /
 sms_spam / ag_news, with these vectors beside them too 0.942 / 0.955 / 0.853. Costs a tokenizer pass (tens of
 thousands of texts a second) and, once per process, a PCA of the vocabulary's vectors (a second or two).
 """
