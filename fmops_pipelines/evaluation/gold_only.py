@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fmops_pipelines.evaluation.metrics import headline
-from fmops_pipelines.supervision.gold_teacher import EMBEDDINGS, TFIDF, WITH_TOKENS, tune
+from fmops_pipelines.supervision.gold_teacher import EMBEDDINGS, TFIDF, WITH_TOKENS, SideBySide, tune
 
 JOINED = "logreg_fm_embeddings_tfidf"
 
@@ -41,10 +41,10 @@ def gold_only_baselines(fm, gold_texts: Sequence[str], y_gold: np.ndarray, test_
         embedded = fm.embed(list(gold_texts)), fm.embed(list(test_texts))
         features = {EMBEDDINGS: embedded, **features,
                     JOINED: tuple(joined(e, t) for e, t in zip(embedded, features[TFIDF], strict=True))}
-        if hasattr(fm, "embed_tokens"):
-            both = [np.hstack([e, fm.embed_tokens(list(texts))]) / np.sqrt(2)
-                    for e, texts in zip(embedded, (gold_texts, test_texts), strict=True)]
-            features[WITH_TOKENS] = tuple(joined(b, t) for b, t in zip(both, features[TFIDF], strict=True))
+        if hasattr(fm, "embed_tokens"):  # the gold teacher's candidate of that kind, on these rows
+            features[WITH_TOKENS] = tuple(
+                SideBySide([e, fm.embed_tokens(list(texts))], t, 1 / np.sqrt(2)).joined()
+                for e, texts, t in zip(embedded, (gold_texts, test_texts), features[TFIDF], strict=True))
     return [{"kind": kind, **headline(y_test, tune(X_gold, y_gold).predict(X_test), k), **rows}
             for kind, (X_gold, X_test) in features.items()]
 

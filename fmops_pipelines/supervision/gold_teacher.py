@@ -7,8 +7,8 @@ strongest labeler fmops has, so it labels the unlabelled pool as a candidate tea
 Candidates, each a logistic regression (C and class weighting by cross-validated macro-F1 on gold, `tune`):
 `logreg_fm_embeddings` on the FM's embeddings (embedding FMs), `tfidf_logreg` on word n-grams (any FM; its
 vocabulary learned on every row outside test), `logreg_fm_embeddings_tokens_tfidf` on the embeddings and the FM's
-pooled token vectors beside those n-grams (embedding FMs; fm/token_vectors.py); with gold_teacher.contrastive, `setfit` (the FM's encoder
-fine-tuned contrastively on gold, then a logistic head: `Contrastive`). The kind is chosen by out-of-fold macro-F1 over the gold folds
+pooled token vectors beside those n-grams (embedding FMs; fm/token_vectors.py); with gold_teacher.contrastive,
+`setfit` (the FM's encoder fine-tuned contrastively on gold, then a logistic head: `Contrastive`). The kind is chosen by out-of-fold macro-F1 over the gold folds
 (data.splits.gold_folds), every fold's model tuned and fitted without that fold (nested), so no out-of-fold
 figure read the labels of the rows it scores; per fold, that model labels the pool too, so a student's recipe
 can be scored on a fold whose labels never reached it (specialist.gold_rows). The weak labelers' votes are left
@@ -62,19 +62,24 @@ class Features:
 
 class SideBySide:
     """Dense blocks (each scaled by `scale`) beside a sparse matrix, one row per text, joined only for the rows read:
-    a joined copy of a 67k-row pool would hold hundreds of MB. Rows index it as they index a matrix."""
+    a joined copy of a 67k-row pool would hold hundreds of MB. Rows index it as they index a matrix; indexing only
+    composes row numbers, and `joined` gathers the rows it joins."""
 
-    def __init__(self, dense: list[np.ndarray], sparse_part, scale: float = 1.0):
-        self.dense, self.sparse, self.scale = dense, sparse_part, scale
-        self.shape = (sparse_part.shape[0], sum(d.shape[1] for d in dense) + sparse_part.shape[1])
+    def __init__(self, dense: list[np.ndarray], sparse_part, scale: float = 1.0, rows: np.ndarray | None = None):
+        self.dense, self.sparse, self.scale, self.rows = dense, sparse_part, scale, rows
+        n = sparse_part.shape[0] if rows is None else len(rows)
+        self.shape = (n, sum(d.shape[1] for d in dense) + sparse_part.shape[1])
 
     def __getitem__(self, rows) -> SideBySide:
-        return SideBySide([d[rows] for d in self.dense], self.sparse[rows], self.scale)
+        rows = np.arange(self.shape[0])[rows]
+        return SideBySide(self.dense, self.sparse, self.scale, rows if self.rows is None else self.rows[rows])
 
     def joined(self):
         from scipy import sparse
 
-        return sparse.hstack([sparse.csr_matrix(np.hstack(self.dense) * self.scale), self.sparse], format="csr")
+        rows = slice(None) if self.rows is None else self.rows
+        dense = np.hstack([d[rows] for d in self.dense]) * self.scale
+        return sparse.hstack([sparse.csr_matrix(dense), self.sparse[rows]], format="csr")
 
 
 @dataclass
