@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 DIMS = 256  # PCA components kept (of MiniLM's 384)
+CHUNK = 4096  # texts tokenized at once
 SIF = 1e-4  # smooth inverse frequency over Zipf probabilities from the vocabulary rank (model2vec's default)
 
 
@@ -29,7 +30,7 @@ class TokenVectors:
 
         raw = np.asarray(input_embeddings, dtype=np.float32)
         dims = min(DIMS, raw.shape[1], raw.shape[0] - 1)
-        self.vectors = PCA(dims, random_state=0).fit_transform(raw - raw.mean(axis=0)).astype(np.float32)
+        self.vectors = PCA(dims, random_state=0).fit_transform(raw - raw.mean(axis=0)).astype(np.float32, copy=False)
         # tokenizers list frequent tokens first: the rank stands in for frequency (Zipf)
         rank = np.arange(1, len(raw) + 1, dtype=np.float64)
         self.weights = (SIF / (SIF + 1 / (rank * np.log(len(raw))))).astype(np.float32)
@@ -46,14 +47,21 @@ class TokenVectors:
         return cls(embeddings, copy.deepcopy(model.tokenizer.backend_tokenizer))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """[len(texts), dims] float32; a text without tokens is a zero row."""
+        """[len(texts), dims] float32; a text without tokens is a zero row. Tokenized CHUNK texts at a time: the
+        tokenizer's Encoding objects for a 67k-row pool held ~300 MB at once."""
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), self.vectors.shape[1]), dtype=np.float32)
+        for start in range(0, len(texts), CHUNK):
+            out[start:start + CHUNK] = self._embed_chunk(texts[start:start + CHUNK])
+        return out
+
+    def _embed_chunk(self, texts: list[str]) -> np.ndarray:
         from scipy import sparse
 
-        texts = [str(t) for t in texts]
-        ids = [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)] if texts else []
+        ids = [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.fromiter((i for row in ids for i in row), dtype=np.int64, count=int(lengths.sum()))
         pooled = sparse.csr_matrix((self.weights[flat], flat, np.concatenate([[0], np.cumsum(lengths)])),
                                    shape=(len(texts), len(self.vectors))) @ self.vectors
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.where(norms == 0, 1, norms)).astype(np.float32)
+        return pooled / np.where(norms == 0, 1, norms)
