@@ -120,6 +120,7 @@ def build(spec: TaskSpec) -> list:
         return mlflow.record(context, spec.name, dg.Output(with_fm_usage(teacher.labels, model.stats), metadata={
             "kind": teacher.kind, "out_of_fold_macro_f1": dg.MetadataValue.json(teacher.scores),
             "gold_rows": int((splits["split"] == "dev").sum()), "folds": int(teacher.labels["fold"].max() + 1),
+            "self_training": dg.MetadataValue.json(teacher.self_training),
             "params": dg.MetadataValue.json(teacher.params), "fit_seconds": round(teacher.seconds, 2),
             "seconds_by_kind": dg.MetadataValue.json(teacher.seconds_by_kind),
             "contrastive": encoder is not None,

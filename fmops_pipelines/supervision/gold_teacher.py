@@ -111,6 +111,9 @@ class Contrastive:
 C_GRID = np.logspace(-2, 3, 6)
 PREDICT_CHUNK = 8192  # rows of a SideBySide joined at once to label the pool
 CV_FOLDS = 3
+SELF_TRAIN_ROWS = 10_000  # pool rows a self-training refit reads at most (a seeded sample): bounds time and memory
+GOLD_WEIGHT = 10.0  # a gold row's weight beside a pseudo-labelled pool row (weighted by the teacher's confidence)
+SELF_TRAINED = "+self_training"  # appended to the teacher's kind in its labels when self-training was used
 
 
 def tune(X, y: np.ndarray, seed: int = 0):
@@ -187,6 +190,12 @@ class GoldTeacher:
     params: dict  # the chosen kind's C and class weighting
     seconds_by_kind: dict[str, float] = field(default_factory=dict)  # what each candidate's folds cost
     oof: dict[str, np.ndarray] = field(default_factory=dict)  # each candidate's out-of-fold P[gold rows, k]
+    self_training: dict = field(default_factory=dict)  # its out-of-fold macro-F1, pool rows, and whether it was used
+
+    @property
+    def out_of_fold_macro_f1(self) -> float:
+        """The out-of-fold figure of the labels it gives: the self-trained teacher's where that was used."""
+        return self.self_training["out_of_fold_macro_f1"] if self.self_training.get("used") else self.scores[self.kind]
 
 
 def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.ndarray, label_names: list[str],
@@ -227,17 +236,74 @@ def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.
                                    zero_division=0)) if scored.any() else 0.0 for kind, p in oof.items()}
     kind = best_kind(scores)
     X = features.by_kind[kind]
+    full = _fit(X, y_gold, seed, gold)
+    params = getattr(full, "best_params_", {})
+    fold_models = {f: models[kind, f] for f in fold_ids}
+    trial = _self_training_trial(X, fold_models, y_gold, folds, gold, pool, k, seed)
+    if trial is not None:
+        self_training = {"out_of_fold_macro_f1": trial["score"], "pool_rows": trial["pool_rows"],
+                         "used": round(trial["score"], 4) > round(scores[kind], 4)}
+        if self_training["used"]:
+            fold_models, oof[kind] = trial["models"], trial["oof"]
+            full = self_train(full, X, y_gold, gold, trial["sample"], k)
+    else:
+        self_training = {"used": False}
     columns = [f"p_{n}" for n in label_names]
     scored_gold = folds != FULL
     parts = [_frame(rows.iloc[gold[scored_gold]], folds[scored_gold], oof[kind][scored_gold], columns)]
-    full = _fit(X, y_gold, seed, gold)
     others = np.flatnonzero(split != "dev")
     parts.append(_frame(rows.iloc[others], FULL, _proba(full, _rows(X, others), k), columns))
     for f in fold_ids:
-        parts.append(_frame(rows.iloc[pool], f, _proba(models[kind, f], _rows(X, pool), k), columns))
-    labels = pd.concat(parts, ignore_index=True).assign(teacher=kind)
-    return GoldTeacher(kind, scores, labels, time.perf_counter() - start, getattr(full, "best_params_", {}),
-                       seconds_by_kind, oof)
+        parts.append(_frame(rows.iloc[pool], f, _proba(fold_models[f], _rows(X, pool), k), columns))
+    name = f"{kind}{SELF_TRAINED}" if self_training["used"] else kind
+    labels = pd.concat(parts, ignore_index=True).assign(teacher=name)
+    return GoldTeacher(kind, scores, labels, time.perf_counter() - start, params, seconds_by_kind, oof,
+                       self_training)
+
+
+def _self_training_trial(X, fold_models: dict, y_gold: np.ndarray, folds: np.ndarray, gold: np.ndarray,
+                         pool: np.ndarray, k: int, seed: int) -> dict | None:
+    """Each fold's teacher self-trained (`self_train`) on a sample of the pool, scored on its held-out fold: the
+    out-of-fold figure that decides whether self-training is used. None where there is nothing to do it with
+    (no pool, or SetFit: not a linear model refitted in a second)."""
+    from sklearn.metrics import f1_score
+
+    if not len(pool) or isinstance(X, Contrastive):
+        return None
+    rng = np.random.default_rng(seed)
+    sample = pool if len(pool) <= SELF_TRAIN_ROWS else np.sort(rng.choice(pool, SELF_TRAIN_ROWS, replace=False))
+    trained, oof = {}, np.zeros((len(gold), k))
+    for f, model in fold_models.items():
+        held = folds == f
+        trained[f] = self_train(model, X, y_gold[~held], gold[~held], sample, k)
+        oof[held] = _proba(trained[f], _rows(X, gold[held]), k)
+    scored = folds != FULL
+    score = float(f1_score(y_gold[scored], oof[scored].argmax(axis=1), average="macro", labels=range(k),
+                           zero_division=0))
+    return {"score": score, "models": trained, "oof": oof, "sample": sample, "pool_rows": len(sample)}
+
+
+def self_train(model, X, y: np.ndarray, gold_rows: np.ndarray, pool_rows: np.ndarray, k: int):
+    """`model` refitted with its C and class weighting on its gold rows (each of weight GOLD_WEIGHT) and the pool
+    rows it labels (its hard label, weighted by its confidence): one round of self-training. Gold-only, the n-grams
+    that no gold row has get no weight; the pool's labels give them one (measured on three draws of 200 gold rows,
+    test macro-F1 of the token-vector teacher: sms_spam 0.951 -> 0.962, youtube_spam 0.945 -> 0.951)."""
+    from scipy import sparse
+    from sklearn import config_context
+    from sklearn.base import clone
+    from sklearn.multiclass import OneVsRestClassifier
+
+    probs = _proba(model, _rows(X, pool_rows), k)
+    rows = np.concatenate([gold_rows, pool_rows])
+    y_all = np.concatenate([y, probs.argmax(axis=1)])
+    weights = np.concatenate([np.full(len(y), GOLD_WEIGHT), probs.max(axis=1)])
+    features = X[rows].joined() if isinstance(X, SideBySide) else X[rows]
+    estimator = clone(getattr(model, "best_estimator_", model))
+    with config_context(enable_metadata_routing=True):  # one-vs-rest passes sample weights on only when routed
+        if isinstance(estimator, OneVsRestClassifier):
+            estimator.estimator.set_fit_request(sample_weight=True)
+        return estimator.fit(features if sparse.issparse(features) else np.asarray(features), y_all,
+                             sample_weight=weights)
 
 
 def contrastive_encoder(spec, device: str) -> tuple[str | None, str | None]:

@@ -120,7 +120,7 @@ def test_gold_rows_a_review_queue_picked_train_every_fold_and_score_none(gold_sl
     oof = gold_oof(teacher.labels)
     assert set(oof["id"]) == set(gold["id"][~picked])  # no out-of-fold label for a picked row
     scored = oof.set_index("id").loc[gold["id"][~picked], ["p_ham", "p_spam"]].to_numpy().argmax(1)
-    assert teacher.scores[teacher.kind] == pytest.approx(f1_score(y[~picked], scored, average="macro"))
+    assert teacher.out_of_fold_macro_f1 == pytest.approx(f1_score(y[~picked], scored, average="macro"))
     votes = with_gold_teacher(splits[["id", "split"]].reset_index(drop=True), teacher.labels, LABELS)
     assert (votes.set_index("id").loc[gold["id"][picked], GOLD_TEACHER] == ABSTAIN).all()
 
@@ -285,6 +285,28 @@ def test_the_gold_classifier_takes_sparse_features_of_more_than_two_labels():
     X = sparse.csr_matrix(np.eye(4)[y] * 2 + rng.random((60, 4)))
     model = tune(X, y)
     assert model.predict_proba(X).shape == (60, 4) and (model.predict(X) == y).mean() > 0.9
+
+
+@pytest.mark.parametrize("labels", [2, 4])
+def test_self_training_gives_weight_to_words_only_the_pool_has(labels):
+    """Gold-only, a word no gold row has weighs nothing; one self-training round labels the pool rows that hold it
+    beside words gold taught, and the refit learns it (one-vs-rest, too, takes the weights)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from fmops_pipelines.supervision.gold_teacher import self_train, tune
+
+    topics = ["prize cash", "lunch meeting", "goal match", "vote party"][:labels]
+    unseen = ["zork", "quib", "flam", "drux"][:labels]  # in the pool only, one per label
+    gold_texts = [f"{t} {i}" for t in topics for i in range(8)]
+    pool_texts = [f"{t} {u}" for t, u in zip(topics, unseen) for _ in range(6)]
+    X = TfidfVectorizer().fit(gold_texts + pool_texts + unseen).transform(gold_texts + pool_texts + unseen)
+    y = np.repeat(np.arange(labels), 8)
+    gold, pool = np.arange(len(gold_texts)), np.arange(len(gold_texts), len(gold_texts) + len(pool_texts))
+    probe = np.arange(X.shape[0] - labels, X.shape[0])  # each unseen word alone
+    model = tune(X[gold], y)
+    assert np.ptp(model.predict_proba(X[probe]), axis=0).max() < 1e-6  # all alike: gold never saw them
+    trained = self_train(model, X, y, gold, pool, labels)
+    assert (trained.predict(X[probe]) == np.arange(labels)).all()
 
 
 def test_gold_rows_are_repeated_to_about_a_fifth_of_the_rows():
