@@ -16,6 +16,9 @@ out on purpose: appended to the embeddings they scored below the embeddings alon
 against 0.915; youtube_spam 0.933 both). The two are combined the other way round: the teacher votes in the weak
 label matrix (gold_teacher.labeler; label_matrix.with_gold_teacher), and the `both_teachers` recipe averages it
 with the label model.
+The chosen kind is then self-trained once (`self_train`: refitted on gold and on a sample of the pool it labels), each
+fold's teacher on the pool labels of the teacher fitted without that fold; it is used where that scores better out
+of fold than the kind alone.
 Costs seconds on a few hundred gold rows: a few hundred small fits.
 """
 
