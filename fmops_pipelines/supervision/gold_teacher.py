@@ -193,7 +193,7 @@ class GoldTeacher:
     params: dict  # the chosen kind's C and class weighting
     seconds_by_kind: dict[str, float] = field(default_factory=dict)  # what each candidate's folds cost
     oof: dict[str, np.ndarray] = field(default_factory=dict)  # each candidate's out-of-fold P[gold rows, k]
-    self_training: dict = field(default_factory=dict)  # its out-of-fold macro-F1, pool rows, and whether it was used
+    self_training: dict = field(default_factory=dict)  # its out-of-fold macro-F1, pool rows, seconds, whether used
 
     @property
     def out_of_fold_macro_f1(self) -> float:
@@ -242,6 +242,7 @@ def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.
     full = _fit(X, y_gold, seed, gold)
     params = getattr(full, "best_params_", {})
     fold_models = {f: models[kind, f] for f in fold_ids}
+    began = time.perf_counter()
     trial = _self_training_trial(X, fold_models, y_gold, folds, gold, pool, k, seed)
     if trial is not None:
         self_training = {"out_of_fold_macro_f1": trial["score"], "pool_rows": trial["pool_rows"],
@@ -249,6 +250,7 @@ def teach(features: Features, rows: pd.DataFrame, y_gold: np.ndarray, folds: np.
         if self_training["used"]:
             fold_models, oof[kind] = trial["models"], trial["oof"]
             full = self_train(full, X, y_gold, gold, trial["sample"], k)
+        self_training["seconds"] = round(time.perf_counter() - began, 2)
     else:
         self_training = {"used": False}
     columns = [f"p_{n}" for n in label_names]
