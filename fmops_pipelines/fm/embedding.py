@@ -86,7 +86,8 @@ class EmbeddingFM:
                     parts.append(self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
                                                    convert_to_numpy=True, show_progress_bar=False))
             trim_heap()  # what the batches freed goes back now, not at the step's end (fmops_pipelines/memory.py)
-        vecs = np.concatenate(parts) if parts else np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+        dims = self.model.get_sentence_embedding_dimension()
+        vecs = np.concatenate(parts) if parts else np.zeros((0, dims), dtype=np.float32)
         out = np.empty_like(vecs)
         out[order] = vecs
         return out.astype(np.float32)
