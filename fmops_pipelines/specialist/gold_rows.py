@@ -77,6 +77,7 @@ class Recipe:
     name: str
     pool: Callable[[int], tuple[list[str], np.ndarray, list[str]]]
     gold: bool = True  # whether the gold rows join the pool's
+    fit: str | None = None  # a fit its students always take ("convex"), whatever the architecture's own
 
 
 @dataclass
@@ -197,7 +198,7 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
     scores = {"chosen (its own dev score, which chose it)": round(chosen.dev[objective], 4)}
     scored: list[tuple[str, Recipe, dict, dict]] = []  # (candidate key, recipe, out-of-fold scores, how)
     summary: dict = {}
-    for recipe in recipes:
+    for recipe in (r for r in recipes if r.fit is None):
         dev, how = fits[chosen.key].score(recipe)
         scored.append((chosen.key, recipe, dev, how))
     gold_recipes = [x for x in scored if x[1].gold]
@@ -209,6 +210,13 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
         members = [x for x in scored if x[1] is best]
         if average and joins([fits[key].configs()[0] for key, *_ in members]):
             scored.append(averaged_score(members, y_gold, folds, len(names)))
+    averaged = scored[-1][0] == AVERAGED
+    for recipe in (r for r in recipes if r.fit is not None):  # on the richest n-gram architecture, in its own fit
+        base = replace(max([chosen, *others], key=lambda c: c.architecture == "ngram_char"), fit=recipe.fit,
+                       model=None)
+        fits[base.key] = CrossFit(spec, names, base, list(gold_texts), y_gold, folds, checkpoint_dir, device)
+        dev, how = fits[base.key].score(recipe)
+        scored.append((base.key, recipe, dev, how))
     for key, recipe, dev, how in scored:
         name = recipe.name if key == chosen.key else f"{recipe.name} ({key})"
         scores[name] = round(dev[objective], 4)
@@ -219,7 +227,7 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
                              "self_training": how["self_training"],
                              "fold_temperatures": [round(t, 4) for t in how["fold_temperatures"]]}
     # with an average, it is the contender with gold rows: dev's rows do not rank its members either
-    contenders = [x for x in scored if not x[1].gold or x[0] == AVERAGED] if scored[-1][0] == AVERAGED else scored
+    contenders = [x for x in scored if not x[1].gold or x[0] == AVERAGED or x[1].fit] if averaged else scored
     winner = pick(contenders, y_gold[folds != -1], folds != -1, len(names), objective, spec.seed)
     shipped, refits, refit = chosen, [], None
     if winner is not None and winner[0] == AVERAGED:
@@ -309,9 +317,11 @@ def label_model_recipe(texts: Sequence[str], targets: np.ndarray, unlabeled: Seq
     return Recipe(LABEL_MODEL if gold else OWN, lambda f: (texts, targets, unlabeled), gold)
 
 
-def gold_teacher_recipe(teacher_labels: pd.DataFrame, train_texts: pd.DataFrame, names: list[str]) -> Recipe:
+def gold_teacher_recipe(teacher_labels: pd.DataFrame, train_texts: pd.DataFrame, names: list[str],
+                        fit: str | None = None) -> Recipe:
     """The gold teacher's labels on the pool, from the teacher fitted without the fold (all gold for f = -1). It
-    labels every pool row the FM may label; under fm.budget the rest is left to self-training."""
+    labels every pool row the FM may label; under fm.budget the rest is left to self-training. `fit`: the fit its
+    students take (Recipe.fit)."""
     from fmops_pipelines.supervision.gold_teacher import pool_labels
     from fmops_pipelines.supervision.label_models import prob_columns
 
@@ -322,7 +332,7 @@ def gold_teacher_recipe(teacher_labels: pd.DataFrame, train_texts: pd.DataFrame,
         rows = pool_labels(teacher_labels, f).merge(train_texts, on="id")
         return rows["text"].tolist(), rows[prob_columns(names)].to_numpy(dtype=np.float32), rest
 
-    return Recipe(GOLD_TEACHER, pool)
+    return Recipe(GOLD_TEACHER, pool, fit=fit)
 
 
 def both_teachers_recipe(texts: Sequence[str], targets: np.ndarray, teacher: Recipe) -> Recipe:
