@@ -273,6 +273,41 @@ def test_a_recipe_with_gold_contends_and_ships_as_the_average_of_the_architectur
     assert dev["macro_f1"] > 0.6  # what the gold rows taught, out of fold
 
 
+def test_the_gold_teachers_labels_teach_a_convex_student_that_contends_beside_the_average(gold_slice, monkeypatch):
+    """A recipe with its own fit (the gold teacher's labels, fitted as a logistic regression) is scored out of fold
+    on the word+char architecture in that fit, contends beside the networks' average, and ships as a convex
+    n-gram student (one table column per class, identity head) refitted on all gold."""
+    from fmops_pipelines.specialist import gold_rows
+    from fmops_pipelines.specialist.gold_rows import AVERAGED, GOLD_TEACHER, Recipe, label_model_recipe, teach_with_gold
+    from fmops_pipelines.specialist.selection import CONVEX, candidate_of, train_student
+
+    spec, splits = gold_slice
+    s = spec.specialist.model_copy(update={"self_training": False})
+    gold, pool = part(splits, "dev"), part(splits, "train")["text"].tolist()[:120]
+    y, gold_texts = label_indices(gold["label"], LABELS), gold["text"].tolist()
+    spam = np.array([any(w in t.lower() for w in ("free", "txt", "call", "claim", "prize", "win")) for t in pool])
+    targets = np.where(spam[:, None], [0.2, 0.8], [0.8, 0.2]).astype(np.float32)
+    word, char = (candidate_of(train_student(s, LABELS, arch, pool, targets, [], gold_texts, y), gold_texts, y,
+                               gold_texts) for arch in ("ngram", "ngram_char"))
+    teacher = Recipe(GOLD_TEACHER, lambda f: (pool, np.eye(2, dtype=np.float32)[spam.astype(int)], []), fit=CONVEX)
+    seen = {}
+    monkeypatch.setattr(gold_rows, "pick", lambda contenders, *a, **kw: seen.update(contenders=contenders) or next(
+        x for x in contenders if x[1].fit))
+    folds = gold_folds(y, 2, seed=0)
+    result = teach_with_gold(s, LABELS, word, [label_model_recipe(pool, targets, [], gold=False),
+                                               label_model_recipe(pool, targets, []), teacher],
+                             gold_texts, y, folds, pool, others=[char], average=True)
+    assert [(key, r.gold) for key, r, _, _ in seen["contenders"]] == [
+        ("ngram", False), (AVERAGED, True), ("ngram_char+convex", True)]
+    shipped = result.chosen
+    assert (shipped.architecture, shipped.fit, shipped.taught_by) == ("ngram_char", CONVEX, GOLD_TEACHER)
+    assert shipped.model.cfg.embed_dim == 2 and shipped.model.cfg.char_ngrams  # a logistic regression's table
+    _, _, dev, how = seen["contenders"][2]
+    assert shipped.dev == dev and shipped.model.cfg.temperature == how["temperature"]
+    assert result.summary["out_of_fold_dev"][f"{GOLD_TEACHER} (ngram_char+convex)"] == round(dev["macro_f1"], 4)
+    assert dev["macro_f1"] > 0.6
+
+
 def test_the_gold_classifier_takes_sparse_features_of_more_than_two_labels():
     """TF-IDF features of a 4-label task (AG News): liblinear is two-label only, so one-vs-rest (a fit failed
     on ag_news before)."""
