@@ -232,6 +232,28 @@ def test_a_recipe_with_gold_ships_only_when_clearly_better_than_the_students_own
     assert pick([own], y, rows, 2, "macro_f1") is None and pick([barely], y, rows, 2, "macro_f1") is barely
 
 
+def test_the_gold_teachers_convex_student_ships_within_noise_of_the_best_and_not_beyond():
+    from fmops_pipelines.specialist.gold_rows import Recipe, pick
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    noisy = lambda accuracy: np.where(rng.random(300) < accuracy, y, 1 - y)
+    empty = lambda f: ([], np.zeros((0, 2)), [])
+    own = ("ngram", Recipe("label_model", empty, gold=False), {"macro_f1": 0.9}, {"oof": noisy(0.9)})
+    network = ("averaged", Recipe("both_teachers+gold", empty), {"macro_f1": 0.91}, {"oof": noisy(0.91)})
+    close = network[3]["oof"].copy()  # 20 rows worse than the network, 16 better: 4 rows down, within noise
+    right, wrong = np.flatnonzero(close == y), np.flatnonzero(close != y)
+    close[right[:20]], close[wrong[:16]] = 1 - y[right[:20]], y[wrong[:16]]
+    convex = ("ngram_char+convex", Recipe("gold_teacher+gold", empty, fit="convex"), {"macro_f1": 0.9}, {"oof": close})
+    far = ("ngram_char+convex", Recipe("gold_teacher+gold", empty, fit="convex"), {"macro_f1": 0.6},
+           {"oof": noisy(0.6)})
+    clearly = ("averaged", Recipe("both_teachers+gold", empty), {"macro_f1": 0.99}, {"oof": noisy(0.99)})
+    rows = np.ones(300, dtype=bool)
+    assert pick([own, network, convex], y, rows, 2, "macro_f1") is convex  # within noise of the best: it ships
+    assert pick([own, network, far], y, rows, 2, "macro_f1") is None  # far below: the network's rule, own stays
+    assert pick([own, clearly, far], y, rows, 2, "macro_f1") is clearly
+
+
 def test_a_recipe_with_gold_contends_and_ships_as_the_average_of_the_architectures_that_scored_it(gold_slice,
                                                                                                  monkeypatch):
     """With specialist.average, the best recipe with gold is scored on the word and the word+char students; their
