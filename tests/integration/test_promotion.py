@@ -35,18 +35,18 @@ def champion_version(task: str) -> str | None:
 
 
 def _shuffled_training_labels(monkeypatch):
-    """Weaken the specialist: its probabilistic labels are permuted across rows before training."""
-    from fmops_pipelines.supervision import label_models
+    """Weaken the specialist: both teachers' probabilistic labels of the pool (the label model's and the gold
+    teacher's) are permuted across rows before training."""
+    from fmops_pipelines.supervision import gold_teacher, label_models
 
-    real = label_models.training_labels
-
-    def shuffled(model, matrix, label_names, anchors=()):
-        out = real(model, matrix, label_names, anchors)
-        cols = [f"p_{name}" for name in label_names]
+    def permuted(out):
+        cols = [c for c in out.columns if c.startswith("p_")]
         out[cols] = out[cols].to_numpy()[np.random.default_rng(0).permutation(len(out))]
         return out
 
-    monkeypatch.setattr(label_models, "training_labels", shuffled)
+    real, real_pool = label_models.training_labels, gold_teacher.pool_labels
+    monkeypatch.setattr(label_models, "training_labels", lambda *a, **kw: permuted(real(*a, **kw)))
+    monkeypatch.setattr(gold_teacher, "pool_labels", lambda *a, **kw: permuted(real_pool(*a, **kw)))
 
 
 def test_gates_decide_promotion_and_rollback_restores(project, monkeypatch, capsys):
