@@ -8,8 +8,8 @@ that recipe also on the other n-gram architecture; and the gold teacher's labels
 its convex fit (a logistic regression: what near-gold labels are best learned by), which ships whenever it is within
 noise of the best (`pick`). Each recipe is scored out of fold: per gold fold, a student
 fitted without that fold's rows, on pool labels from a teacher fitted without them, early-stopped on another fold
-and self-trained as the chosen student was, predicts that fold. So is the chosen student's own recipe (no gold rows), and a recipe with gold replaces it only when better
-by twice the noise of so few rows (`pick`). It ships refitted on all gold and the whole pool for the folds'
+and self-trained as the chosen student was, predicts that fold. So is the chosen student's own recipe (no gold rows), and a network's recipe with gold replaces it only when
+better by twice the noise of so few rows (`pick`). It ships refitted on all gold and the whole pool for the folds'
 median epoch count, self-trained if most folds kept their round, with one temperature fitted on every fold's
 out-of-fold logits pooled: a fold student's own temperature is fitted on its ~40 early-stopping rows, which a
 student separates perfectly often enough that it sits at the grid's floor (0.01, near one-hot probabilities).
@@ -308,15 +308,14 @@ def pick(scored: list[tuple[str, Recipe, dict, dict]], y: np.ndarray, rows: np.n
     gold = [x for x in scored if x[1].gold]
     if not gold:
         return None
-    own_fit = next((x for x in gold if x[1].fit), None)
-    if own_fit is not None:
-        best = max(gold, key=lambda x: x[2][objective])
-        named = {"own_fit": own_fit, **({"own": own[0]} if own else {}), "best": best}
+    convex = next((x for x in gold if x[1].fit), None)
+    if convex is not None:
+        named = {"convex": convex, **({"own": own[0]} if own else {}), "best": max(gold, key=lambda x: x[2][objective])}
         choice, _ = simplest_within_noise(y, {n: x[3]["oof"][rows] for n, x in named.items()}, list(named), k,
                                           objective, seed)
-        if choice == "own_fit":
-            return own_fit
-        gold = [x for x in gold if x is not own_fit]
+        if choice == "convex":
+            return convex
+        gold = [x for x in gold if x is not convex]
     best = max(gold, key=lambda x: x[2][objective])
     if not own:
         return best
