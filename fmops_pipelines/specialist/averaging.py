@@ -28,8 +28,8 @@ WORDS = ("labels", "word_ngrams", "hash_bits", "word_hashing")
 
 def word_scale(cfg: NgramConfig, target: NgramConfig) -> float | None:
     """x such that a student's features are x times the target featuriser's (on its word block), or None when they
-    are not features of the same space."""
-    if any(getattr(cfg, k) != getattr(target, k) for k in WORDS):
+    are not features of the same space (IDF-weighted features are not: each student has its own weights)."""
+    if cfg.idf or target.idf or any(getattr(cfg, k) != getattr(target, k) for k in WORDS):
         return None
     if cfg.char_ngrams is None and target.char_ngrams is None:
         return 1.0
@@ -42,8 +42,9 @@ def word_scale(cfg: NgramConfig, target: NgramConfig) -> float | None:
 
 
 def richest(students: Sequence[NgramSpecialist]) -> NgramSpecialist:
-    """The student with the most features (word+char over word only): the space the others are expressed in."""
-    return max(students, key=lambda s: s.featurizer.n_features)
+    """The student with the most features (word+char over word only), IDF-weighted ones last (they join no
+    average): the space the others are expressed in."""
+    return max(students, key=lambda s: (not s.cfg.idf, s.featurizer.n_features))
 
 
 def joinable(students: Sequence[NgramSpecialist]) -> list[NgramSpecialist]:
@@ -54,7 +55,7 @@ def joinable(students: Sequence[NgramSpecialist]) -> list[NgramSpecialist]:
 
 def joins(cfgs: Sequence[NgramConfig]) -> bool:
     """Whether students of these configurations, yet to be trained, could be averaged into one."""
-    target = max(cfgs, key=lambda c: Featurizer(c).n_features)
+    target = max(cfgs, key=lambda c: (not c.idf, Featurizer(c).n_features))
     return len(cfgs) > 1 and all(word_scale(c, target) is not None for c in cfgs)
 
 

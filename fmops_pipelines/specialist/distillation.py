@@ -52,10 +52,11 @@ class Distilled:
 
 def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, splits: pd.DataFrame,
             checkpoint_dir: Path | None = None, device: str | None = None,
-            on_epoch: Callable[[str, dict], None] | None = None, teacher_labels: pd.DataFrame | None = None
-            ) -> Distilled:
+            on_epoch: Callable[[str, dict], None] | None = None, teacher_labels: pd.DataFrame | None = None,
+            matrix: pd.DataFrame | None = None, anchors: Sequence[str] = ()) -> Distilled:
     """spec: a TaskSpec (its specialist section may carry per-run overrides); teacher_labels: the gold teacher's
-    (supervision.gold_teacher), None or empty for none."""
+    (supervision.gold_teacher), None or empty for none; `matrix` (the weak label matrix) and its `anchors`: to
+    relabel the pool per gold fold where the gold teacher votes in it (fold_pools)."""
     s, names = spec.specialist, spec.label_names
     dev = part(splits, "dev")
     dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
@@ -86,8 +87,9 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
                 if s.average and trial is splits else None)
     chosen = selection.chosen
     selection.release()  # before the gold rows' cross-fitting, the step's longest part
+    per_fold = fold_pools(spec.name, teacher, matrix, list(anchors), teacher_labels, trial, names, prior, anchor_rows)
     gold, gold_refit = with_gold_rows(spec, selection, texts, targets, unlabeled, dev, teacher_labels, trial,
-                                      checkpoint_dir, device, average=s.average and trial is splits)
+                                      checkpoint_dir, device, average=s.average and trial is splits, per_fold=per_fold)
     if averaged is not None:
         selection.candidates.append(averaged)
         if selection.chosen is chosen:
@@ -101,6 +103,29 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     selection.release()
     resumed = max([c.resumed_after_epoch for c in selection.candidates] + [earlier])
     return Distilled(teacher, scores, selection, texts, resumed, rows_dev, gold_rows=gold, sampled=sampled)
+
+
+def fold_pools(task: str, teacher: FittedLabelModel, matrix: pd.DataFrame | None, anchors: list[str],
+               teacher_labels: pd.DataFrame | None, splits: pd.DataFrame, names: list[str], prior, anchor_rows: bool
+               ) -> Callable[[int], tuple[list[str], np.ndarray, list[str]]] | None:
+    """f -> the label model's training rows (texts, targets, unlabelled) with the gold teacher's votes on the pool
+    from the teacher fitted without gold fold f: what a student scored out of fold on f may learn, so that no gold
+    label of f reaches it (the label model's own weights, fitted on every gold row's out-of-fold votes, aside).
+    None where the matrix has no gold teacher's column: then the label model's labels do not depend on gold."""
+    from functools import cache
+
+    from fmops_pipelines.supervision.label_matrix import GOLD_TEACHER, with_gold_teacher
+    from fmops_pipelines.supervision.label_models import training_labels
+
+    if matrix is None or GOLD_TEACHER not in matrix.columns or teacher_labels is None or not len(teacher_labels):
+        return None
+
+    @cache  # the recipes read each fold's rows once per architecture
+    def rows(f: int) -> tuple[list[str], np.ndarray, list[str]]:
+        labels = training_labels(teacher, with_gold_teacher(matrix, teacher_labels, names, fold=f), names, anchors)
+        return training_rows(task, labels, splits, names, prior, anchor_rows)
+
+    return rows
 
 
 def trial_splits(splits: pd.DataFrame, trial_rows: int | None, seed: int) -> pd.DataFrame:
@@ -149,12 +174,13 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
 
 def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str],
                    dev: pd.DataFrame, teacher_labels: pd.DataFrame | None, splits: pd.DataFrame,
-                   checkpoint_dir: Path | None, device: str | None, average: bool = False
-                   ) -> tuple[dict | None, tuple | None]:
+                   checkpoint_dir: Path | None, device: str | None, average: bool = False,
+                   per_fold: Callable | None = None) -> tuple[dict | None, tuple | None]:
     """specialist.gold_rows over the chosen student: the recipes it is scored against, and, when one of them
     scores better out of fold, that refit made the selection's chosen candidate (listed among the candidates).
     `average`: a recipe with gold contends averaged over the n-gram architectures (gold_rows.teach_with_gold).
-    Returns (the summary, how the shipped recipe was refitted: GoldRowsResult.refit)."""
+    `per_fold`: the label model's training rows per gold fold (fold_pools). Returns (the summary, how the shipped
+    recipe was refitted: GoldRowsResult.refit)."""
     from fmops_pipelines.data.splits import gold_folds, picked_gold
     from fmops_pipelines.specialist.gold_rows import teach_with_gold
     from fmops_pipelines.supervision.gold_teacher import gold_oof
@@ -163,7 +189,7 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
     if not s.gold_rows:
         return None, None
     y_dev = label_indices(dev["label"], names)
-    recipes = pool_recipes(texts, targets, unlabeled, teacher_labels, splits, names)
+    recipes = pool_recipes(texts, targets, unlabeled, teacher_labels, splits, names, per_fold)
     if teacher_labels is not None and len(teacher_labels):
         # the teacher's folds; a gold row a review queue picked has no out-of-fold label: -1, trained on, not scored
         folds = dev["id"].map(gold_oof(teacher_labels).set_index("id")["fold"]).fillna(-1).to_numpy(dtype=np.int64)
@@ -180,7 +206,8 @@ def with_gold_rows(spec, selection: Selection, texts: Sequence[str], targets: np
 
 
 def pool_recipes(texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str],
-                 teacher_labels: pd.DataFrame | None, splits: pd.DataFrame, names: list[str]) -> list:
+                 teacher_labels: pd.DataFrame | None, splits: pd.DataFrame, names: list[str],
+                 per_fold: Callable | None = None) -> list:
     """The chosen student's own recipe, then the ones with gold rows it is compared with: every recipe compared is
     one more chance for the noise of a few hundred gold rows to pick a worse one (with label_model+gold,
     gold_teacher+gold and both compared on one network, sms_spam with 50 gold rows shipped a student at 0.747 test
@@ -189,17 +216,18 @@ def pool_recipes(texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[
     logistic regression fits best (the network's soft cross-entropy is what a majority vote's labels need). On
     three draws of 200 gold rows, the convex word+char student on the self-trained gold teacher's labels scored
     0.960 / 0.938 test macro-F1 (means) on sms_spam / youtube_spam against 0.953 / 0.920 for the network that
-    shipped before (docs/measurements.md, "The gold teacher's student")."""
+    shipped before (docs/measurements.md, "The gold teacher's student"). `per_fold`: the label model's training rows
+    per gold fold (fold_pools), where its labels read the gold teacher's votes."""
     from fmops_pipelines.specialist.gold_rows import both_teachers_recipe, gold_teacher_recipe, label_model_recipe
     from fmops_pipelines.specialist.selection import CONVEX
 
-    recipes = [label_model_recipe(texts, targets, unlabeled, gold=False)]
+    own = label_model_recipe(texts, targets, unlabeled, gold=False, per_fold=per_fold)
     if teacher_labels is not None and len(teacher_labels):
         train_texts = part(splits, "train")[["id", "text"]]
         teacher = gold_teacher_recipe(teacher_labels, train_texts, names)
-        return [*recipes, both_teachers_recipe(texts, targets, teacher),
+        return [own, both_teachers_recipe(own, teacher),
                 gold_teacher_recipe(teacher_labels, train_texts, names, fit=CONVEX)]
-    return [*recipes, label_model_recipe(texts, targets, unlabeled)]
+    return [own, label_model_recipe(texts, targets, unlabeled, per_fold=per_fold)]
 
 
 def choose_rows(s, task: str, names: list[str], labels: pd.DataFrame, splits: pd.DataFrame, prior,

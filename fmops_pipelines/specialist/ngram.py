@@ -24,6 +24,7 @@ from fmops_pipelines.specialist.training_memo import memo_path
 
 WEIGHTS_FILE = "weights.pt"
 ROWS_FILE = "rows.npy"  # the hashed rows a compact table holds (absent: the whole table)
+IDF_FILE = "idf.npy"  # with `idf`: the featuriser's weights of the rows the table holds (0 elsewhere)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class NgramConfig:
     char_hashing: str = "codepoint"  # "sklearn": HashingVectorizer's char_wb, what models saved before it existed used
     family_norm: str = "each"  # word and char n-grams normalised apart; "joint": models saved before it existed
     averaged: int = 1  # >1: the mean of this many students' logits, one table (averaging.py)
+    idf: bool = False  # features weighted by inverse document frequency over the training texts (the convex fit's)
 
 
 class NgramNet(nn.Module):
@@ -128,10 +130,13 @@ class NgramSpecialist(Student):
     architecture = "ngram"
 
     def __init__(self, cfg: NgramConfig, net: NgramNet | None = None, device: torch.device | None = None,
-                 table: CompactTable | None = None):
-        """`table`: the hashed rows `net`'s bag holds, in order (a training's CompactTable); None: all of them."""
+                 table: CompactTable | None = None, idf: np.ndarray | None = None):
+        """`table`: the hashed rows `net`'s bag holds, in order (a training's CompactTable); None: all of them.
+        `idf`: the featuriser's fitted weights (ngram_features.fit_idf), which `cfg.idf` requires."""
+        if cfg.idf != (idf is not None):
+            raise ValueError("an n-gram student's idf weights come with its config's `idf: true`, and only with it")
         self.cfg = cfg
-        self.featurizer = Featurizer(cfg)
+        self.featurizer = Featurizer(cfg, idf)
         self.device = device or pick_device()
         self.table = table
         self.net = (net or NgramNet(self.featurizer.n_features, cfg.embed_dim, len(cfg.labels), cfg.dropout)).to(self.device)
@@ -159,6 +164,9 @@ class NgramSpecialist(Student):
         torch.save(self.net.state_dict(), directory / WEIGHTS_FILE)
         if self.table is not None:
             np.save(directory / ROWS_FILE, self.table.rows)
+        if self.featurizer.idf is not None:  # the table's rows only: the training texts' ids are all it weighs
+            idf = self.featurizer.idf
+            np.save(directory / IDF_FILE, idf[self.table.rows] if self.table is not None else idf)
         return directory
 
     @classmethod
@@ -173,7 +181,10 @@ class NgramSpecialist(Student):
         with torch.device("meta"):  # the saved weights replace the initial ones: none are drawn
             net = NgramNet(n_rows, cfg.embed_dim, len(cfg.labels), cfg.dropout, draw=False)
         net.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location=device), assign=True)
-        return cls(cfg, net=net, device=device, table=table)
+        idf = np.load(Path(directory) / IDF_FILE) if cfg.idf else None
+        if idf is not None and table is not None:
+            idf = table.whole(idf, Featurizer(cfg).n_features)
+        return cls(cfg, net=net, device=device, table=table, idf=idf)
 
 
 def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,

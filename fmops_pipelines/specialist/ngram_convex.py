@@ -4,7 +4,9 @@ An n-gram student in eval mode is linear in its features (averaging.py), so a mu
 the featuriser's matrix is an n-gram student too: its coefficients are the bag (one column per class) and the head
 is the identity. Fitted to convergence by L-BFGS with L2 (scikit-learn) on the teacher's labels (argmax, each row
 weighted by the label's confidence; class-balanced for a macro-F1 objective), it has no epochs, learning rate or
-dropout. It wins where labels are near gold and loses on a majority vote's soft labels, whose argmax drops what
+dropout. Its features are TF-IDF's: the hashed n-grams weighted by inverse document frequency over its training
+texts, the n-grams of fewer than two of them dropped (ngram_features.fit_idf), as scikit-learn's TfidfVectorizer with
+logistic regression, which scored above the unweighted features on every task tried (docs/specialists.md). It wins where labels are near gold and loses on a majority vote's soft labels, whose argmax drops what
 soft cross-entropy learns from: off by default (specialist.convex_fit; measured in docs/specialists.md, "A convex
 fit of the n-gram student").
 """
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from fmops_pipelines.specialist.ngram import CompactTable, NgramConfig, NgramNet, NgramSpecialist
-from fmops_pipelines.specialist.ngram_features import Featurizer
+from fmops_pipelines.specialist.ngram_features import Featurizer, fit_idf
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory
 
 C = 1.0  # scikit-learn's default inverse L2 strength; the features are L2-normalised rows, as TF-IDF's
@@ -35,8 +37,8 @@ def train_ngram_convex(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence
 
     began = time.perf_counter()
     k = len(cfg.labels)
-    cfg = replace(cfg, embed_dim=k, dropout=0.0)
-    featurizer = Featurizer(cfg)
+    cfg = replace(cfg, embed_dim=k, dropout=0.0, idf=True)
+    featurizer = Featurizer(cfg, fit_idf(Featurizer(cfg), texts))
     soft = np.asarray(soft_labels, dtype=np.float64)
     y, weight = soft.argmax(axis=1), soft.max(axis=1)
     X = featurizer.transform(list(texts))
@@ -59,7 +61,7 @@ def train_ngram_convex(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence
     net = NgramNet(len(table.rows), k, k, 0.0, draw=False)
     net.load_state_dict({"bag.weight": torch.from_numpy(bag), "head.weight": torch.eye(k),
                          "head.bias": torch.from_numpy(bias)}, assign=True)
-    model = NgramSpecialist(cfg, net=net, device=torch.device("cpu"), table=table)  # a table lookup: the CPU serves it
+    model = NgramSpecialist(cfg, net=net, device=torch.device("cpu"), table=table, idf=featurizer.idf)  # a table lookup: the CPU serves it
     dev_f1 = float(f1_score(y_dev, model.predict_proba(dev_texts).argmax(axis=1), average="macro",
                             labels=range(k), zero_division=0)) if len(dev_texts) else 0.0
     if len(dev_texts):

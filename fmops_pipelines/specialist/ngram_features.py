@@ -1,6 +1,6 @@
 """The n-gram student's featuriser, free of torch and of scikit-learn (models saved before fmops hashed n-grams
 itself aside), so that inference can start in a fraction of a second: texts -> L2-normalised sublinear hashed
-n-gram counts."""
+n-gram counts, optionally weighted by inverse document frequency (TF-IDF over hashed n-grams)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,29 @@ def l2_normalize_rows(X: sp.csr_matrix) -> sp.csr_matrix:
     return X
 
 
-class Featurizer:
-    """Hashed word (and optional char_wb) n-grams; no fitted state. `cfg` is an NgramConfig or its dict."""
+# an n-gram in fewer training texts than this is outside the IDF vocabulary (weight 0): one text's hapaxes are what
+# a logistic regression would memorise that text by
+MIN_DF = 2
 
-    def __init__(self, cfg):
+
+def fit_idf(featurizer: Featurizer, texts: Sequence[str], min_df: int = MIN_DF) -> np.ndarray:
+    """Smoothed inverse document frequency per hashed id over distinct `texts` (scikit-learn's TfidfVectorizer:
+    ln((1 + n) / (1 + df)) + 1), 0 where df < min_df: float32 over all the featuriser's ids."""
+    distinct = list(dict.fromkeys(texts))  # gold rows repeated for weight are one document each
+    X = Featurizer(featurizer.cfg).transform(distinct, np.float32)
+    df = np.bincount(X.indices, minlength=featurizer.n_features)
+    idf = np.log((1 + len(distinct)) / (1 + df)) + 1
+    idf[df < min_df] = 0
+    return idf.astype(np.float32)
+
+
+class Featurizer:
+    """Hashed word (and optional char_wb) n-grams. `cfg` is an NgramConfig or its dict; `idf` (fit_idf), when the
+    config says `idf`, is the one fitted state: a weight per id, 0 for ids outside its vocabulary."""
+
+    def __init__(self, cfg, idf: np.ndarray | None = None):
+        self.cfg = cfg
+        self.idf = None if idf is None else np.asarray(idf, dtype=np.float32)
         get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
         n = 2 ** get("hash_bits")
         word, char = tuple(get("word_ngrams")), get("char_ngrams")
@@ -55,7 +74,7 @@ class Featurizer:
     def transform(self, texts: Sequence[str], dtype=np.float64) -> sp.csr_matrix:
         if self.compiled:
             return self._transform_compiled(texts, dtype)
-        parts = [_sublinear(v.transform(texts), dtype) for v in self.vectorizers]
+        parts = [self._weighted(_sublinear(v.transform(texts), dtype), i) for i, v in enumerate(self.vectorizers)]
         if len(parts) == 1:
             return l2_normalize_rows(parts[0])
         if not self.per_family:
@@ -63,6 +82,14 @@ class Featurizer:
         for X in parts:
             l2_normalize_rows(X).data *= 1 / np.sqrt(len(parts))
         return sp.hstack(parts, format="csr")
+
+    def _weighted(self, X: sp.csr_matrix, family: int) -> sp.csr_matrix:
+        """One family's sublinear counts times its ids' idf, the ids outside the vocabulary dropped."""
+        if self.idf is None:
+            return X
+        X.data *= self.idf[family * X.shape[1] + X.indices]
+        X.eliminate_zeros()
+        return X
 
     def _transform_compiled(self, texts: Sequence[str], dtype) -> sp.csr_matrix:
         """The same matrix through the compiled kernel (ngram_kernel)."""
@@ -82,7 +109,7 @@ class Featurizer:
     def _kernel_args(self, texts: Sequence[str]) -> tuple:
         word, char = self.vectorizers[0], (self.vectorizers[1:] or [None])[0]
         return (list(map(str.lower, texts)), (word.lo, word.hi), (char.lo, char.hi) if char else None,
-                self.n_features // len(self.vectorizers), self.per_family)
+                self.n_features // len(self.vectorizers), self.per_family, self.idf)
 
 
 def _sublinear(X: sp.csr_matrix, dtype) -> sp.csr_matrix:

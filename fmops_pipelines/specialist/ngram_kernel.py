@@ -33,22 +33,24 @@ def character_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 def featurize(lowered: list[str], word_range: tuple[int, int], char_range: tuple[int, int] | None,
-              n_per_family: int, per_family: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              n_per_family: int, per_family: bool, idf: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR (indptr, indices, data float64) of lowercased texts: the word family's ids first (0..n-1), the
-    char family's after (n..2n-1)."""
-    indptr, indices, data, _ = _run(lowered, word_range, char_range, n_per_family, per_family, None)
+    char family's after (n..2n-1). `idf`: a weight per id applied before normalising (0: the id is dropped)."""
+    indptr, indices, data, _ = _run(lowered, word_range, char_range, n_per_family, per_family, idf, None)
     return indptr, indices, data
 
 
 def embed(lowered: list[str], word_range: tuple[int, int], char_range: tuple[int, int] | None,
-          n_per_family: int, per_family: bool, bag: np.ndarray) -> np.ndarray:
+          n_per_family: int, per_family: bool, idf: np.ndarray | None, bag: np.ndarray) -> np.ndarray:
     """features @ bag [n_texts, dim] without building the feature matrix: what the serving scorer needs."""
-    return _run(lowered, word_range, char_range, n_per_family, per_family, _as_served(bag))[3]
+    return _run(lowered, word_range, char_range, n_per_family, per_family, idf, _as_served(bag))[3]
 
 
 def _as_served(bag: np.ndarray) -> np.ndarray:
     """One array type for every bag (a serving bundle's memory map is read-only, a trained model's is not): numba
-    compiles per type, and a second type compiled again (seconds) in the first batch step that met it."""
+    compiles per type, and a second type compiled again (seconds) in the first batch step that met it. The idf
+    weights travel the same way (none: an empty array)."""
     view = np.ascontiguousarray(bag, dtype=np.float32).view(np.ndarray)
     view.flags.writeable = False
     return view
@@ -59,18 +61,19 @@ def warm_up() -> None:
     installing, so no run, test or first `fmops predict` pays the compilation."""
     for chars in ((2, 4), None):
         featurize(["warm up"], (1, 2), chars, 16, True)
-        embed(["warm up"], (1, 2), chars, 16, True, np.zeros((32, 2), dtype=np.float32))
+        embed(["warm up"], (1, 2), chars, 16, True, None, np.zeros((32, 2), dtype=np.float32))
 
 
-def _run(lowered, word_range, char_range, n_per_family, per_family, bag):
+def _run(lowered, word_range, char_range, n_per_family, per_family, idf, bag):
     space, word = character_tables()
     cps = np.frombuffer("".join(lowered).encode("utf-32-le"), dtype=np.uint32)
     text_len = np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered))
     char_lo, char_hi = char_range or (0, 0)
     embedding = bag is not None
-    bag = bag if embedding else np.zeros((0, 1), dtype=np.float32)
+    bag = bag if embedding else _as_served(np.zeros((0, 1), dtype=np.float32))
+    idf = _as_served(np.zeros(0, dtype=np.float32) if idf is None else idf)
     return _featurize(cps, text_len, word_range[0], word_range[1], char_lo, char_hi, space, word, n_per_family,
-                      per_family, bag, embedding)
+                      per_family, idf, bag, embedding)
 
 
 @njit(cache=True, inline="always")
@@ -219,9 +222,10 @@ def _n_pairs(cps, text_len, word_lo, word_hi, char_lo, char_hi, space, word):
 
 
 @njit(cache=True)
-def _featurize(cps, text_len, word_lo, word_hi, char_lo, char_hi, space, word, n_per_family, per_family, bag,
+def _featurize(cps, text_len, word_lo, word_hi, char_lo, char_hi, space, word, n_per_family, per_family, idf, bag,
                embedding):
-    """The CSR rows, or with `embedding` each row's product with `bag` (the rows then share one buffer)."""
+    """The CSR rows, or with `embedding` each row's product with `bag` (the rows then share one buffer); with a
+    non-empty `idf`, each id's weight times idf[id], the ids it zeroes dropped."""
     n_texts = text_len.shape[0]
     nf = np.uint64(n_per_family)
     mask = nf - np.uint64(1) if (n_per_family & (n_per_family - 1)) == 0 else np.uint64(0)
@@ -285,6 +289,8 @@ def _featurize(cps, text_len, word_lo, word_hi, char_lo, char_hi, space, word, n
                         k += 1
         cp = end
         u = _count_unique(buf, k, slot_key, slot_pos, indices, data, out)
+        if idf.shape[0]:
+            u = _weigh(indices, data, out, u, idf)
         _normalise(indices, data, out, out + u, split)
         if embedding:
             row[:] = 0.0
@@ -330,6 +336,20 @@ def _count_unique(buf, k, slot_key, slot_pos, indices, data, out):
         c = np.int64(data[j])
         data[j] = _LOG1P[c] if c < _LOG1P.shape[0] else np.log1p(data[j])
     return u
+
+
+@njit(cache=True)
+def _weigh(indices, data, out, u, idf):
+    """The row's weights times idf[id], the ids whose idf is 0 (outside the fitted vocabulary) removed in place;
+    returns how many remain."""
+    kept = out
+    for j in range(out, out + u):
+        w = idf[indices[j]]
+        if w != 0:
+            indices[kept] = indices[j]
+            data[kept] = data[j] * w
+            kept += 1
+    return kept - out
 
 
 @njit(cache=True)

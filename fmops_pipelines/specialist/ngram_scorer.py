@@ -18,15 +18,17 @@ from fmops_pipelines.probability import softmax
 from fmops_pipelines.specialist.ngram_features import Featurizer
 
 ARRAYS = ("bag", "head_weight", "head_bias")
+IDF_FILE = "idf.npy"  # with `idf` in the config: the featuriser's weight per hashed id
 
 
 class NgramScorer:
     architecture = "ngram"
     fork_safe = True  # numpy, scipy and mmh3 only: worker processes forked after loading share the weights
 
-    def __init__(self, cfg: dict, bag: np.ndarray, head_weight: np.ndarray, head_bias: np.ndarray):
+    def __init__(self, cfg: dict, bag: np.ndarray, head_weight: np.ndarray, head_bias: np.ndarray,
+                 idf: np.ndarray | None = None):
         self.cfg, self.labels, self.temperature = cfg, list(cfg["labels"]), float(cfg.get("temperature", 1.0))
-        self.featurizer = Featurizer(cfg)
+        self.featurizer = Featurizer(cfg, idf)
         self.bag, self.head_weight, self.head_bias = bag, head_weight.T.copy(), head_bias
         self.featurizer.transform(["warm up"])  # the compiled kernel and its tables load now, before workers fork
 
@@ -45,7 +47,7 @@ class NgramScorer:
         from dataclasses import asdict
 
         head = [student.net.state_dict()[key].detach().float().cpu().numpy() for key in ("head.weight", "head.bias")]
-        return cls(asdict(student.cfg), student.bag_table(), *head)
+        return cls(asdict(student.cfg), student.bag_table(), *head, idf=student.featurizer.idf)
 
     @staticmethod
     def export(student, directory: Path) -> Path:
@@ -55,6 +57,8 @@ class NgramScorer:
         arrays = (scorer.bag, scorer.head_weight.T, scorer.head_bias)
         for name, array in zip(ARRAYS, arrays, strict=True):
             np.save(directory / f"{name}.npy", np.ascontiguousarray(array))
+        if scorer.featurizer.idf is not None:  # whole, as the bag: memory-mapped, shared by forked workers
+            np.save(directory / IDF_FILE, scorer.featurizer.idf)
         (directory / "config.json").write_text(json.dumps(scorer.cfg, indent=2))
         return directory
 
@@ -62,4 +66,5 @@ class NgramScorer:
     def load(cls, directory: Path) -> NgramScorer:
         cfg = json.loads((directory / "config.json").read_text())
         arrays = [np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS]
-        return cls(cfg, *arrays)
+        idf = np.load(directory / IDF_FILE, mmap_mode="r") if cfg.get("idf") else None
+        return cls(cfg, *arrays, idf=idf)

@@ -31,16 +31,20 @@ def build(spec: TaskSpec) -> list:
                                            "teaches best (cuda when present), the best on dev registered.")
     def specialist(context: dg.AssetExecutionContext, config: SpecialistConfig, mlflow: MlflowTracking,
                    compute: ComputeResource, home: FmopsHome, splits: pd.DataFrame, training_labels: pd.DataFrame,
-                   label_model, prompt_scores: pd.DataFrame, gold_teacher: pd.DataFrame) -> dg.Output:
+                   label_model, prompt_scores: pd.DataFrame, gold_teacher: pd.DataFrame,
+                   weak_label_matrix: pd.DataFrame) -> dg.Output:
+        from fmops_pipelines.fm.exploration import anchor_ids
         from fmops_pipelines.inference.bundle import TAG_FINGERPRINT, TAG_LABEL_MODEL
         from fmops_pipelines.inference.lineage import gold_fingerprint, labelers_fingerprint
         from fmops_pipelines.specialist.distillation import distill
         from fmops_pipelines.specialist.packaging import log_and_register
+        from fmops_pipelines.supervision.label_matrix import anchor_columns
 
         run_spec, device = with_overrides(spec, config), compute.resolve(config.device)
         with mlflow.run(context, spec.name) as run:
             out = distill(run_spec, label_model, training_labels, splits, home.checkpoints(spec.name), device,
-                          teacher_labels=gold_teacher, on_epoch=lambda arch, r: run.log_metrics({f"{arch}_{k}": v for k, v in r.items()
+                          teacher_labels=gold_teacher, matrix=weak_label_matrix,
+                          anchors=anchor_columns(weak_label_matrix, anchor_ids(prompt_scores)), on_epoch=lambda arch, r: run.log_metrics({f"{arch}_{k}": v for k, v in r.items()
                                                                     if k != "epoch"}, step=r["epoch"]))
             chosen = out.selection.chosen
             registered = log_and_register(chosen.model, spec.name, out.texts, {

@@ -67,17 +67,21 @@ def build_label_matrix(fm: FoundationModel, prompts: list[CalibratedPrompt], lfs
     return matrix
 
 
-def with_gold_teacher(matrix: pd.DataFrame, teacher_labels: pd.DataFrame, label_names: list[str]) -> pd.DataFrame:
+def with_gold_teacher(matrix: pd.DataFrame, teacher_labels: pd.DataFrame, label_names: list[str],
+                      fold: int | None = None) -> pd.DataFrame:
     """The matrix with the gold teacher as one more labeler: its most probable label on each row it labelled,
     ABSTAIN elsewhere (rows fm.budget keeps from the FM). Gold rows get the vote of the teacher fitted without
     their fold, so the label models scored, calibrated and stacked on gold never see it grade rows it learned (a
     gold row a review queue picked has no such vote: ABSTAIN); the pool and test get the teacher fitted on all
-    gold. No teacher (gold too small): the matrix unchanged."""
+    gold, or with `fold` the pool gets the teacher fitted without that fold (test none): the votes a student
+    scored on that fold may learn from (specialist.gold_rows). No teacher (gold too small): the matrix unchanged."""
     from fmops_pipelines.supervision.gold_teacher import FULL
 
     if teacher_labels is None or not len(teacher_labels):
         return matrix
-    rows = teacher_labels[(teacher_labels["split"] == "dev") | (teacher_labels["fold"] == FULL)]
+    others = teacher_labels["fold"] == FULL if fold is None else (
+        (teacher_labels["split"] == "train") & (teacher_labels["fold"] == fold))
+    rows = teacher_labels[(teacher_labels["split"] == "dev") | others]
     vote = pd.Series(rows[[f"p_{n}" for n in label_names]].to_numpy().argmax(axis=1), index=rows["id"].to_numpy())
     out = matrix.copy()  # attrs (the mined rules' table) come along
     out[GOLD_TEACHER] = out["id"].map(vote).fillna(ABSTAIN).to_numpy(dtype=np.int8)

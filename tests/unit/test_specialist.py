@@ -10,7 +10,7 @@ from sklearn.metrics import f1_score
 from fmops_pipelines.data.splits import label_indices
 from fmops_pipelines.specialist.loading import load_student
 from fmops_pipelines.specialist.ngram import NgramConfig, NgramSpecialist, train_ngram
-from fmops_pipelines.specialist.ngram_features import Featurizer
+from fmops_pipelines.specialist.ngram_features import Featurizer, fit_idf
 from fmops_pipelines.specialist.selection import trainer
 from fmops_pipelines.specialist.student import measure_throughput
 from fmops_pipelines.specialist.training_loop import TrainConfig
@@ -363,6 +363,36 @@ def test_the_compiled_featuriser_computes_the_numpy_hashers_features(trained, wo
     assert X[len(texts) - len(EDGE_TEXTS)].nnz == 0 and X.nnz > 10 * len(texts)  # the empty text, and real rows
     bag = np.random.default_rng(0).normal(size=(compiled.n_features, 4)).astype(np.float32)
     assert np.allclose(compiled.embed(texts, bag), R.astype(np.float32) @ bag, atol=1e-4)
+    # weighted by IDF (the convex fit's features): the same weights, the same ids dropped
+    idf, unweighted = fit_idf(compiled, texts[:200]), X.nnz
+    compiled, reference = Featurizer(cfg, idf), Featurizer(cfg, idf)
+    reference.compiled = False
+    X, R = compiled.transform(texts), reference.transform(texts)
+    assert X.shape == R.shape and np.array_equal(X.indptr, R.indptr) and abs(X - R).max() < 1e-12
+    assert 0 < X.nnz < unweighted and (idf[X.indices] > 0).all()
+    assert np.allclose(compiled.embed(texts, bag), R.astype(np.float32) @ bag, atol=1e-4)
+
+
+def test_idf_weights_are_scikit_learns_tfidf_over_the_hashed_ngrams(trained):
+    """fit_idf gives each hashed n-gram TfidfVectorizer's smoothed idf over the distinct texts (a repeated text is
+    one document) and drops the n-grams of fewer than two texts: its vocabulary is scikit-learn's with min_df=2."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from fmops_pipelines.specialist.hashing import WordNgramHasher
+
+    texts = list(dict.fromkeys(trained[2]["text"].tolist()[:400]))  # distinct: scikit-learn counts repeats
+    cfg = {"labels": ["ham", "spam"], "hash_bits": 20, "word_ngrams": (1, 2), "char_ngrams": None,
+           "word_hashing": "token-murmur", "family_norm": "each"}
+    idf = fit_idf(Featurizer(cfg), [*texts, *texts[:50]])  # the repeats change nothing
+    assert np.array_equal(idf, fit_idf(Featurizer(cfg), texts))
+    sk = TfidfVectorizer(ngram_range=(1, 2), min_df=2).fit(texts)
+    ids = np.array([WordNgramHasher((len(t.split()), len(t.split())), 2**20).transform([t]).indices[0]
+                    for t in sk.get_feature_names_out()])
+    same = np.isclose(idf[ids], sk.idf_, rtol=1e-6)
+    # where two n-grams share a hashed id (~1 % of them here), their id's texts are both's: a smaller weight
+    assert len(ids) > 300 and same.mean() > 0.98 and (idf[ids][~same] < sk.idf_[~same]).all()
+    # nothing else has a weight: the n-grams of one text are dropped (but where two of them share an id)
+    assert len(set(ids)) <= np.count_nonzero(idf) <= 1.02 * len(ids)
 
 
 def test_the_serving_scorer_gives_the_students_probabilities(trained):

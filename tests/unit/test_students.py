@@ -206,6 +206,7 @@ def test_convex_fit_is_the_ngram_student_fitted_as_a_logistic_regression(sms, tm
     assert [c.key for c in selection.candidates] == ["ngram_char", "ngram_char+convex"]
     model = selection.candidates[1].model
     assert model.cfg.embed_dim == 2 and torch.equal(model.net.head.weight, torch.eye(2))
+    assert model.cfg.idf and model.featurizer.idf is not None  # TF-IDF's features: weighted, one-text n-grams dropped
     X = model.featurizer.transform(texts)
     seen = np.unique(X.indices)
     reference = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(
@@ -217,6 +218,8 @@ def test_convex_fit_is_the_ngram_student_fitted_as_a_logistic_regression(sms, tm
     assert f1_score(sms["y_test"], model.predict_proba(sms["test"]).argmax(axis=1), average="macro") > 0.85
     np.testing.assert_allclose(NgramScorer.from_student(model).predict_proba(sms["test"]),
                                model.predict_proba(sms["test"]), atol=1e-5)
+    served = NgramScorer.load(NgramScorer.export(model, tmp_path / "bundle"))  # as batch inference loads it
+    np.testing.assert_allclose(served.predict_proba(sms["test"]), model.predict_proba(sms["test"]), atol=1e-5)
     np.testing.assert_allclose(load_student(model.save(tmp_path / "saved")).predict_proba(sms["test"]),
                                model.predict_proba(sms["test"]), atol=1e-6)
     # labels of one class: a constant student, not an error
