@@ -1,4 +1,4 @@
-"""The fast student's fits on one teacher's labels: the Adam-trained network, the convex fit, and TF-IDF weighting.
+"""The fast student's fits on one teacher's labels: the Adam-trained network, the convex fit, with and without IDF.
 
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/gold_teacher_devices.py prepare sms_spam \\
         --gold 200 --seeds 0 --out .runs
@@ -8,9 +8,9 @@ Per prepared run (fmops's own splits: gold, pool, test): the gold teacher fitted
 the packaged MiniLM's embeddings and on TF-IDF, chosen out of fold: supervision.gold_teacher) labels the pool; on
 the pool's labels plus the gold rows, each student is trained alone (no label model, self-training or averaging)
 and scored on test (macro-F1): the n-gram network trained by Adam (`solver: adam`, word and word+char), the same
-features fitted as a logistic regression (`solver: lbfgs`, specialist/ngram_convex.py), and, not shipped, that
-logistic regression on TF-IDF-weighted features (each n-gram's inverse document frequency over the non-test rows,
-applied before each family's L2 norm), which the featuriser cannot serve today.
+features fitted as a logistic regression (`solver: lbfgs`, specialist/ngram_convex.py: TF-IDF-weighted hashed
+n-grams since 2026-12-06), and, for comparison, that logistic regression on the features without IDF (what the
+convex fit used before).
 """
 
 from __future__ import annotations
@@ -22,18 +22,6 @@ from pathlib import Path
 
 import numpy as np
 from gold_teacher_devices import PreparedRun
-
-
-def idf_weighted(X, fit_rows: np.ndarray, word_columns: int):
-    """X's n-gram weights times their IDF over `fit_rows`, each family (word / char columns) L2-normalised to
-    1/sqrt(2) again, as a FeatureUnion of two TF-IDF vectorisers would."""
-    import scipy.sparse as sp
-    from sklearn.preprocessing import normalize
-
-    df = np.bincount(X[fit_rows].indices, minlength=X.shape[1])
-    Xw = X @ sp.diags(np.log((1 + len(fit_rows)) / (1 + df)) + 1)
-    parts = [Xw[:, :word_columns], Xw[:, word_columns:]] if X.shape[1] > word_columns else [Xw]
-    return sp.hstack([normalize(p) / np.sqrt(len(parts)) for p in parts], format="csr")
 
 
 def run_one(path: Path) -> dict:
@@ -71,15 +59,13 @@ def run_one(path: Path) -> dict:
                                     soft, [], gold_texts, y_gold, device="cpu")
             out[f"{arch}_{'adam' if fit == 'default' else 'lbfgs'}"] = score(
                 trained.model.predict_proba(test_texts).argmax(axis=1))
-    featurizer = Featurizer(NgramConfig(labels=labels, char_ngrams=(2, 4), family_norm="each"))
-    X = featurizer.transform(texts)
+    X = Featurizer(NgramConfig(labels=labels, char_ngrams=(2, 4), family_norm="each")).transform(texts)
     fit_rows = np.concatenate([pool, gold])
     y_fit = np.concatenate([soft.argmax(axis=1), y_gold])
     weight = np.concatenate([soft.max(axis=1), np.ones(len(gold))])
-    Xw = idf_weighted(X, np.flatnonzero(split != "test"), featurizer.n_features // 2)
-    model = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(Xw[fit_rows], y_fit,
-                                                                                   sample_weight=weight)
-    out["ngram_char_lbfgs_idf"] = score(model.predict(Xw[test]))
+    model = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(X[fit_rows], y_fit,
+                                                                                  sample_weight=weight)
+    out["ngram_char_lbfgs_no_idf"] = score(model.predict(X[test]))
     return out
 
 
