@@ -60,6 +60,19 @@ def _teach(splits: pd.DataFrame, y_gold: np.ndarray, folds: np.ndarray | None = 
     return teach(features, splits[["id", "split"]], y_gold, folds, LABELS), folds
 
 
+def _relabel_fold0(splits: pd.DataFrame):
+    """(gold rows, their labels, the labels with gold fold 0's mostly flipped and shuffled, the folds, the teacher on
+    the labels, the teacher on the relabelled ones): what an out-of-fold figure on fold 0 must not tell apart."""
+    gold = part(splits, "dev")
+    y = label_indices(gold["label"], LABELS)
+    before, folds = _teach(splits, y)
+    relabelled = y.copy()
+    fold0 = folds == 0
+    relabelled[fold0] = np.random.default_rng(1).permutation(1 - relabelled[fold0])
+    after, _ = _teach(splits, relabelled, folds)  # the same folds: they are drawn from the labels
+    return gold, y, relabelled, folds, before, after
+
+
 def test_no_out_of_fold_score_reads_the_labels_of_the_rows_it_scores(gold_slice):
     """Relabel one gold fold at random: every out-of-fold figure on that fold (the gold teacher's probabilities,
     the pool labels of the teacher fitted without it, a student recipe's predictions) stays exactly the same,
@@ -69,13 +82,8 @@ def test_no_out_of_fold_score_reads_the_labels_of_the_rows_it_scores(gold_slice)
     from fmops_pipelines.supervision.gold_teacher import FULL, gold_oof, pool_labels
 
     spec, splits = gold_slice
-    gold = part(splits, "dev")
-    y = label_indices(gold["label"], LABELS)
-    before, folds = _teach(splits, y)
-    relabelled = y.copy()
+    gold, y, relabelled, folds, before, after = _relabel_fold0(splits)
     fold0 = folds == 0
-    relabelled[fold0] = np.random.default_rng(1).permutation(1 - relabelled[fold0])  # mostly flipped, shuffled
-    after, _ = _teach(splits, relabelled, folds)  # the same folds: they are drawn from the labels
 
     oof_before, oof_after = gold_oof(before.labels), gold_oof(after.labels)
     assert (oof_before["fold"].to_numpy() == folds).all()  # each gold row scored by the teacher without its fold
@@ -116,13 +124,8 @@ def test_the_label_models_labels_reach_a_fold_only_through_the_teacher_fitted_wi
     from fmops_pipelines.votes import ABSTAIN
 
     spec, splits = gold_slice
-    gold = part(splits, "dev")
-    y = label_indices(gold["label"], LABELS)
-    before, folds = _teach(splits, y)
-    relabelled = y.copy()
+    gold, y, relabelled, folds, before, after = _relabel_fold0(splits)
     fold0 = folds == 0
-    relabelled[fold0] = 1 - relabelled[fold0]
-    after, _ = _teach(splits, relabelled, folds)
     rows = splits[["id", "split", "text"]].reset_index(drop=True)
     rule = np.where(rows["text"].str.contains(r"(?i)free|prize|claim|txt"), 1, ABSTAIN).astype(np.int8)
     pool = part(splits, "train")[["id", "text"]]
