@@ -243,8 +243,9 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
         shipped = candidate
         summary["refit"] = {"gold_repeats": reps, "epochs": winner[3]["epochs"]}
         refit = (fits[winner[0]], winner[1].name, winner[3])
+    fit = f"+{shipped.fit}" if shipped.fit not in ("default", "averaged") else ""  # the convex student says so
     summary.update({"out_of_fold_dev": scores, "shipped": "chosen" if shipped is chosen else
-                    f"{shipped.taught_by} ({shipped.key.split('<-')[0]}{', averaged' if shipped.averaged_from else ''})",
+                    f"{shipped.taught_by} ({shipped.architecture}{fit}{', averaged' if shipped.averaged_from else ''})",
                     "seconds": round(time.perf_counter() - start, 1), "used": shipped is not chosen})
     return GoldRowsResult(shipped, refits, summary, refit)
 

@@ -387,6 +387,7 @@ def test_the_gold_teachers_labels_teach_a_convex_student_that_contends_beside_th
     _, _, dev, how = seen["contenders"][2]
     assert shipped.dev == dev and shipped.model.cfg.temperature == how["temperature"]
     assert result.summary["out_of_fold_dev"][f"{GOLD_TEACHER} (ngram_char+convex)"] == round(dev["macro_f1"], 4)
+    assert result.summary["shipped"] == f"{GOLD_TEACHER} (ngram_char+convex)" and shipped.model.cfg.idf
     assert dev["macro_f1"] > 0.6
 
 

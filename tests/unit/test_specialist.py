@@ -371,6 +371,7 @@ def test_the_compiled_featuriser_computes_the_numpy_hashers_features(trained, wo
     assert X.shape == R.shape and np.array_equal(X.indptr, R.indptr) and abs(X - R).max() < 1e-12
     assert 0 < X.nnz < unweighted and (idf[X.indices] > 0).all()
     assert np.allclose(compiled.embed(texts, bag), R.astype(np.float32) @ bag, atol=1e-4)
+    assert np.allclose(reference.embed(texts, bag), R.astype(np.float32) @ bag, atol=1e-4)
 
 
 def test_idf_weights_are_scikit_learns_tfidf_over_the_hashed_ngrams(trained):
