@@ -310,8 +310,9 @@ class SpecialistSpec(_Strict):
     # each n-gram student also trained lightly regularised, dev choosing (null: only the sections' own settings;
     # with teacher: encoder, the distilled candidates are trained only with their sections' settings)
     light_fit: LightFitSpec | None = LightFitSpec()
-    # each n-gram student also fitted as a logistic regression over its features (its section's `solver: lbfgs`),
-    # a candidate like any other: dev chooses, and with `average` it joins the mean (specialist/ngram_convex.py).
+    # each n-gram student also fitted as a logistic regression over its TF-IDF-weighted features (its section's
+    # `solver: lbfgs`), a candidate like any other: dev chooses; with idf weights of its own it joins no average
+    # (specialist/ngram_convex.py).
     # Off by default: on a majority vote's soft labels it scored 0.05-0.10 below the network, and joined to the
     # shipped average it moved nothing (test macro-F1 over 3 gold draws: sms_spam 0.937 vs 0.939, youtube_spam 0.918
     # both; docs/specialists.md)
