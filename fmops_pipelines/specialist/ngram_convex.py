@@ -40,7 +40,7 @@ def train_ngram_convex(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence
     began = time.perf_counter()
     k = len(cfg.labels)
     cfg = replace(cfg, embed_dim=k, dropout=0.0, idf=True)
-    featurizer = Featurizer(cfg, fit_idf(Featurizer(cfg), texts))
+    featurizer = Featurizer(cfg, fit_idf(cfg, texts))
     soft = np.asarray(soft_labels, dtype=np.float64)
     y, weight = soft.argmax(axis=1), soft.max(axis=1)
     X = featurizer.transform(list(texts))

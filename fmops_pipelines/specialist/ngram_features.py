@@ -33,11 +33,12 @@ def l2_normalize_rows(X: sp.csr_matrix) -> sp.csr_matrix:
 MIN_DF = 2
 
 
-def fit_idf(featurizer: Featurizer, texts: Sequence[str], min_df: int = MIN_DF) -> np.ndarray:
-    """Smoothed inverse document frequency per hashed id over distinct `texts` (scikit-learn's TfidfVectorizer:
-    ln((1 + n) / (1 + df)) + 1), 0 where df < min_df: float32 over all the featuriser's ids."""
+def fit_idf(cfg, texts: Sequence[str], min_df: int = MIN_DF) -> np.ndarray:
+    """Smoothed inverse document frequency per hashed id of `cfg`'s featuriser over distinct `texts`
+    (scikit-learn's TfidfVectorizer: ln((1 + n) / (1 + df)) + 1), 0 where df < min_df: float32 over all its ids."""
     distinct = list(dict.fromkeys(texts))  # gold rows repeated for weight are one document each
-    X = Featurizer(featurizer.cfg).transform(distinct, np.float32)
+    featurizer = Featurizer(cfg)
+    X = featurizer.transform(distinct, np.float32)
     df = np.bincount(X.indices, minlength=featurizer.n_features)
     idf = np.log((1 + len(distinct)) / (1 + df)) + 1
     idf[df < min_df] = 0

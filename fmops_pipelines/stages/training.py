@@ -42,10 +42,12 @@ def build(spec: TaskSpec) -> list:
 
         run_spec, device = with_overrides(spec, config), compute.resolve(config.device)
         with mlflow.run(context, spec.name) as run:
+            def on_epoch(arch: str, r: dict) -> None:
+                run.log_metrics({f"{arch}_{k}": v for k, v in r.items() if k != "epoch"}, step=r["epoch"])
+
             out = distill(run_spec, label_model, training_labels, splits, home.checkpoints(spec.name), device,
                           teacher_labels=gold_teacher, matrix=weak_label_matrix,
-                          anchors=anchor_columns(weak_label_matrix, anchor_ids(prompt_scores)), on_epoch=lambda arch, r: run.log_metrics({f"{arch}_{k}": v for k, v in r.items()
-                                                                    if k != "epoch"}, step=r["epoch"]))
+                          anchors=anchor_columns(weak_label_matrix, anchor_ids(prompt_scores)), on_epoch=on_epoch)
             chosen = out.selection.chosen
             registered = log_and_register(chosen.model, spec.name, out.texts, {
                 TAG_LABEL_MODEL: out.teacher.kind, "architecture": chosen.architecture, "taught_by": chosen.taught_by,

@@ -364,7 +364,7 @@ def test_the_compiled_featuriser_computes_the_numpy_hashers_features(trained, wo
     bag = np.random.default_rng(0).normal(size=(compiled.n_features, 4)).astype(np.float32)
     assert np.allclose(compiled.embed(texts, bag), R.astype(np.float32) @ bag, atol=1e-4)
     # weighted by IDF (the convex fit's features): the same weights, the same ids dropped
-    idf, unweighted = fit_idf(compiled, texts[:200]), X.nnz
+    idf, unweighted = fit_idf(cfg, texts[:200]), X.nnz
     compiled, reference = Featurizer(cfg, idf), Featurizer(cfg, idf)
     reference.compiled = False
     X, R = compiled.transform(texts), reference.transform(texts)
@@ -384,8 +384,8 @@ def test_idf_weights_are_scikit_learns_tfidf_over_the_hashed_ngrams(trained):
     texts = list(dict.fromkeys(trained[2]["text"].tolist()[:400]))  # distinct: scikit-learn counts repeats
     cfg = {"labels": ["ham", "spam"], "hash_bits": 20, "word_ngrams": (1, 2), "char_ngrams": None,
            "word_hashing": "token-murmur", "family_norm": "each"}
-    idf = fit_idf(Featurizer(cfg), [*texts, *texts[:50]])  # the repeats change nothing
-    assert np.array_equal(idf, fit_idf(Featurizer(cfg), texts))
+    idf = fit_idf(cfg, [*texts, *texts[:50]])  # the repeats change nothing
+    assert np.array_equal(idf, fit_idf(cfg, texts))
     sk = TfidfVectorizer(ngram_range=(1, 2), min_df=2).fit(texts)
     ids = np.array([WordNgramHasher((len(t.split()), len(t.split())), 2**20).transform([t]).indices[0]
                     for t in sk.get_feature_names_out()])
