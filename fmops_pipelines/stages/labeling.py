@@ -100,7 +100,8 @@ def build(spec: TaskSpec) -> list:
                                                       "labelers: dev accuracy vs train coverage")}))
 
     @task_asset(spec, {"scikitlearn"}, "The gold teacher: a classifier fitted on the gold rows (on the FM's "
-                                       "embeddings or TF-IDF: chosen out of fold), labelling every row the FM may "
+                                       "embeddings, its token vectors and TF-IDF, or some of them: chosen out of "
+                                       "fold, the richest within noise), labelling every row the FM may "
                                        "label (all, or fm.budget's sample); gold rows "
                                        "out of fold, the pool also once per fold.")
     def gold_teacher(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
@@ -119,6 +120,7 @@ def build(spec: TaskSpec) -> list:
                                                                metadata={"kind": "none"}))
         return mlflow.record(context, spec.name, dg.Output(with_fm_usage(teacher.labels, model.stats), metadata={
             "kind": teacher.kind, "out_of_fold_macro_f1": dg.MetadataValue.json(teacher.scores),
+            "kind_choice": dg.MetadataValue.json(teacher.choice),
             "gold_rows": int((splits["split"] == "dev").sum()), "folds": int(teacher.labels["fold"].max() + 1),
             "self_training": dg.MetadataValue.json(teacher.self_training),
             "params": dg.MetadataValue.json(teacher.params), "fit_seconds": round(teacher.seconds, 2),

@@ -245,6 +245,26 @@ def test_the_gold_teacher_learns_from_gold_and_labels_every_row(gold_slice, mini
     gold = shuffled["split"] == "dev"
     shuffled.loc[gold, "label"] = np.random.default_rng(0).permutation(shuffled.loc[gold, "label"].to_numpy())
     assert test_f1(labels) > 0.8 > test_f1(teach_splits(minilm, shuffled, LABELS).labels) + 0.1  # gold taught it
+    chosen = teacher.choice[teacher.kind]
+    assert chosen["within_noise_of_best"] and set(teacher.choice) == set(teacher.scores)
+
+
+def test_the_gold_teacher_keeps_the_richest_kind_unless_another_leads_beyond_noise(gold_slice, minilm):
+    from fmops_pipelines.supervision.gold_teacher import EMBEDDINGS, TFIDF, WITH_TOKENS, choose_kind, teach_splits
+
+    _, splits = gold_slice
+    y = label_indices(splits.loc[splits["split"] == "dev", "label"], LABELS)
+    folds = gold_folds(y, 2, seed=0)
+    oof = teach_splits(minilm, splits, LABELS).oof
+    right = np.eye(2)[y]
+    wrong = np.flatnonzero(oof[WITH_TOKENS].argmax(axis=1) != y)
+    ahead = right.copy()  # the embeddings a row or two ahead of the joined kind: noise on ~60 rows
+    ahead[wrong[2:]] = 1 - ahead[wrong[2:]]
+    assert choose_kind(y, {**oof, EMBEDDINGS: ahead}, folds)[0] == WITH_TOKENS
+    far = oof[WITH_TOKENS].copy()  # the joined kind wrong on a third of the rows: beyond noise
+    far[::3] = 1 - right[::3]
+    kind, noise = choose_kind(y, {WITH_TOKENS: far, EMBEDDINGS: right, TFIDF: right}, folds)
+    assert kind == EMBEDDINGS and not noise[WITH_TOKENS]["within_noise_of_best"]  # the preferred order decides ties
 
 
 def test_the_contrastive_teacher_fine_tunes_the_encoder_on_gold_out_of_fold(gold_slice):
