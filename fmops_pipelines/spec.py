@@ -193,9 +193,10 @@ class FmRulesSpec(_Strict):
 
 class GoldTeacherSpec(_Strict):
     """The gold teacher (supervision/gold_teacher.py): logistic regression on the FM's embeddings, on TF-IDF, or on the
-    embeddings and the FM's pooled token vectors beside TF-IDF (embedding FMs), chosen out of fold; optionally also
-    SetFit, the FM's encoder fine-tuned contrastively on gold (the `setfit` extra). A logistic regression is then
-    self-trained once on the pool where that scores better out of fold."""
+    embeddings and the FM's pooled token vectors beside TF-IDF (embedding FMs), chosen out of fold (the last, which
+    holds the others' features, unless another scores above it beyond noise); optionally also SetFit, the FM's
+    encoder fine-tuned contrastively on gold (the `setfit` extra). A logistic regression is then self-trained once on
+    the pool where that scores better out of fold."""
 
     # contrastive: SetFit as a further candidate, trained once per gold fold and once on all gold. "auto": on a
     # GPU only. Measured on 2 CPU cores, one SetFit fit (MiniLM, 5 iterations, ~200 gold rows) takes minutes,
