@@ -11,9 +11,10 @@ pooled token vectors beside those n-grams (embedding FMs; fm/token_vectors.py); 
 `setfit` (the FM's encoder fine-tuned contrastively on gold, then a logistic head: `Contrastive`). Every candidate is
 scored by out-of-fold macro-F1 over the gold folds (data.splits.gold_folds), every fold's model tuned and fitted
 without that fold (nested), so no out-of-fold figure read the labels of the rows it scores. The kind is the first of
-PREFERRED (the richest features first) within one standard error of the best out of fold (`choose_kind`): on ~100
-gold rows a kind a few rows ahead out of fold is noise, and an argmax there shipped a weaker teacher; per fold, that model labels the pool too, so a student's recipe
-can be scored on a fold whose labels never reached it (specialist.gold_rows). The weak labelers' votes are left
+PREFERRED (the richest features first) within one standard error of the best out of fold (`choose_kind`): on a few
+hundred gold rows a kind a row or two ahead out of fold is noise, and an argmax there shipped weaker teachers. Per
+fold, that model labels the pool too, so a student's recipe can be scored on a fold whose labels never reached it
+(specialist.gold_rows). The weak labelers' votes are left
 out on purpose: appended to the embeddings they scored below the embeddings alone out of fold (sms_spam 0.868-0.903
 against 0.915; youtube_spam 0.933 both). The two are combined the other way round: the teacher votes in the weak
 label matrix (gold_teacher.labeler; label_matrix.with_gold_teacher), and the `both_teachers` recipe averages it
@@ -37,7 +38,7 @@ EMBEDDINGS, TFIDF, SETFIT = "logreg_fm_embeddings", "tfidf_logreg", "setfit"
 WITH_TOKENS = "logreg_fm_embeddings_tokens_tfidf"  # the embeddings and the FM's token vectors beside TF-IDF
 KINDS = (EMBEDDINGS, TFIDF, SETFIT, WITH_TOKENS)
 # the order `choose_kind` prefers within noise: the joined kind nests the embeddings' and TF-IDF's features (its C
-# tuned on gold), and on each of 23 measured draws (3 tasks, 100-800 gold rows) it scored above both on test
+# tuned on gold), and on each of 22 measured draws (3 tasks, 100-800 gold rows) it scored above both on test
 PREFERRED = (WITH_TOKENS, EMBEDDINGS, TFIDF, SETFIT)
 FULL = -1  # the `fold` of a teacher fitted on every gold row
 
