@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +154,7 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
         cross, name, how = gold_refit
         recipe = next(r for r in pool_recipes(texts, targets, unlabeled, teacher_labels, splits, names)
                       if r.name == name)
+        recipe = replace(recipe, gold_repeats=how.get("gold_repeats"))  # as the folds chose (gold_weight_choice)
         refit, reps = cross.refit(recipe, how, texts, whole_pool=True)
         gold = {"refit_gold_repeats": reps}
     else:

@@ -409,6 +409,30 @@ def test_the_gold_teachers_labels_teach_a_convex_student_that_contends_beside_th
     assert result.summary["out_of_fold_dev"][f"{GOLD_TEACHER} (ngram_char+convex)"] == round(dev["macro_f1"], 4)
     assert result.summary["shipped"] == f"{GOLD_TEACHER} (ngram_char+convex)" and shipped.model.cfg.idf
     assert dev["macro_f1"] > 0.6
+    weights = result.summary[f"{GOLD_TEACHER} (ngram_char+convex): gold repeats"]  # both weights scored out of fold
+    assert round(dev["macro_f1"], 4) == weights[weights["chosen"]] == max(weights["rule"], weights["10"])
+    assert how["gold_repeats"] == (None if weights["chosen"] == "rule" else 10)
+    assert result.summary["refit"]["gold_repeats"] == (how["gold_repeats"] or gold_rows.repeats(len(pool), len(y)))
+
+
+def test_the_convex_students_gold_weight_is_the_better_out_of_fold_and_the_rule_on_a_tie():
+    from fmops_pipelines.specialist.gold_rows import GOLD_TEACHER, MAX_REPEATS, Recipe, gold_weight_choice
+
+    class Folds:  # a CrossFit's out-of-fold score per gold weight, as measured
+        def __init__(self, by_repeats):
+            self.by_repeats, self.seen = by_repeats, []
+
+        def score(self, recipe):
+            self.seen.append(recipe.gold_repeats)
+            return {"macro_f1": self.by_repeats[recipe.gold_repeats]}, {"oof": recipe.gold_repeats}
+
+    recipe = Recipe(GOLD_TEACHER, lambda f: ([], np.zeros((0, 2)), []), fit="convex")
+    heavier = gold_weight_choice(Folds({None: 0.93, MAX_REPEATS: 0.95}), recipe, "macro_f1")
+    assert heavier["chosen"][0].gold_repeats == MAX_REPEATS and heavier["chosen"][2]["gold_repeats"] == MAX_REPEATS
+    assert heavier["scores"] == {"rule": 0.93, str(MAX_REPEATS): 0.95, "chosen": str(MAX_REPEATS)}
+    tie = Folds({None: 0.95, MAX_REPEATS: 0.95})
+    assert gold_weight_choice(tie, recipe, "macro_f1")["chosen"][0].gold_repeats is None and tie.seen == [None, 10]
+    assert recipe.gold_repeats is None  # the recipe itself is left as it was
 
 
 def test_the_gold_classifier_takes_sparse_features_of_more_than_two_labels():
