@@ -6,7 +6,8 @@ repeated to about GOLD_SHARE of the rows), the pool labelled by both teachers (t
 with the gold teacher's, supervision.gold_teacher), or by the label model alone where there is no gold teacher;
 that recipe also on the other n-gram architecture; and the gold teacher's labels alone teach the word+char student in
 its convex fit (a logistic regression: what near-gold labels are best learned by), which ships whenever it is within
-noise of the best (`pick`). Each recipe is scored out of fold: per gold fold, a student
+noise of the best (`pick`); its gold rows are repeated as the rule says or MAX_REPEATS times, whichever scores
+better out of fold (`gold_weight_choice`). Each recipe is scored out of fold: per gold fold, a student
 fitted without that fold's rows, on pool labels from a teacher fitted without them, early-stopped on another fold
 and self-trained as the chosen student was, predicts that fold. So is the chosen student's own recipe (no gold rows), and a network's recipe with gold replaces it only when
 better by twice the noise of so few rows (`pick`). It ships refitted on all gold and the whole pool for the folds'
