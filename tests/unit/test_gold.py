@@ -431,7 +431,7 @@ def test_the_convex_students_gold_weight_is_the_better_out_of_fold_and_the_rule_
     assert heavier["chosen"][0].gold_repeats == MAX_REPEATS and heavier["chosen"][2]["gold_repeats"] == MAX_REPEATS
     assert heavier["scores"] == {"rule": 0.93, str(MAX_REPEATS): 0.95, "chosen": str(MAX_REPEATS)}
     tie = Folds({None: 0.95, MAX_REPEATS: 0.95})
-    assert gold_weight_choice(tie, recipe, "macro_f1")["chosen"][0].gold_repeats is None and tie.seen == [None, 10]
+    assert gold_weight_choice(tie, recipe, "macro_f1")["chosen"][0].gold_repeats is None and tie.seen == [None, MAX_REPEATS]
     assert recipe.gold_repeats is None  # the recipe itself is left as it was
 
 
