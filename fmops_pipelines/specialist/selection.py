@@ -38,6 +38,10 @@ class Candidate:
     fit: str = "default"  # "light": trained with specialist.light_fit's settings instead of its section's
     refit_rows: int = 0  # >0: chosen on a sample of the pool (specialist.trial_rows), then refitted on this many rows
     averaged_from: list[str] = field(default_factory=list)  # fit "averaged": the candidates it is the mean of
+    # its labels on the pool read the gold teacher's votes, from the teacher fitted on every gold row: its dev score
+    # read the dev rows' labels through the pool's near-duplicates of them (distillation.flag_dev_read_gold)
+    dev_reads_gold: bool = False
+    out_of_fold: float | None = None  # its recipe's out-of-fold score on the objective, where one was cross-fitted
 
     @property
     def key(self) -> str:
@@ -56,6 +60,8 @@ class Candidate:
                 "pseudo_labeled": self.self_training.pseudo_labeled,
                 "self_training_kept": self.self_training.kept_second_round, "eligible": self.eligible,
                 **({"refit_rows": self.refit_rows} if self.refit_rows else {}),
+                "dev_reads_gold": self.dev_reads_gold,
+                **({"out_of_fold": round(self.out_of_fold, 4)} if self.out_of_fold is not None else {}),
                 **({"averaged_from": self.averaged_from} if self.averaged_from else {})}
 
 
@@ -132,9 +138,10 @@ class Trained:
 def train_student(spec, labels: list[str], arch: str, texts: Sequence[str], soft_labels: np.ndarray,
                   unlabeled: Sequence[str], dev_texts: Sequence[str], y_dev: np.ndarray,
                   checkpoint_dir: Path | None = None, on_epoch=None, device: str | None = None,
-                  name: str | None = None) -> Trained:
-    """Train one architecture (plus the dev-gated self-training round); checkpoints are named `name` (default
-    the architecture) and the round, so a killed run resumes the very training it was killed in."""
+                  name: str | None = None, keep: bool | None = None) -> Trained:
+    """Train one architecture (plus the dev-gated self-training round, or, with `keep`, the round as decided
+    already: self_training.self_train); checkpoints are named `name` (default the architecture) and the round, so
+    a killed run resumes the very training it was killed in."""
     cfg, train_cfg = student_configs(spec, labels, arch, device)
     histories: list[TrainHistory] = []
 
@@ -147,7 +154,7 @@ def train_student(spec, labels: list[str], arch: str, texts: Sequence[str], soft
         return model_, history_
 
     model, history, report = self_train(train, texts, soft_labels, unlabeled if spec.self_training else [],
-                                        spec.self_training_threshold)
+                                        spec.self_training_threshold, keep)
     return Trained(arch, model, history, report, max(h.resumed_after_epoch for h in histories))
 
 

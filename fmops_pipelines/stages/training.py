@@ -36,7 +36,7 @@ def build(spec: TaskSpec) -> list:
         from fmops_pipelines.fm.exploration import anchor_ids
         from fmops_pipelines.inference.bundle import TAG_FINGERPRINT, TAG_LABEL_MODEL
         from fmops_pipelines.inference.lineage import gold_fingerprint, labelers_fingerprint
-        from fmops_pipelines.specialist.distillation import distill
+        from fmops_pipelines.specialist.distillation import distill, reported_dev
         from fmops_pipelines.specialist.packaging import log_and_register
         from fmops_pipelines.supervision.label_matrix import anchor_columns
 
@@ -60,12 +60,12 @@ def build(spec: TaskSpec) -> list:
             value = {**registered, "architecture": chosen.architecture, "taught_by": chosen.taught_by, "fit": chosen.fit,
                      "label_model": out.teacher.kind, "gold_labels": gold_fingerprint(splits),
                      "anchor_rows": (out.anchor_rows or {}).get("anchor_rows", "left_out"),
-                     "best_epoch": chosen.history.best_epoch, "dev_macro_f1": chosen.dev["macro_f1"],
+                     "best_epoch": chosen.history.best_epoch, **reported_dev(chosen),
                      "device": chosen.history.device, "train_rows": len(out.texts),
                      "pseudo_labeled": chosen.self_training.pseudo_labeled,
                      "self_training_kept": chosen.self_training.kept_second_round}
             return run.record(dg.Output(value, metadata={
-                **value, "dev_accuracy": chosen.dev["accuracy"], "texts_per_s": round(chosen.texts_per_s, 1),
+                **value, "label_model_students_dev_read_gold": out.dev_reads_gold, "texts_per_s": round(chosen.texts_per_s, 1),
                 "train_seconds": round(chosen.history.seconds, 1),
                 "resumed_after_epoch": out.resumed_after_epoch,
                 "samples_per_s": round(chosen.history.samples_per_s, 1),

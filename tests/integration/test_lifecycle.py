@@ -99,6 +99,28 @@ def test_rules_mined_from_the_fm_vote_in_the_matrix_and_export_for_review(projec
     assert everything.returncode == 0 and "dev_precision" in everything.stdout
 
 
+def test_no_dev_figure_the_specialist_reports_read_the_rows_it_scores(project):
+    """The gold teacher votes in the matrix, so the label model's students learned its all-gold votes on the pool:
+    their dev scores are flagged, and the shipped student's dev figure is one that read no gold (a recipe with gold
+    rows is scored out of fold), else it reports none of its own."""
+    from dagster import AssetKey
+
+    from fmops_pipelines.supervision.label_matrix import GOLD_TEACHER
+
+    assert GOLD_TEACHER in stored("sms_spam", "weak_label_matrix").columns
+    record = DagsterInstance.get().fetch_materializations(AssetKey(["sms_spam", "specialist"]), limit=1).records[0]
+    metadata = record.asset_materialization.metadata
+    assert metadata["label_model_students_dev_read_gold"].value is True
+    rows = [r.data for r in metadata["candidates"].value.records]
+    assert rows and all(r["dev_reads_gold"] == (r["taught_by"] == "label_model") for r in rows)
+    shipped = stored("sms_spam", "specialist")
+    if shipped["taught_by"] == "label_model":
+        assert shipped["dev_macro_f1"] is None and 0 <= shipped["dev_read_gold"]["macro_f1"] <= 1
+    else:
+        scores = metadata["gold_rows"].value["out_of_fold_dev"]
+        assert round(shipped["dev_macro_f1"], 4) in scores.values() and "dev_read_gold" not in shipped
+
+
 def test_gates_were_evaluated_and_the_champion_alias_set(project):
     spec, outcome, _ = project
     checks = DagsterInstance.get().all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)

@@ -632,11 +632,11 @@ def _large_pool_distillation(tmp_path, monkeypatch, gold_rows: bool) -> dict:
                           "label_model": "majority_vote"})
     candidates = LabelModelCandidates({"majority_vote": FittedLabelModel("majority_vote", 2, np.array([0.87, 0.13]))},
                                       {"majority_vote": 0.5})
-    trainings = []
+    trainings, keeps = [], {}  # keeps: each named training's self-training verdict, where it was given one
     for module in (selection, distillation):
         real = selection.train_student if module is selection else distillation.train_student
         monkeypatch.setattr(module, "train_student", lambda *a, _real=real, **kw: trainings.append(
-            (kw.get("name"), len(a[3]))) or _real(*a, **kw))
+            (kw.get("name"), len(a[3]))) or keeps.update({kw.get("name"): kw.get("keep")}) or _real(*a, **kw))
     real_trainer = gold_rows_module.trainer
 
     def recorded(arch, cfg, train_cfg, *a, **kw):
@@ -646,7 +646,7 @@ def _large_pool_distillation(tmp_path, monkeypatch, gold_rows: bool) -> dict:
     monkeypatch.setattr(gold_rows_module, "trainer", recorded)
     out = distillation.distill(spec, candidates, frame, splits)
     return {"out": out, "splits": splits, "spec": spec, "soft": dict(zip(train["text"], soft, strict=False)),
-            "trainings": trainings}
+            "trainings": trainings, "keeps": keeps}
 
 
 def test_a_pool_past_trial_rows_is_chosen_on_a_sample_and_the_chosen_refitted_on_all(tmp_path, monkeypatch):
@@ -667,6 +667,8 @@ def test_a_pool_past_trial_rows_is_chosen_on_a_sample_and_the_chosen_refitted_on
     assert chosen.refit_rows == pool == len(out.texts) and chosen in out.selection.candidates
     sampled = next(c for c in out.selection.candidates if c.key == chosen.key and c is not chosen)
     assert not sampled.refit_rows and sampled.model is None
+    # the sample's self-training verdict is the refit's, as its other choices are: dev does not decide it again
+    assert run["keeps"][f"{chosen.key}-refit"] is sampled.self_training.kept_second_round
     assert out.sampled["pool_rows"] == pool and out.sampled["trial_rows"] == 500
     assert out.sampled["refit_train_rows"] == pool and out.sampled["refit_dev"] == round(chosen.dev["macro_f1"], 4)
     assert next(r for r in out.selection.table() if r["chosen"])["refit_rows"] == pool
@@ -676,6 +678,34 @@ def test_a_pool_past_trial_rows_is_chosen_on_a_sample_and_the_chosen_refitted_on
                           label_indices(dev["label"], spec.label_names))
     texts = part(splits, "test")["text"].tolist()[:50]
     assert np.allclose(chosen.model.predict_proba(texts), fresh.model.predict_proba(texts), atol=1e-6)
+
+
+def test_a_dev_score_that_read_gold_is_flagged_and_the_shipped_student_reports_its_out_of_fold_score():
+    """Where the gold teacher votes in the label matrix, the label model's labels on the pool come from the teacher
+    fitted on every gold row, so its students' dev scores read dev's labels through the pool's near-duplicates
+    (youtube_spam: 0.976 on dev, 0.914 out of fold): they are flagged in the table, and the shipped one reports no
+    dev figure of its own, only that one under its name and its recipe's out-of-fold score. A recipe with gold
+    rows (its dev is out of fold) and the students of a matrix without the teacher read nothing."""
+    from fmops_pipelines.specialist.distillation import flag_dev_read_gold, reported_dev
+    from fmops_pipelines.specialist.selection import Candidate
+    from fmops_pipelines.specialist.self_training import SelfTrainingReport
+    from fmops_pipelines.specialist.training_loop import TrainHistory
+
+    def candidate(taught_by: str, macro_f1: float) -> Candidate:
+        return Candidate("ngram", None, TrainHistory(), SelfTrainingReport(0, 0, 0.0, False),
+                         {"macro_f1": macro_f1, "accuracy": macro_f1 + 0.01}, 1.0, taught_by=taught_by)
+
+    student, recipe = candidate("label_model", 0.976), candidate("gold_teacher+gold", 0.962)
+    flag_dev_read_gold([student, recipe], read_gold=False)
+    assert not student.dev_reads_gold and reported_dev(student) == {"dev_macro_f1": 0.976, "dev_accuracy": 0.986}
+    flag_dev_read_gold([student, recipe], read_gold=True)
+    assert student.dev_reads_gold and not recipe.dev_reads_gold
+    assert [student.row()["dev_reads_gold"], recipe.row()["dev_reads_gold"]] == [True, False]
+    assert reported_dev(student) == {"dev_macro_f1": None, "dev_accuracy": None, "out_of_fold": None,
+                                     "dev_read_gold": {"macro_f1": 0.976, "accuracy": 0.986}}
+    student.out_of_fold = 0.91428
+    assert reported_dev(student)["out_of_fold"] == 0.9143 and student.row()["out_of_fold"] == 0.9143
+    assert reported_dev(recipe) == {"dev_macro_f1": 0.962, "dev_accuracy": 0.972}
 
 
 def test_a_gold_recipe_chosen_on_the_sample_is_refitted_on_the_whole_pool(tmp_path, monkeypatch):
