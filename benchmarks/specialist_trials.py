@@ -6,7 +6,7 @@ trainings (rows, epochs, seconds each), peak memory and the shipped student's he
 
 The step is what the `specialist` asset runs (distillation.distill: teacher choice, anchor rows, architectures,
 light fit, gold rows' cross-fitting, and past trial_rows the refit on the whole pool), on the same labels, gold
-teacher and splits for every value, so only trial_rows differs; test rows are only scored. Each value runs in
+teacher, weak label matrix and splits for every value, so only trial_rows differs; test rows are only scored. Each value runs in
 this one process, one after the other, with a fresh checkpoint folder (no memo is reused); peak RSS is the
 process's so far, so list the smaller-memory value first. `benchmarks/first_mile_scale.py` prints the folder of
 its runs' homes (`<work>/home-<task>`, tasks in `<work>/assets`).
@@ -24,9 +24,11 @@ from pathlib import Path
 from sklearn.metrics import f1_score
 
 from fmops_pipelines.data.splits import label_indices, part
+from fmops_pipelines.fm.exploration import anchor_ids
 from fmops_pipelines.launcher import prepare_environment, quiet_libraries, stored
 from fmops_pipelines.spec import get_spec
 from fmops_pipelines.specialist import distillation, training_loop
+from fmops_pipelines.supervision.label_matrix import anchor_columns
 
 
 def main() -> None:
@@ -38,8 +40,8 @@ def main() -> None:
     prepare_environment()
     quiet_libraries()
     spec = get_spec(args.task)
-    splits, labels, label_model, teacher = (stored(args.task, a) for a in
-                                            ("splits", "training_labels", "label_model", "gold_teacher"))
+    splits, labels, label_model, teacher, matrix, prompts = (stored(args.task, a) for a in (
+        "splits", "training_labels", "label_model", "gold_teacher", "weak_label_matrix", "prompt_scores"))
     if splits is None or labels is None:
         raise SystemExit(f"{args.task}: no finished run in this FMOPS_HOME (run `fmops run {args.task}` first)")
     test = part(splits, "test")
@@ -62,7 +64,8 @@ def main() -> None:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as checkpoints:
             out = distillation.distill(run_spec, label_model, labels, splits, Path(checkpoints), "cpu",
-                                       teacher_labels=teacher)
+                                       teacher_labels=teacher, matrix=matrix,
+                                       anchors=anchor_columns(matrix, anchor_ids(prompts)))
         seconds = time.perf_counter() - start
         chosen = out.selection.chosen
         pred = chosen.model.predict_proba(test["text"].tolist()).argmax(axis=1)
