@@ -77,8 +77,12 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     if s.teacher == "encoder":
         selection, encoder, resumed = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, direct,
                                                       checkpoint_dir, on_epoch, device)
+        # every student here learned the label model's labels, directly or through the encoder
+        read_gold = labels_read_gold(matrix, teacher_labels)
+        for c in selection.candidates:
+            c.dev_reads_gold = read_gold
         return Distilled(teacher, scores, selection, encoder.texts, max(resumed, earlier), rows_dev,
-                         encoder.summary(y_dev))
+                         encoder.summary(y_dev), dev_reads_gold=read_gold)
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
                                  device, trained=direct or None)
     del direct
@@ -141,10 +145,10 @@ def fold_pools(task: str, teacher: FittedLabelModel, matrix: pd.DataFrame | None
     None where the matrix has no gold teacher's column: then the label model's labels do not depend on gold."""
     from functools import cache
 
-    from fmops_pipelines.supervision.label_matrix import GOLD_TEACHER, with_gold_teacher
+    from fmops_pipelines.supervision.label_matrix import with_gold_teacher
     from fmops_pipelines.supervision.label_models import training_labels
 
-    if matrix is None or GOLD_TEACHER not in matrix.columns or teacher_labels is None or not len(teacher_labels):
+    if not labels_read_gold(matrix, teacher_labels):
         return None
 
     @cache  # the recipes read each fold's rows once per architecture
@@ -153,6 +157,14 @@ def fold_pools(task: str, teacher: FittedLabelModel, matrix: pd.DataFrame | None
         return training_rows(task, labels, splits, names, prior, anchor_rows)
 
     return rows
+
+
+def labels_read_gold(matrix: pd.DataFrame | None, teacher_labels: pd.DataFrame | None) -> bool:
+    """Whether the label model's labels read gold: the gold teacher (fitted on every gold row) votes in the matrix."""
+    from fmops_pipelines.supervision.label_matrix import GOLD_TEACHER
+
+    return matrix is not None and GOLD_TEACHER in matrix.columns and teacher_labels is not None and bool(
+        len(teacher_labels))
 
 
 def trial_splits(splits: pd.DataFrame, trial_rows: int | None, seed: int) -> pd.DataFrame:

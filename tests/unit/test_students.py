@@ -307,6 +307,8 @@ def test_an_encoder_teacher_labels_every_train_row_and_the_fast_student_learns_i
 
     assert out.encoder_teacher["rows_labelled"] == len(train) == len(out.texts)  # uncovered rows included
     assert out.encoder_teacher["architecture"] == "encoder" and 0 <= out.encoder_teacher["dev_macro_f1"] <= 1
+    # no gold teacher's votes in a matrix: its students' dev scores read no gold
+    assert not out.dev_reads_gold and not any(c.dev_reads_gold for c in out.selection.candidates)
     assert trainings == [("ngram", "ngram-distilled"), ("ngram", None)]  # encoder: trained once, as the teacher
     keys = [c.key for c in out.selection.candidates]
     assert keys == ["ngram", "ngram<-encoder", "encoder"]  # the spec's architectures, in its order
