@@ -133,7 +133,7 @@ def reported_dev(chosen) -> dict:
         return {"dev_macro_f1": chosen.dev["macro_f1"], "dev_accuracy": chosen.dev["accuracy"]}
     return {"dev_macro_f1": None, "dev_accuracy": None,
             "dev_read_gold": {k: round(v, 4) for k, v in chosen.dev.items()},
-            "out_of_fold": None if chosen.out_of_fold is None else round(chosen.out_of_fold, 4)}
+            "out_of_fold": {k: round(v, 4) for k, v in chosen.out_of_fold.items()} if chosen.out_of_fold else None}
 
 
 def fold_pools(task: str, teacher: FittedLabelModel, matrix: pd.DataFrame | None, anchors: list[str],
@@ -183,9 +183,10 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
     """The chosen student trained again on the whole pool as it would have been without a sample: its label
     model, rows, architecture, fit and self-training verdict (the sample's, as every other choice: a second round
     on the whole pool that dev then threw away cost the refit at 67k rows a third of its time), early-stopped on
-    dev; a gold recipe for the folds' epoch count, temperature and self-training verdict. Epochs are passes over the pool: the best epoch count moved little with the pool's
-    size (SST-2 phrases, char n-grams: 12-14 on 2,791 rows, 8-10 on 37,145), so the steps grow with it (epochs
-    as long as the sample's, the same steps, left that student short: 0.773 dev against the sample's 0.794). It
+    dev; a gold recipe for the folds' epoch count, temperature and self-training verdict. Epochs are passes over
+    the pool: the best epoch count moved little with the pool's size (SST-2 phrases, char n-grams: 12-14 on 2,791
+    rows, 8-10 on 37,145), so the steps grow with it (epochs as long as the sample's, the same steps, left that
+    student short: 0.773 dev against the sample's 0.794). It
     becomes the selection's chosen candidate; the sample's stays in the table. A gold recipe's dev rows are in
     its training: it keeps the sample's out-of-fold score and reports no dev of its own."""
     s, names = spec.specialist, spec.label_names
@@ -205,7 +206,8 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
                              name=f"{chosen.key}-refit".replace("+", "_").replace("<-", "_"),
                              keep=chosen.self_training.kept_second_round)
         refit = candidate_of(done, dev_texts, y_dev, texts, taught_by=chosen.taught_by, fit=chosen.fit)
-        refit.eligible, refit.dev_reads_gold, refit.out_of_fold = chosen.eligible, chosen.dev_reads_gold, chosen.out_of_fold
+        refit.eligible, refit.dev_reads_gold = chosen.eligible, chosen.dev_reads_gold
+        refit.out_of_fold = chosen.out_of_fold
         gold = {("refit_dev_read_gold" if refit.dev_reads_gold else "refit_dev"): round(refit.dev[s.objective], 4)}
     refit.refit_rows = len(texts)
     selection.candidates.append(refit)

@@ -206,7 +206,7 @@ def teach_with_gold(spec, names: list[str], chosen: Candidate, recipes: list[Rec
         dev, how = fits[chosen.key].score(recipe)
         scored.append((chosen.key, recipe, dev, how))
         if not recipe.gold:  # the chosen student's own recipe: its honest figure, where its dev score read gold
-            chosen.out_of_fold = dev[objective]
+            chosen.out_of_fold = dev
     gold_recipes = [x for x in scored if x[1].gold]
     if gold_recipes and others:
         best = max(gold_recipes, key=lambda x: x[2][objective])[1]

@@ -41,7 +41,7 @@ class Candidate:
     # its labels on the pool read the gold teacher's votes, from the teacher fitted on every gold row: its dev score
     # read the dev rows' labels through the pool's near-duplicates of them (distillation.flag_dev_read_gold)
     dev_reads_gold: bool = False
-    out_of_fold: float | None = None  # its recipe's out-of-fold score on the objective, where one was cross-fitted
+    out_of_fold: dict[str, float] | None = None  # its recipe's out-of-fold scores, where one was cross-fitted
 
     @property
     def key(self) -> str:
@@ -61,7 +61,7 @@ class Candidate:
                 "self_training_kept": self.self_training.kept_second_round, "eligible": self.eligible,
                 **({"refit_rows": self.refit_rows} if self.refit_rows else {}),
                 "dev_reads_gold": self.dev_reads_gold,
-                **({"out_of_fold": round(self.out_of_fold, 4)} if self.out_of_fold is not None else {}),
+                **({"out_of_fold_macro_f1": round(self.out_of_fold["macro_f1"], 4)} if self.out_of_fold else {}),
                 **({"averaged_from": self.averaged_from} if self.averaged_from else {})}
 
 

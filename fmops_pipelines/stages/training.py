@@ -65,8 +65,8 @@ def build(spec: TaskSpec) -> list:
                      "pseudo_labeled": chosen.self_training.pseudo_labeled,
                      "self_training_kept": chosen.self_training.kept_second_round}
             return run.record(dg.Output(value, metadata={
-                **value, "label_model_students_dev_read_gold": out.dev_reads_gold, "texts_per_s": round(chosen.texts_per_s, 1),
-                "train_seconds": round(chosen.history.seconds, 1),
+                **value, "label_model_students_dev_read_gold": out.dev_reads_gold,
+                "texts_per_s": round(chosen.texts_per_s, 1), "train_seconds": round(chosen.history.seconds, 1),
                 "resumed_after_epoch": out.resumed_after_epoch,
                 "samples_per_s": round(chosen.history.samples_per_s, 1),
                 "label_model_student_dev": dg.MetadataValue.json(out.teacher_scores),

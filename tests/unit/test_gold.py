@@ -361,7 +361,7 @@ def test_a_recipe_with_gold_contends_and_ships_as_the_average_of_the_architectur
     # the contenders: the students' own recipe and the average; not its members, whose ranking is dev's noise
     assert [(key, r.gold) for key, r, _, _ in seen["contenders"]] == [("ngram", False), (AVERAGED, True)]
     # the chosen student keeps its own recipe's out-of-fold score: what is reported where its dev score read gold
-    assert round(word.out_of_fold, 4) == result.summary["out_of_fold_dev"]["label_model"]
+    assert round(word.out_of_fold["macro_f1"], 4) == result.summary["out_of_fold_dev"]["label_model"]
     _, _, dev, how = seen["contenders"][1]
     members = list(how["members"].values())
     assert list(how["members"]) == ["ngram", "ngram_char"]

@@ -703,8 +703,9 @@ def test_a_dev_score_that_read_gold_is_flagged_and_the_shipped_student_reports_i
     assert [student.row()["dev_reads_gold"], recipe.row()["dev_reads_gold"]] == [True, False]
     assert reported_dev(student) == {"dev_macro_f1": None, "dev_accuracy": None, "out_of_fold": None,
                                      "dev_read_gold": {"macro_f1": 0.976, "accuracy": 0.986}}
-    student.out_of_fold = 0.91428
-    assert reported_dev(student)["out_of_fold"] == 0.9143 and student.row()["out_of_fold"] == 0.9143
+    student.out_of_fold = {"macro_f1": 0.91428, "accuracy": 0.93}
+    assert reported_dev(student)["out_of_fold"] == {"macro_f1": 0.9143, "accuracy": 0.93}
+    assert student.row()["out_of_fold_macro_f1"] == 0.9143
     assert reported_dev(recipe) == {"dev_macro_f1": 0.962, "dev_accuracy": 0.972}
 
 
