@@ -6,9 +6,9 @@ trainings (rows, epochs, seconds each), peak memory and the shipped student's he
 
 The step is what the `specialist` asset runs (distillation.distill: teacher choice, anchor rows, architectures,
 light fit, gold rows' cross-fitting, and past trial_rows the refit on the whole pool), on the same labels, gold
-teacher, weak label matrix and splits for every value, so only trial_rows differs; test rows are only scored. Each value runs in
-this one process, one after the other, with a fresh checkpoint folder (no memo is reused); peak RSS is the
-process's so far, so list the smaller-memory value first. `benchmarks/first_mile_scale.py` prints the folder of
+teacher, weak label matrix and splits for every value, so only trial_rows differs; test rows are only scored. Each
+value runs in this one process, one after the other, with a fresh checkpoint folder (no memo is reused); peak RSS
+is the process's so far, so list the smaller-memory value first. `benchmarks/first_mile_scale.py` prints the folder of
 its runs' homes (`<work>/home-<task>`, tasks in `<work>/assets`).
 """
 

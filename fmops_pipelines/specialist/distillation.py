@@ -77,10 +77,11 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     if s.teacher == "encoder":
         selection, encoder, resumed = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, direct,
                                                       checkpoint_dir, on_epoch, device)
+        from fmops_pipelines.specialist.encoder_teacher import TEACHER
+
         # every student here learned the label model's labels, directly or through the encoder
         read_gold = labels_read_gold(matrix, teacher_labels)
-        for c in selection.candidates:
-            c.dev_reads_gold = read_gold
+        flag_dev_read_gold(selection.candidates, read_gold, taught_by=("label_model", TEACHER))
         return Distilled(teacher, scores, selection, encoder.texts, max(resumed, earlier), rows_dev,
                          encoder.summary(y_dev), dev_reads_gold=read_gold)
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
@@ -93,7 +94,7 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
     chosen = selection.chosen
     selection.release()  # before the gold rows' cross-fitting, the step's longest part
     per_fold = fold_pools(spec.name, teacher, matrix, list(anchors), teacher_labels, trial, names, prior, anchor_rows)
-    read_gold = per_fold is not None
+    read_gold = labels_read_gold(matrix, teacher_labels)  # fold_pools' own condition
     flag_dev_read_gold([*selection.candidates, *([averaged] if averaged else [])], read_gold)
     gold, gold_refit = with_gold_rows(spec, selection, texts, targets, unlabeled, dev, teacher_labels, trial,
                                       checkpoint_dir, device, average=s.average and trial is splits, per_fold=per_fold)
@@ -113,16 +114,17 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
                      dev_reads_gold=read_gold)
 
 
-def flag_dev_read_gold(candidates: Sequence, read_gold: bool) -> None:
+def flag_dev_read_gold(candidates: Sequence, read_gold: bool, taught_by: Sequence[str] = ("label_model",)) -> None:
     """Mark the label model's students when its labels read the gold teacher's votes on the pool: those votes come
     from the teacher fitted on every gold row, so a pool row that nearly repeats a dev row carries that dev row's
     label to the student, and its dev score reads the rows it is scored on (youtube_spam: the chosen label-model
     student 0.976 on dev, 0.914 out of fold; SST-2 phrases at 67k rows, refitted on the whole pool: 0.899 on dev,
     0.787 out of fold, 0.779 on test). The choices among them still read dev (each is scored the same way, and
     cross-fitting each would multiply the step's cost); what ships against the recipes with gold, and what is
-    reported for it, is its out-of-fold score (gold_rows.teach_with_gold)."""
+    reported for it, is its out-of-fold score (gold_rows.teach_with_gold). `taught_by`: the teachers whose labels
+    are the label model's (with an encoder teacher, its students' too)."""
     for c in candidates:
-        c.dev_reads_gold = read_gold and c.taught_by == "label_model"
+        c.dev_reads_gold = read_gold and c.taught_by in taught_by
 
 
 def reported_dev(chosen) -> dict:
@@ -186,9 +188,9 @@ def refit_on_pool(spec, selection: Selection, gold_refit, texts: Sequence[str], 
     dev; a gold recipe for the folds' epoch count, temperature and self-training verdict. Epochs are passes over
     the pool: the best epoch count moved little with the pool's size (SST-2 phrases, char n-grams: 12-14 on 2,791
     rows, 8-10 on 37,145), so the steps grow with it (epochs as long as the sample's, the same steps, left that
-    student short: 0.773 dev against the sample's 0.794). It
-    becomes the selection's chosen candidate; the sample's stays in the table. A gold recipe's dev rows are in
-    its training: it keeps the sample's out-of-fold score and reports no dev of its own."""
+    student short: 0.773 dev against the sample's 0.794). It becomes the selection's chosen candidate; the sample's
+    stays in the table. A gold recipe's dev rows are in its training: it keeps the sample's out-of-fold score and
+    reports no dev of its own."""
     s, names = spec.specialist, spec.label_names
     chosen, start = selection.chosen, time.perf_counter()
     if gold_refit is not None and chosen.taught_by == gold_refit[1]:
