@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from fmops_pipelines.specialist.ngram_features import Featurizer
+from fmops_pipelines.specialist.row_adam import RowAdam
 from fmops_pipelines.specialist.student import CONFIG_FILE, Student, autocast, pick_device, write_config
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, fingerprint, fit, noise_aware_loss
 from fmops_pipelines.specialist.training_memo import memo_path
@@ -207,8 +208,8 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
     targets = torch.from_numpy(soft_labels.astype(np.float32))
 
     def optimizers() -> list:
-        # A dense optimiser would touch every embedding row every step; SparseAdam touches the seen ones.
-        return [torch.optim.SparseAdam(list(net.bag.parameters()), lr=train_cfg.learning_rate),
+        # A dense optimiser would touch every embedding row every step; SparseAdam's update touches the seen ones
+        return [RowAdam(list(net.bag.parameters()), lr=train_cfg.learning_rate),
                 torch.optim.AdamW(net.head.parameters(), lr=train_cfg.learning_rate,
                                   weight_decay=train_cfg.weight_decay)]
 
