@@ -47,14 +47,17 @@ class FMCache:
         except (OSError, sqlite3.Error) as exc:  # e.g. a read-only file: one line, not SQLite's traceback
             raise EnvironmentProblem(f"FM cache {path} cannot be opened: {exc}") from exc
 
-    def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
+    def iter_many(self, keys: list[str]):
+        """(key, vector) for each of `keys` the cache holds, 500 keys a query, as they are read: a caller that
+        writes each where it belongs never holds the whole answer as separate arrays."""
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for key, blob in self._db.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk):
-                found[key] = np.frombuffer(blob, dtype=np.float32)
-        return found
+                yield key, np.frombuffer(blob, dtype=np.float32)
+
+    def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
+        return dict(self.iter_many(keys))
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
         rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
@@ -78,12 +81,29 @@ class NoAnswer:
 
 
 def cached_compute(cache: FMCache | None, keys: Sequence[str], inputs: Sequence, compute: Callable[[list], Sequence],
-                   stats, chunk_size: int | None = None) -> list[np.ndarray]:
-    """Values for keys: cached ones are read; the rest are computed (a repeated key once) `chunk_size` at a
-    time, each chunk stored as soon as it is answered, so a crash or a failing endpoint loses at most one
-    chunk. Counts FM calls, cache hits, FM seconds and unanswered rows on `stats` (an FMStats)."""
-    found = cache.get_many(list(set(keys))) if cache is not None else {}
-    missing = dict(sorted({k: x for k, x in zip(keys, inputs) if k not in found}.items()))
+                   stats, chunk_size: int | None = None) -> np.ndarray:
+    """Values for keys, one float32 row each (all answers of one call have one width): cached ones are read; the
+    rest are computed (a repeated key once) `chunk_size` at a time, each chunk stored as soon as it is answered, so
+    a crash or a failing endpoint loses at most one chunk. Rows are written into the result as they are read or
+    answered: a 67k-row pool's embeddings are held once (103 MB), where one array per row and their stacked copy
+    held twice that. Counts FM calls, cache hits, FM seconds and unanswered rows on `stats` (an FMStats). No keys:
+    a [0, 0] array."""
+    rows_of: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        rows_of.setdefault(key, []).append(i)
+    out: np.ndarray | None = None
+
+    def put(key: str, value: np.ndarray) -> None:
+        nonlocal out
+        if out is None:
+            out = np.empty((len(keys), len(value)), dtype=np.float32)
+        out[rows_of[key]] = value
+
+    seen = set()
+    for key, value in cache.iter_many(list(rows_of)) if cache is not None else ():
+        put(key, value)
+        seen.add(key)
+    missing = dict(sorted({k: x for k, x in zip(keys, inputs) if k not in seen}.items()))
     stats.cache_hits += len(keys) - len(missing)
     todo, step = list(missing.items()), chunk_size or max(len(missing), 1)
     tracker = progress.track("FM answers", len(todo), "texts")
@@ -101,7 +121,7 @@ def cached_compute(cache: FMCache | None, keys: Sequence[str], inputs: Sequence,
                 if v.reason != "not_asked":
                     stats.abstains[v.reason] += 1
                 v = v.scores()
-            found[k] = v
+            put(k, v)
         tracker.advance(len(chunk))
     tracker.finish()
-    return [found[k] for k in keys]
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)

@@ -95,11 +95,10 @@ class EmbeddingFM:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised embeddings, from the cache where possible; counts calls and hits."""
         texts = list(texts)
-        keys = [cache_key(self.backend, self.model_id, self.revision, t, self._key_params) for t in texts]
-        vectors = cached_compute(self.cache, keys, texts, self._encode_uncached, self.stats, ENCODE_CHUNK)
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
-        return np.stack(vectors)
+        keys = [cache_key(self.backend, self.model_id, self.revision, t, self._key_params) for t in texts]
+        return cached_compute(self.cache, keys, texts, self._encode_uncached, self.stats, ENCODE_CHUNK)
 
     def embed_tokens(self, texts: Sequence[str]) -> np.ndarray:
         """The texts as pooled input token vectors (fm/token_vectors.py): no forward pass, so nothing to cache."""

@@ -154,9 +154,10 @@ class GenerativeFM:
         rendered = [prompt.render(t) for t in texts]
         params = {"verbalizers": list(prompt.verbalizers)}
         keys = [cache_key(self.backend, self.model_id, self.revision, r, params) for r in rendered]
-        vectors = cached_compute(self.cache, keys, rendered, lambda todo: self._score_uncached(
+        if not keys:
+            return np.zeros((0, len(prompt.verbalizers)), np.float32)
+        return cached_compute(self.cache, keys, rendered, lambda todo: self._score_uncached(
             todo, prompt.verbalizers, self.batch_size, bucket=True), self.stats)
-        return np.stack(vectors) if keys else np.zeros((0, len(prompt.verbalizers)), np.float32)
 
     def measure_throughput(self, texts: Sequence[str], prompt: Prompt | None = None, batch_size: int | None = None,
                            bucket: bool = True, share_prompt: bool = True, min_seconds: float | None = None) -> float:

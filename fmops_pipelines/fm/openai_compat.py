@@ -180,7 +180,7 @@ class OpenAICompatibleFM:
                                  chunk_size=8 * self.max_concurrency)
         if self._fatal is not None:
             raise self._fatal
-        return np.stack(vectors) if keys else np.zeros((0, len(prompt.verbalizers)), np.float32)
+        return vectors if keys else np.zeros((0, len(prompt.verbalizers)), np.float32)
 
     def _ask_all(self, prompt: Prompt, texts: list[str]) -> list[np.ndarray | NoAnswer]:
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:

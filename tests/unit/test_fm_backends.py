@@ -216,3 +216,29 @@ def test_fm_cache_pointed_at_a_folder_says_so_in_one_line(tmp_path):
     cache = FMCache(tmp_path / "ok" / "cache.sqlite")
     cache.put_many({"k": np.ones(2)})
     assert list(cache.get_many(["k"])) == ["k"]
+
+
+def test_cached_answers_and_new_ones_fill_one_matrix_in_the_keys_order(tmp_path):
+    """cached_compute writes each answer into its rows as it is read or computed: repeated keys asked once and
+    filled everywhere, cached keys not recomputed, an unanswered row NaN and not cached, one [n, width] array."""
+    from fmops_pipelines.fm.base import FMStats
+    from fmops_pipelines.fm.cache import NoAnswer, cached_compute
+
+    cache = FMCache(tmp_path / "cache.sqlite")
+    cache.put_many({"a": np.array([7.0, 8.0])})
+    asked = []
+
+    def compute(inputs):
+        asked.extend(inputs)
+        return [NoAnswer("timeout", 2) if x == "bad" else np.array([x[0] == "b", len(x)], dtype=np.float32)
+                for x in inputs]
+
+    stats = FMStats()
+    out = cached_compute(cache, ["b", "a", "b", "c", "bad"], ["bb", "aa", "bb", "ccc", "bad"], compute, stats,
+                         chunk_size=2)
+    assert out.dtype == np.float32 and out.shape == (5, 2) and out.flags.writeable
+    assert sorted(asked) == ["bad", "bb", "ccc"]  # "a" came from the cache, "b" was asked once
+    assert out[:4].tolist() == [[1, 2], [7, 8], [1, 2], [0, 3]] and np.isnan(out[4]).all()
+    assert (stats.calls, stats.cache_hits, dict(stats.abstains)) == (2, 2, {"timeout": 1})
+    assert sorted(cache.get_many(["a", "b", "c", "bad"])) == ["a", "b", "c"]
+    assert cached_compute(cache, [], [], compute, FMStats()).shape == (0, 0)
