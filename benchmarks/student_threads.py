@@ -1,7 +1,8 @@
 """How the n-gram student's training slows beside busy processes, by torch threads and OpenMP wait policy.
 
 Trains the shipped sms_spam n-gram student (its spec, gold train labels smoothed to soft labels, no
-self-training) with 1 thread and with every core, under OMP_WAIT_POLICY=ACTIVE with libgomp's own spin count
+self-training) with 1 thread, with every core, and with every core where fmops's choice per step (one thread
+or all, whichever timed faster lately: specialist/thread_choice.py, the default) may fall back to one, under OMP_WAIT_POLICY=ACTIVE with libgomp's own spin count
 (30 billion spins: minutes), ACTIVE with fmops's bounded GOMP_SPINCOUNT (what fmops picks on an idle machine)
 and PASSIVE (what it picks on a loaded one, fmops_pipelines/__init__.py), each in its own process (the policy
 is read when torch loads), first on an otherwise idle machine, then with `--busy` pure-Python spin loops beside
@@ -39,11 +40,14 @@ def spin() -> None:
         pass
 
 
-def train_seconds(data: dict, threads: int) -> tuple[float, float]:
-    torch.set_num_threads(threads)
+def train_seconds(data: dict, setting: str) -> tuple[float, float]:
+    """`setting`: "1", "N" (torch's N threads for every step) or "N, chosen" (fmops's default: each step on one
+    thread or N, whichever timed faster lately; specialist/thread_choice.py)."""
+    torch.set_num_threads(int(setting.split(",")[0]))
     cfg, train_cfg = student_configs(data["spec"].specialist, data["labels"], "ngram", "cpu")
     start = time.perf_counter()
-    _, history = train_ngram(cfg, train_cfg, data["texts"], data["soft"], data["dev"], data["y_dev"])
+    _, history = train_ngram(cfg, train_cfg, data["texts"], data["soft"], data["dev"], data["y_dev"],
+                             choose_threads=setting.endswith("chosen"))
     return time.perf_counter() - start, history.best_dev_macro_f1
 
 
@@ -57,7 +61,8 @@ def measure(busy_n: int) -> dict:
     data = {"spec": spec, "labels": spec.label_names, "texts": train["text"].tolist(),
             "soft": (np.eye(2)[y] * 0.8 + 0.1).astype(np.float32), "dev": dev["text"].tolist(),
             "y_dev": label_indices(dev["label"], spec.label_names)}
-    settings = sorted({1, os.cpu_count() or 1})
+    cores = os.cpu_count() or 1
+    settings = ["1"] + ([str(cores), f"{cores}, chosen"] if cores > 1 else [])
     alone = {t: train_seconds(data, t) for t in settings}
     before = resource.getrusage(resource.RUSAGE_SELF)
     time.sleep(3)
@@ -84,7 +89,7 @@ def main() -> None:
         print(json.dumps(measure(args.busy)))
         return
     print(f"machine: {os.cpu_count()} cores; torch {torch.__version__}; load before {os.getloadavg()[0]:.2f}")
-    print(f"{'policy':>22} {'threads':>8} {'alone s':>9} {f'+{args.busy} busy s':>12} {'slow-down':>10} "
+    print(f"{'policy':>22} {'threads':>10} {'alone s':>9} {f'+{args.busy} busy s':>12} {'slow-down':>10} "
           f"{'dev macro-F1':>13} {'idle cpu s':>11}")
     ours = ("FMOPS_OMP_WAIT_POLICY", "FMOPS_GOMP_SPINCOUNT", "GOMP_SPINCOUNT")  # the child keeps what it is given
     base = {k: v for k, v in os.environ.items() if k not in ours}
@@ -95,7 +100,7 @@ def main() -> None:
         out = json.loads(subprocess.run([sys.executable, __file__, "--busy", str(args.busy), "--child"], check=True,
                                         text=True, capture_output=True, env=env).stdout.strip().splitlines()[-1])
         for t, (alone, loaded, f1) in out["results"].items():
-            print(f"{name:>22} {t:>8} {alone:>9.1f} {loaded:>12.1f} {loaded / alone:>9.2f}x {f1:>13.3f} "
+            print(f"{name:>22} {t:>10} {alone:>9.1f} {loaded:>12.1f} {loaded / alone:>9.2f}x {f1:>13.3f} "
                   f"{out['idle_cpu_s']:>11.2f}")
 
 

@@ -190,10 +190,11 @@ class NgramSpecialist(Student):
 
 def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], soft_labels: np.ndarray,
                 dev_texts: Sequence[str], y_dev: np.ndarray, on_epoch=None,
-                checkpoint: Path | None = None) -> tuple[NgramSpecialist, TrainHistory]:
+                checkpoint: Path | None = None, choose_threads: bool = True) -> tuple[NgramSpecialist, TrainHistory]:
     """Fit on probabilistic labels with the noise-aware loss; keep the best dev epoch; calibrate on dev. With a
     `checkpoint`, the finished training is memoised beside it (training_memo): the same training again is free.
-    The net trains on, and the model keeps, a CompactTable of the rows its texts touch."""
+    The net trains on, and the model keeps, a CompactTable of the rows its texts touch. `choose_threads`: each
+    step on one CPU thread or all, whichever is faster now (thread_choice.py; the weights are the same either way)."""
     device = train_cfg.torch_device() or pick_device()
     featurizer = Featurizer(cfg)
     X, X_dev = featurizer.transform(list(texts), np.float32), featurizer.transform(list(dev_texts), np.float32)
@@ -225,7 +226,8 @@ def train_ngram(cfg: NgramConfig, train_cfg: TrainConfig, texts: Sequence[str], 
     # the compact rows depend on the dev texts too: they are part of what a memo or checkpoint was trained on
     key = fingerprint([cfg, train_cfg], [*texts, "\x00dev", *dev_texts], soft_labels) if checkpoint else ""
     history = fit(net, optimizers, [], len(texts), batch_loss, predict_dev, y_dev, len(cfg.labels), train_cfg,
-                  device, key, checkpoint, on_epoch, memo=memo_path(checkpoint) if checkpoint else None)
+                  device, key, checkpoint, on_epoch, memo=memo_path(checkpoint) if checkpoint else None,
+                  choose_threads=choose_threads)
     model = NgramSpecialist(cfg, net=net.eval(), device=device, table=table)
     model.calibrate(dev_texts, y_dev)
     return model, history

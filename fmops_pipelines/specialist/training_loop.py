@@ -24,6 +24,7 @@ from sklearn.metrics import f1_score
 from fmops_pipelines import progress
 from fmops_pipelines.paths import memos_enabled
 from fmops_pipelines.specialist import sparse_state, training_memo
+from fmops_pipelines.specialist.thread_choice import ThreadChoice
 
 Loss = Literal["soft_ce", "confidence_weighted", "hard"]
 
@@ -164,9 +165,11 @@ def fit(net: torch.nn.Module, optimizers: list | Callable[[], list], schedulers:
         batch_loss: Callable[[np.ndarray], torch.Tensor], predict_dev: Callable[[], np.ndarray], y_dev: np.ndarray,
         n_classes: int, train_cfg: TrainConfig, device: torch.device, fingerprint_: str = "",
         checkpoint: Path | None = None, on_epoch=None, max_grad_norm: float | None = None,
-        lengths: np.ndarray | None = None, memo: Path | None = None) -> TrainHistory:
+        lengths: np.ndarray | None = None, memo: Path | None = None, choose_threads: bool = False) -> TrainHistory:
     """Run epochs until `epochs` or `patience` stale epochs; leaves the best dev epoch's weights in `net`.
-    `lengths` (per row): length-bucketed batches (epoch_batches).
+    `lengths` (per row): length-bucketed batches (epoch_batches). `choose_threads`: each step runs on one CPU
+    thread or all, whichever timed faster lately (thread_choice.py); only for trainings whose weights do not
+    depend on the thread count.
 
     With `checkpoint`, the full state (weights, optimisers, schedulers, RNGs, best epoch; large tensors as their
     changed rows, sparse_state) is written after an epoch once checkpoint_every_s() of training has passed since
@@ -180,11 +183,12 @@ def fit(net: torch.nn.Module, optimizers: list | Callable[[], list], schedulers:
     memo = memo if memo is not None and memos_enabled() else None
     with deterministic_algorithms(train_cfg.deterministic):
         return _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,
-                    fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo)
+                    fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, choose_threads and device.type == "cpu",
+                    memo)
 
 
 def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,
-         fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo) -> TrainHistory:
+         fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, choose_threads, memo) -> TrainHistory:
     if memo is not None:
         done = training_memo.load(memo, net, fingerprint_)
         if done is not None:
@@ -195,15 +199,17 @@ def _fit(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_
             return history
     optimizers = optimizers() if callable(optimizers) else optimizers
     initial = sparse_state.InitialWeights(net, keep_dense=bool(memo or checkpoint))
+    threads = ThreadChoice(enabled=choose_threads)
     try:
         return _epochs(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg,
-                       device, fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo, initial)
+                       device, fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo, initial, threads)
     finally:
+        threads.close()
         initial.close()
 
 
 def _epochs(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev, n_classes, train_cfg, device,
-            fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo, initial) -> TrainHistory:
+            fingerprint_, checkpoint, on_epoch, max_grad_norm, lengths, memo, initial, threads) -> TrainHistory:
     """The epochs of one training; the best epoch's weights are kept packed against `initial` (its changed rows)."""
     torch.manual_seed(train_cfg.seed)
     rng = np.random.default_rng(train_cfg.seed)
@@ -238,6 +244,7 @@ def _epochs(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev,
         tracker.what = f"training {student} on {device.type}, epoch {epoch}/{train_cfg.epochs}"
         for idx in epoch_batches(rng, n_rows, train_cfg.batch_size, lengths):
             tracker.advance(len(idx))
+            threads.before_step()
             loss = batch_loss(idx)
             for opt in optimizers:
                 opt.zero_grad()
@@ -247,6 +254,7 @@ def _epochs(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev,
             for obj in [*optimizers, *schedulers]:
                 obj.step()
             total += loss.item() * len(idx)
+            threads.after_step()
         net.eval()
         dev_pred = predict_dev()
         dev_f1 = float(f1_score(y_dev, dev_pred, average="macro", labels=range(n_classes), zero_division=0))
