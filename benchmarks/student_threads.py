@@ -1,12 +1,12 @@
 """How the n-gram student's training slows beside busy processes, by torch threads and OpenMP wait policy.
 
 Trains the shipped sms_spam n-gram student (its spec, gold train labels smoothed to soft labels, no
-self-training) with 1 thread, with every core, and with every core where fmops's choice per step (one thread
-or all, whichever timed faster lately: specialist/thread_choice.py, the default) may fall back to one, under OMP_WAIT_POLICY=ACTIVE with libgomp's own spin count
-(30 billion spins: minutes), ACTIVE with fmops's bounded GOMP_SPINCOUNT (what fmops picks on an idle machine)
-and PASSIVE (what it picks on a loaded one, fmops_pipelines/__init__.py), each in its own process (the policy
-is read when torch loads), first on an otherwise idle machine, then with `--busy` pure-Python spin loops beside
-it. Torch's intra-op pool splits each op of a batch across threads that wait for each other; the student's ops
+self-training) with 1 thread, with every core, and with every core where fmops's choice per step may fall back to
+one (one thread or all, whichever timed faster lately: specialist/thread_choice.py, the default), under
+OMP_WAIT_POLICY=ACTIVE with libgomp's own spin count (30 billion spins: minutes), ACTIVE with fmops's bounded
+GOMP_SPINCOUNT (what fmops picks on an idle machine) and PASSIVE (what it picks on a loaded one,
+fmops_pipelines/__init__.py), each in its own process (the policy is read when torch loads), first on an otherwise
+idle machine, then with `--busy` pure-Python spin loops beside it. Torch's intra-op pool splits each op of a batch across threads that wait for each other; the student's ops
 are tiny, so a descheduled thread stalls the team. `idle cpu s`: the CPU seconds the process burns in the 3 s
 after its trainings while it does nothing (its OpenMP threads still spinning).
 

@@ -3,15 +3,16 @@
 Torch splits each op of a training step across its intra-op threads, which then wait for one another. An n-gram
 student's ops are tiny (a batch of 128 rows), so on a shared machine one descheduled thread stalls the team:
 10,000 SST-2 phrases, char n-grams, four epochs, on 2 cores: alone 1.1 s on 2 threads and 1.6 s on 1; beside four
-busy processes 14-20 s on 2 threads and 4.2 s on 1 (benchmarks/student_threads.py measures it). The
-OpenMP wait policy fmops picks at import (fmops_pipelines/__init__.py) cannot help a run whose neighbours start
-after it, and load averages lag, so the choice is made where it pays: every EVERY steps, PROBE steps alternate
-between one thread and all of them, and the faster on average runs the steps until the next probe: the mean, not
-the median, since what a busy machine costs a team of threads is the odd step that waits a whole time slice; and
-all threads only where they were clearly faster, since the two mistakes cost unequally.
+busy processes 14-20 s on 2 threads and 4.2 s on 1 (a throwaway script; benchmarks/student_threads.py times the
+sms_spam student the same way, with this choice beside). The OpenMP wait policy fmops picks at import
+(fmops_pipelines/__init__.py) cannot help a run whose neighbours start after it, and load averages lag, so the
+choice is made where it pays: every EVERY steps, PROBE steps alternate between one thread and all of them, and the
+faster on average runs the steps until the next probe: the mean, not the median, since what a busy machine costs a
+team of threads is the odd step that waits a whole time slice; and all threads only where they were clearly
+faster, since the two mistakes cost unequally.
 
 Only for trainings whose results do not depend on the thread count: the n-gram students train to the same weights
-bit for bit on 1 and 2 threads (tests/unit/test_specialist.py), so when a step runs on which count changes only
+bit for bit on 1 and 2 threads (tests/unit/test_thread_choice.py), so which count a step runs on changes only
 its time. A larger model's matrix products may split their sums by thread count; those trainings keep torch's.
 """
 
