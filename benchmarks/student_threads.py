@@ -6,9 +6,10 @@ one (one thread or all, whichever timed faster lately: specialist/thread_choice.
 OMP_WAIT_POLICY=ACTIVE with libgomp's own spin count (30 billion spins: minutes), ACTIVE with fmops's bounded
 GOMP_SPINCOUNT (what fmops picks on an idle machine) and PASSIVE (what it picks on a loaded one,
 fmops_pipelines/__init__.py), each in its own process (the policy is read when torch loads), first on an otherwise
-idle machine, then with `--busy` pure-Python spin loops beside it. Torch's intra-op pool splits each op of a batch across threads that wait for each other; the student's ops
-are tiny, so a descheduled thread stalls the team. `idle cpu s`: the CPU seconds the process burns in the 3 s
-after its trainings while it does nothing (its OpenMP threads still spinning).
+idle machine, then with `--busy` pure-Python spin loops beside it. Torch's intra-op pool splits each op of a
+batch across threads that wait for each other; the student's ops are tiny, so a descheduled thread stalls the team.
+`idle cpu s`: the CPU seconds the process burns in the 3 s after its trainings while it does nothing (its OpenMP
+threads still spinning).
 
     FMOPS_DATA_HOME=../shared/datasets .venv/bin/python benchmarks/student_threads.py [--busy 4]
 """

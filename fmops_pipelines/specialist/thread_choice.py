@@ -41,7 +41,7 @@ class ThreadChoice:
         self.probe = probe or PROBE
         self.every = max(every or EVERY, 2 * self.probe + 1)
         self.steps, self.next_probe, self.interval = 0, 0, self.every
-        self.chosen = self.running = self.most
+        self.running = self.most
         self.times: dict[int, list[float]] = {1: [], self.most: []}
         self.choices: list[int] = []  # each probe's pick, for reports and tests
         self._started = 0.0
@@ -56,12 +56,12 @@ class ThreadChoice:
             self._use(1 if (self.steps - self.next_probe) % 2 else self.most)
         elif self.steps == self.next_probe + 2 * self.probe:
             one, most = (statistics.fmean(self.times[n]) for n in (1, self.most))
-            self.chosen = self.most if most < one * MARGIN else 1
-            self.choices.append(self.chosen)
+            chosen = self.most if most < one * MARGIN else 1
+            self.choices.append(chosen)
             self.times = {1: [], self.most: []}
-            self.interval = self.every if self.chosen == self.most else min(2 * self.interval, 16 * self.every)
+            self.interval = self.every if chosen == self.most else min(2 * self.interval, 16 * self.every)
             self.next_probe = self.steps + self.interval
-            self._use(self.chosen)
+            self._use(chosen)
         self._started = time.perf_counter()
 
     def after_step(self) -> None:
