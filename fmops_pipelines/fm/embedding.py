@@ -13,7 +13,7 @@ import numpy as np
 
 from fmops_pipelines.fm.base import FMStats, Prompt
 from fmops_pipelines.fm.cache import FMCache, cache_key, cached_compute
-from fmops_pipelines.fm.local_models import PACKAGED_MINILM, model_revision, resolve_model_path
+from fmops_pipelines.fm.local_models import PACKAGED_MINILM, embedding_dimension, model_revision, resolve_model_path
 from fmops_pipelines.fm.probe import fit_probe, probe_scores
 from fmops_pipelines.memory import trim_heap
 from fmops_pipelines.throughput import fm_texts_per_s
@@ -86,7 +86,7 @@ class EmbeddingFM:
                     parts.append(self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
                                                    convert_to_numpy=True, show_progress_bar=False))
             trim_heap()  # what the batches freed goes back now, not at the step's end (fmops_pipelines/memory.py)
-        dims = self.model.get_sentence_embedding_dimension()
+        dims = embedding_dimension(self.model)
         vecs = np.concatenate(parts) if parts else np.zeros((0, dims), dtype=np.float32)
         out = np.empty_like(vecs)
         out[order] = vecs
@@ -96,7 +96,7 @@ class EmbeddingFM:
         """L2-normalised embeddings, from the cache where possible; counts calls and hits."""
         texts = list(texts)
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, embedding_dimension(self.model)), dtype=np.float32)
         keys = [cache_key(self.backend, self.model_id, self.revision, t, self._key_params) for t in texts]
         return cached_compute(self.cache, keys, texts, self._encode_uncached, self.stats, ENCODE_CHUNK)
 

@@ -41,3 +41,10 @@ def model_revision(path: Path) -> str:
         if f.name.endswith(".json"):
             digest.update(f.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def embedding_dimension(model) -> int:
+    """A loaded sentence-transformers model's output width (the method was renamed in sentence-transformers 6;
+    fmops supports 3-6)."""
+    named = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(named())

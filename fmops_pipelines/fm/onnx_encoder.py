@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fmops_pipelines.fm.local_models import embedding_dimension
 from fmops_pipelines.paths import atomic_path
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -123,5 +124,5 @@ class OnnxEncoder:
                     features = module(features)
             vecs = features["sentence_embedding"].numpy()
             out.append(vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None))
-        dim = self.st_model.get_sentence_embedding_dimension()
+        dim = embedding_dimension(self.st_model)
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, dim), dtype=np.float32)
