@@ -24,7 +24,7 @@ class Scored:
     high: float  # 95th percentile
     shortfall: float  # best's score minus this one's, on the whole split
     shortfall_se: float  # standard error of that difference over paired resamples
-    within_noise: bool  # shortfall <= shortfall_se
+    within_noise: bool  # shortfall <= shortfall_se (times the choice's tolerance)
 
     def row(self) -> dict:
         return {"dev": round(self.score, 4), "interval_90": [round(self.low, 4), round(self.high, 4)],
@@ -44,9 +44,12 @@ def _score(y: np.ndarray, pred: np.ndarray, k: int, objective: str) -> float:
 
 
 def simplest_within_noise(y: np.ndarray, predictions: dict[str, np.ndarray], simplest_first: Sequence[str], k: int,
-                          objective: str = "macro_f1", seed: int = 0) -> tuple[str, dict[str, Scored]]:
-    """The simplest candidate (first in `simplest_first`) not worse than the best beyond noise, and every
-    candidate's scores. `predictions`: each candidate's predicted class per dev row."""
+                          objective: str = "macro_f1", seed: int = 0,
+                          tolerance: float = 1.0) -> tuple[str, dict[str, Scored]]:
+    """The simplest candidate (first in `simplest_first`) not worse than the best beyond noise (`tolerance`
+    standard errors of the shortfall: 1, the rule; more where the first candidate is known to be the better one
+    more often than dev can show), and every candidate's scores. `predictions`: each candidate's predicted class
+    per dev row."""
     names = [n for n in simplest_first if n in predictions]
     full = {n: _score(y, predictions[n], k, objective) for n in names}
     best = max(names, key=lambda n: (full[n], -names.index(n)))
@@ -61,5 +64,5 @@ def simplest_within_noise(y: np.ndarray, predictions: dict[str, np.ndarray], sim
         diff = samples[best] - samples[n]
         shortfall, se = full[best] - full[n], float(diff.std(ddof=1))
         scored[n] = Scored(full[n], float(np.percentile(samples[n], 5)), float(np.percentile(samples[n], 95)),
-                           shortfall, se, shortfall <= se)
+                           shortfall, se, shortfall <= tolerance * se)
     return next(n for n in names if scored[n].within_noise), scored

@@ -36,6 +36,24 @@ def test_a_clearly_better_candidate_wins_over_the_simpler_one():
     assert scored["majority_vote"].shortfall > scored["majority_vote"].shortfall_se > 0
 
 
+def test_a_wider_tolerance_keeps_the_simpler_candidate_one_to_two_standard_errors_behind():
+    """Where the first candidate is known to win more often than dev can show (the gold teacher's joined kind), a
+    shortfall between one and two standard errors keeps it at tolerance 2 and drops it at the rule's 1."""
+    rng = np.random.default_rng(3)
+    y = (rng.random(120) < 0.15).astype(int)  # ~100 gold rows, few positives: sms_spam at 100
+    wrong = rng.permutation(120)
+    for extra in range(1, 30):  # the first gap in (1.2, 1.8) standard errors
+        predictions = {"joined": _flip(y, wrong[: 4 + extra]), "embeddings": _flip(y, wrong[:4])}
+        _, scored = simplest_within_noise(y, predictions, ["joined", "embeddings"], 2)
+        if 1.2 < scored["joined"].shortfall / scored["joined"].shortfall_se < 1.8:
+            break
+    else:
+        raise AssertionError("no gap between 1.2 and 1.8 standard errors")
+    assert simplest_within_noise(y, predictions, ["joined", "embeddings"], 2)[0] == "embeddings"
+    chosen, scored = simplest_within_noise(y, predictions, ["joined", "embeddings"], 2, tolerance=2.0)
+    assert chosen == "joined" and scored["joined"].within_noise and scored["joined"].row()["within_noise_of_best"]
+
+
 def test_the_fast_macro_f1_is_scikit_learns():
     from sklearn.metrics import f1_score
 
