@@ -342,9 +342,9 @@ def pick(scored: list[tuple[str, Recipe, dict, dict]], y: np.ndarray, rows: np.n
     if not own:
         return best
     named = {"own": own[0], "best": best}
-    _, noise = simplest_within_noise(y, {n: x[3]["oof"][rows] for n, x in named.items()}, ["own", "best"], k,
-                                     objective, seed)
-    return best if noise["own"].shortfall > 2 * noise["own"].shortfall_se else None
+    choice, _ = simplest_within_noise(y, {n: x[3]["oof"][rows] for n, x in named.items()}, ["own", "best"], k,
+                                      objective, seed, tolerance=2.0)
+    return best if choice == "best" else None
 
 
 def label_model_recipe(texts: Sequence[str], targets: np.ndarray, unlabeled: Sequence[str], gold: bool = True,
