@@ -339,5 +339,5 @@ def through_encoder(s, names: list[str], texts: Sequence[str], targets: np.ndarr
         trainings += [own, distilled]
         candidates += [candidate_of(own, dev_texts, y_dev, encoder.texts),
                        candidate_of(distilled, dev_texts, y_dev, encoder.texts, taught_by=TEACHER)]
-    selection = select(candidates, s.objective, s.min_throughput, y_dev)
+    selection = select(candidates, s.objective, s.min_throughput, y_dev, encoder.texts)
     return selection, encoder, max(t.resumed_after_epoch for t in trainings)

@@ -184,7 +184,7 @@ def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels:
         done = train_student(fitted(spec, arch, CONVEX), labels, arch, texts, soft_labels, unlabeled, dev_texts,
                              y_dev, checkpoint_dir, None, device, name=f"{arch}-convex")
         candidates.append(candidate_of(done, dev_texts, y_dev, timing_texts, fit=CONVEX))
-    return select(candidates, spec.objective, spec.min_throughput, y_dev)
+    return select(candidates, spec.objective, spec.min_throughput, y_dev, timing_texts)
 
 
 def light_fit_architectures(spec) -> list[str]:
@@ -228,6 +228,12 @@ def replay(done: Trained, on_epoch, key: str | None = None) -> None:
 # char n-grams ~5x, n-gram vs encoder ~1000x) and to check min_throughput; the evaluation times the chosen one
 # again for a second, beside the FM. A warm run spent ~1.6 s here timing two candidates for a second each.
 CANDIDATE_TIMING_S = 0.25
+# A candidate timed below min_throughput but within this factor of it is timed again, up to RETIMES more times, and
+# keeps its best timing: a busy moment only slows a timing down, and one such moment would otherwise decide which
+# architecture ships (ag_news's word+char student timed 27-40k texts per core-second beside another job, against its
+# spec's 50k). Sustained load still slows every timing; this removes the flips a passing one causes.
+RETIME_BAND = 2.0
+RETIMES = 3
 
 
 def candidate_of(done: Trained, dev_texts: Sequence[str], y_dev: np.ndarray, timing_texts: Sequence[str],
@@ -266,6 +272,18 @@ def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_f
     return candidates.models[chosen], {kind: s.row() for kind, s in scored.items()}, students
 
 
+def retimed_near_floor(candidate: Candidate, timing_texts: Sequence[str], min_throughput: float | None) -> None:
+    """Time a candidate that fell short of `min_throughput` by less than RETIME_BAND again (RETIMES more times
+    at most, stopping once one timing reaches it), keeping its best timing."""
+    if min_throughput is None or candidate.model is None or not timing_texts:
+        return
+    for _ in range(RETIMES):
+        if not min_throughput / RETIME_BAND <= candidate.texts_per_s < min_throughput:
+            return
+        candidate.texts_per_s = max(candidate.texts_per_s, measure_throughput(
+            candidate.model, timing_texts, CANDIDATE_TIMING_S, cpu_time=True))
+
+
 def averaged_candidate(selection: Selection, dev_texts: Sequence[str], y_dev: np.ndarray,
                        timing_texts: Sequence[str], min_throughput: float | None) -> Candidate | None:
     """The chosen student's fellow n-gram candidates (same labels, fast enough) averaged into one student
@@ -291,20 +309,27 @@ def averaged_candidate(selection: Selection, dev_texts: Sequence[str], y_dev: np
     architecture = next(c.architecture for c in members if c.model is richest(students))  # whose features it has
     candidate = candidate_of(Trained(architecture, model, history, chosen.self_training), dev_texts, y_dev,
                              timing_texts, taught_by=chosen.taught_by, fit="averaged")
+    retimed_near_floor(candidate, timing_texts, min_throughput)
     candidate.eligible = min_throughput is None or candidate.texts_per_s >= min_throughput
     candidate.averaged_from = keys
     return candidate if candidate.eligible else None
 
 
 def select(candidates: list[Candidate], objective: str, min_throughput: float | None,
-           y_dev: np.ndarray | None = None) -> Selection:
+           y_dev: np.ndarray | None = None, timing_texts: Sequence[str] = ()) -> Selection:
     """The best on dev among those fast enough; given dev's labels (and the candidates' dev predictions), the
     fastest (simplest) one within dev's noise of the best (fmops_pipelines.noisy_choice), each one's
     interval recorded beside it. Two candidates of one architecture run at the same speed (their measured
     texts/s differ by timing noise only): both are as fast as the faster timing says, for `min_throughput` too
     (sms_spam's char students timed 37-62k texts/s per core-second on one busy day against its 50k, and their
     light fit dropped out of the average while the section's own fit stayed), and the one listed first (the label
-    model's, which needs no encoder; the section's own fit before the light one) counts as the simpler."""
+    model's, which needs no encoder; the section's own fit before the light one) counts as the simpler. Given
+    `timing_texts`, an architecture that falls just short is timed again first (retimed_near_floor)."""
+    for architecture in dict.fromkeys(c.architecture for c in candidates):
+        fastest = max((c for c in candidates if c.architecture == architecture and c.model is not None),
+                      key=lambda c: c.texts_per_s, default=None)
+        if fastest is not None:
+            retimed_near_floor(fastest, timing_texts, min_throughput)
     speed = {}  # an architecture's speed: the best of its candidates' timings (a busy host only slows one down)
     for c in candidates:
         speed[c.architecture] = max(speed.get(c.architecture, 0.0), c.texts_per_s)

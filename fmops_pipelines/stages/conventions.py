@@ -21,9 +21,9 @@ from fmops_pipelines.memory import FULL_COLLECTION_AFTER_S, give_back_freed_memo
 from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
-CODE_VERSION = "9"  # 9: the gold teacher's richest kind kept within two standard errors; 8: a sampled refit keeps
-# the sample's self-training verdict; 7: the convex student's gold weight chosen out of fold; 6: the gold teacher's
-# kind is the richest within noise; 5: the TF-IDF convex student, the label model's recipes cross-fitted per gold
+CODE_VERSION = "10"  # 10: a candidate just short of min_throughput is timed again; 9: the gold teacher's richest
+# kind kept within two standard errors; 8: a sampled refit keeps the sample's self-training verdict; 7: the convex
+# student's gold weight chosen out of fold; 6: the gold teacher's kind is the richest within noise; 5: the TF-IDF convex student, the label model's recipes cross-fitted per gold
 # fold; 4: every gold row teaches (gold_teacher, gold rows in the student); 3: streamed batch lineage
 
 # Every asset of a task, in lifecycle order, with its stage (the asset's `stage` tag). The asset group is the

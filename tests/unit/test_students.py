@@ -1,5 +1,6 @@
 """The encoder student, the noise-aware losses and architecture selection on dev."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,16 @@ import torch
 from fmops_pipelines.spec import SpecialistSpec
 from fmops_pipelines.specialist.encoder import EncoderConfig, EncoderSpecialist, train_encoder
 from fmops_pipelines.specialist.loading import load_student
-from fmops_pipelines.specialist.selection import Candidate, light_fit_architectures, select, train_and_select
+from fmops_pipelines.specialist.selection import (
+    CANDIDATE_TIMING_S,
+    RETIME_BAND,
+    Candidate,
+    light_fit_architectures,
+    select,
+    train_and_select,
+)
 from fmops_pipelines.specialist.self_training import SelfTrainingReport
+from fmops_pipelines.specialist.student import measure_throughput
 from fmops_pipelines.specialist.training_loop import TrainConfig, TrainHistory, noise_aware_loss
 from tests.conftest import sms_student_data
 
@@ -143,6 +152,41 @@ def test_candidates_of_one_architecture_are_as_fast_as_its_best_timing():
     assert own.eligible and light.eligible and picked.chosen is light
     assert light.row()["texts_per_s"] == 37_000  # the table reports what was timed
     assert not any(c.eligible for c in select([word, own, light], "macro_f1", 100_000).candidates[1:])
+
+
+class _BusyAtFirst:
+    """A scorer that a passing busy moment slows: 10 us of CPU a text (100k texts/s) until `busy_for` seconds of
+    this process's CPU time have gone, then next to nothing (as a job beside the timing would, then end)."""
+
+    architecture = "test_double"
+
+    def __init__(self, busy_for: float):
+        self.until = time.process_time() + busy_for
+
+    def predict_proba(self, texts, batch_size=None):
+        stop = time.process_time() + 1e-5 * len(texts)
+        while time.process_time() < self.until and time.process_time() < stop:
+            pass
+        return np.full((len(texts), 2), 0.5)
+
+
+def test_a_candidate_just_short_of_min_throughput_is_timed_again_and_keeps_its_best_timing():
+    texts = [f"text {i}" for i in range(512)]
+    busy = _candidate("test_double", 0.9, 0.0)
+    busy.model = _BusyAtFirst(busy_for=0.6)
+    busy.texts_per_s = measure_throughput(busy.model, texts, CANDIDATE_TIMING_S, cpu_time=True)
+    floor = busy.texts_per_s * 1.5  # within RETIME_BAND of the first timing
+    word = _candidate("ngram", 0.85, 10 * floor)
+    assert not select([word, busy], "macro_f1", floor).chosen is busy  # without the texts to time it again
+    picked = select([word, busy], "macro_f1", floor, timing_texts=texts)
+    assert busy.texts_per_s >= floor and busy.eligible and picked.chosen is busy
+    # far below the floor (more than RETIME_BAND short): not timed again
+    slow = _candidate("test_double", 0.95, 0.0)
+    slow.model = _BusyAtFirst(busy_for=60.0)
+    slow.texts_per_s = measure_throughput(slow.model, texts, CANDIDATE_TIMING_S, cpu_time=True)
+    before = slow.texts_per_s
+    picked = select([word, slow], "macro_f1", before * (RETIME_BAND + 1), timing_texts=texts)
+    assert slow.texts_per_s == before and not slow.eligible and picked.chosen is word
 
 
 def test_train_and_select_trains_every_architecture_on_the_same_labels(sms, tiny_encoder, tmp_path):
