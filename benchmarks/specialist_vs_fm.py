@@ -15,15 +15,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def bench(task: str, fm_texts: int, specialist_texts: int) -> dict:
+    from fmops_pipelines import paths
     from fmops_pipelines.data.readers import load_dataset
     from fmops_pipelines.data.splits import make_splits, part
     from fmops_pipelines.fm.factory import fm_from_spec
     from fmops_pipelines.launcher import quiet_libraries, stored
+    from fmops_pipelines.mlflow_store import using_uri
     from fmops_pipelines.spec import get_spec
     from fmops_pipelines.specialist.packaging import champion_version, load_specialist
     from fmops_pipelines.specialist.student import measure_throughput
-    from fmops_pipelines import paths
-    from fmops_pipelines.mlflow_store import using_uri
 
     quiet_libraries()
     spec = get_spec(task)

@@ -42,7 +42,7 @@ def make_splits(df: pd.DataFrame, cfg: SplitSpec) -> pd.DataFrame:
         df, _ = train_test_split(df, train_size=frac, random_state=cfg.seed, stratify=_stratify(df["label"].fillna("?")))
     groups = df.groupby("text", sort=False)["label"].first().dropna()
     n_groups = len(groups)
-    n_test = int(round(cfg.test_fraction * n_groups))
+    n_test = round(cfg.test_fraction * n_groups)
     if n_groups < (cfg.dev_size or 10) + n_test + 10:
         raise DataError(f"dataset: only {n_groups} distinct labelled texts; need more than dev_size "
                         f"({cfg.dev_size or 10}) + test ({n_test}) + 10")

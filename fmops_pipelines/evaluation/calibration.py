@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 
@@ -11,7 +13,7 @@ def reliability_bins(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> list
     correct = probs.argmax(axis=1) == y
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     bins = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         mask = (confidence > lo) & (confidence <= hi) if lo > 0 else (confidence >= lo) & (confidence <= hi)
         if mask.any():
             bins.append({"lo": round(float(lo), 2), "hi": round(float(hi), 2), "n": int(mask.sum()),

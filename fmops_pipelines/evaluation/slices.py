@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -13,7 +15,7 @@ def bucket_labels(rows: pd.DataFrame, slice_spec) -> pd.Series:
     if slice_spec.length_buckets is not None:
         bounds = [0, *slice_spec.length_buckets, np.inf]
         names = [f"chars {lo}-{int(hi) - 1}" if np.isfinite(hi) else f"chars >={lo}"
-                 for lo, hi in zip(bounds[:-1], bounds[1:])]
+                 for lo, hi in itertools.pairwise(bounds)]
         return pd.cut(rows["text"].str.len(), bins=bounds, right=False, labels=names).astype(str)
     if slice_spec.column not in rows.columns:
         from fmops_pipelines.errors import DataError

@@ -12,6 +12,7 @@ from fmops_pipelines.spec import TaskSpec
 from fmops_pipelines.stages.conventions import fm_metadata, table_md, task_asset
 from fmops_pipelines.tracking import MlflowTracking
 
+
 def build(spec: TaskSpec) -> list:
     @task_asset(spec, {"torch", "sentence_transformers"},
                 "Each candidate prompt (templates x verbalizers, + AMA rewrites for generative FMs) scored on dev; "

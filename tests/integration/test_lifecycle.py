@@ -42,7 +42,7 @@ def project(tmp_path_factory):
 
 
 def test_run_materializes_every_asset(project):
-    spec, outcome, _ = project
+    _spec, outcome, _ = project
     assert outcome.exit_code == 0, outcome
     assert outcome.errors == [] and outcome.failed_gates == []
     events = DagsterInstance.get().all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
@@ -67,7 +67,7 @@ def test_the_console_shows_one_line_per_step_with_its_checks_after_it(project):
 
 
 def test_labels_and_probabilities_are_well_formed(project):
-    spec, _, _ = project
+    _spec, _, _ = project
     matrix = stored("sms_spam", "weak_label_matrix")
     votes = matrix.drop(columns=["id", "split"]).to_numpy()
     assert set(np.unique(votes)) <= {-1, 0, 1} and (votes != -1).any()
@@ -122,7 +122,7 @@ def test_no_dev_figure_the_specialist_reports_read_the_rows_it_scores(project):
 
 
 def test_gates_were_evaluated_and_the_champion_alias_set(project):
-    spec, outcome, _ = project
+    _spec, outcome, _ = project
     checks = DagsterInstance.get().all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
     verdicts = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
                 for e in checks}

@@ -92,7 +92,7 @@ def test_best_labeler_is_the_bar_weighting_must_clear():
     prior = np.array([0.6, 0.4])
     best = fit_label_model("best_labeler", L[test], 2, prior, L_dev=L[dev], y_dev=y[dev])
     assert best.model[0] == 5
-    accuracy = lambda m: (m.predict_proba(L[test]).argmax(axis=1) == y[test]).mean()  # noqa: E731
+    accuracy = lambda m: (m.predict_proba(L[test]).argmax(axis=1) == y[test]).mean()
     assert accuracy(best) > 0.9 > (majority_vote_proba(L[test], 2, prior).argmax(axis=1) == y[test]).mean()
     model, scores = choose_label_model("auto", L[test], L[dev], y[dev], 2, prior)
     assert scores[model.kind] >= scores["best_labeler"] and accuracy(model) > 0.9
