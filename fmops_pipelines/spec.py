@@ -292,8 +292,9 @@ class SpecialistSpec(_Strict):
     objective: Literal["macro_f1", "accuracy"] = "macro_f1"  # measured on dev
     # The serving floor: texts per CPU-second of each candidate through the scorer batch inference runs (the
     # compiled n-gram scorer; the torch model for an encoder), one process, timed on the training machine (CPU
-    # time, so a busy machine does not flip the choice). A slower candidate is not chosen however it scores on
-    # dev; if none is fast enough the fastest ships flagged. null: no floor.
+    # time, which a busy machine stretches less than the wall clock; a candidate within 2x short of it is timed
+    # up to three more times and keeps its best). A slower candidate is not chosen however it scores on dev; if
+    # none is fast enough the fastest ships flagged. null: no floor.
     min_throughput: float | None = Field(default=None, gt=0)
     # soft_ce learns the label model's probabilities; hard its argmax
     loss: Literal["soft_ce", "confidence_weighted", "hard"] = "soft_ce"
