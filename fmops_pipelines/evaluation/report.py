@@ -170,7 +170,7 @@ def _teaching(summary: dict) -> str:
     if not found:
         return ""
     agreement = found["student_pool_agreement"]
-    line = loss_line(summary) or "at or above its teacher on test"
+    line = loss_line(summary) or found["finding"].removeprefix("the student is ")
     return (f"<p>Taught by the {html.escape(found['teacher'])}: test macro-F1 {found['teacher_test_macro_f1']:.3f}; "
             f"the specialist agrees with its labels on {'-' if agreement is None else f'{agreement:.1%}'} of the "
             f"unlabelled pool and scores {found['student_test_macro_f1']:.3f}: {html.escape(line)}.</p>")

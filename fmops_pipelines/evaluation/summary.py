@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 SUMMARY_KEYS = ("task", "model", "test", "baselines", "throughput", "labeling", "gates", "passed")
+MEANINGFUL_LOSS = 0.01  # test macro-F1 below its teacher that the diagnosis (evaluation.teaching) calls a loss
 
 
 def build_summary(task: str, model: dict, test: dict, baselines: dict, throughput: dict, labeling: dict,
@@ -49,7 +50,7 @@ GOLD_ONLY_NAMES = {"logreg_fm_embeddings": "logreg on FM embeddings", "tfidf_log
 def loss_line(summary: dict) -> str | None:
     """One line on where a specialist below its teacher lost (None when it is not below it)."""
     found = summary.get("teaching")
-    if not found or found["loss"] <= 0.01:
+    if not found or found["loss"] <= MEANINGFUL_LOSS:
         return None
     agreement = found["student_pool_agreement"]
     return (f"below its teacher ({found['teacher']}: {found['teacher_test_macro_f1']:.3f} -> "

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from fmops_pipelines.evaluation.metrics import headline
+from fmops_pipelines.evaluation.summary import MEANINGFUL_LOSS
 from fmops_pipelines.supervision.gold_teacher import FULL, both_teachers, pool_labels
 from fmops_pipelines.supervision.label_models import FittedLabelModel, labels_of, prob_columns
 
-MEANINGFUL_LOSS = 0.01  # macro-F1 below the teacher that the diagnosis calls a loss
 GOOD_FIT = 0.95  # pool agreement above which the student is said to have fitted its teacher
 
 
@@ -67,8 +67,10 @@ def where_the_loss_happened(teacher: str, teacher_test: np.ndarray, pool_pred: n
     t = headline(y_test, teacher_test.argmax(axis=1), k)["macro_f1"]
     s = headline(y_test, student_test, k)["macro_f1"]
     agreement = round(float((pool_pred == pool_teacher.argmax(axis=1)).mean()), 4) if len(pool_pred) else None
-    if s >= t - MEANINGFUL_LOSS:
+    if s >= t:
         finding = "the student is at or above its teacher on test"
+    elif s >= t - MEANINGFUL_LOSS:
+        finding = f"the student is within {MEANINGFUL_LOSS} of its teacher on test (below it by {t - s:.4f})"
     elif agreement is not None and agreement < GOOD_FIT:
         finding = (f"the student fits its teacher's labels on the pool poorly (agrees on {agreement:.1%} of rows): "
                    "its capacity or training is the limit")

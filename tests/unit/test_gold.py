@@ -496,6 +496,11 @@ def test_where_the_loss_happened_names_the_fit_or_the_generalisation():
     assert fitted["loss"] > 0.1 and "generalises them worse" in fitted["finding"]
     level = where_the_loss_happened("gold teacher", teacher, pool_teacher.argmax(axis=1), pool_teacher, y, y, 2)
     assert level["finding"] == "the student is at or above its teacher on test"
+    close = y.copy()
+    close[0] = 1 - close[0]  # one test row of 100 wrong: below the teacher, but by less than MEANINGFUL_LOSS
+    near = where_the_loss_happened("gold teacher", teacher, pool_teacher.argmax(axis=1), pool_teacher, close, y, 2)
+    assert 0 < near["loss"] <= 0.01 and near["finding"] == (f"the student is within 0.01 of its teacher on test "
+                                                           f"(below it by {near['loss']:.4f})")
 
 
 def test_the_lineage_fingerprint_changes_with_one_gold_label(gold_slice):
