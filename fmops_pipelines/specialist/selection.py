@@ -275,7 +275,7 @@ def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_f
 def retimed_near_floor(candidate: Candidate, timing_texts: Sequence[str], min_throughput: float | None) -> None:
     """Time a candidate that fell short of `min_throughput` by less than RETIME_BAND again (RETIMES more times
     at most, stopping once one timing reaches it), keeping its best timing."""
-    if min_throughput is None or candidate.model is None or not timing_texts:
+    if min_throughput is None or candidate.model is None or len(timing_texts) == 0:
         return
     for _ in range(RETIMES):
         if not min_throughput / RETIME_BAND <= candidate.texts_per_s < min_throughput:
