@@ -25,7 +25,7 @@ GATES = [{"metric": "test_macro_f1", "min": 0.5}, {"metric": "lift_over_best_pro
 
 
 def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", *args], check=False, cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
