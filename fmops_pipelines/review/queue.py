@@ -4,8 +4,8 @@ New labels: query by committee with diversity (Cluster-Margin, Citovsky et al. 2
 committee is the specialist, the label model and the gold teacher; a row's priority is 1 minus the margin between
 the top two classes of their mean probabilities, which is high both where they are unsure and where they disagree.
 The `candidates` x budget most uncertain rows are clustered (k-means, `budget` clusters) on the FM's embeddings
-(hashed n-grams reduced by SVD for FMs without embeddings), and each cluster gives its most uncertain row: a round
-of fifty near-duplicates teaches what one of them would.
+(hashed n-grams reduced by SVD for FMs without embeddings, or where fm.budget kept some candidates from the FM),
+and each cluster gives its most uncertain row: a round of fifty near-duplicates teaches what one of them would.
 
 Gold labels that look wrong: cleanlab's `find_label_issues` over the gold teacher's out-of-fold probabilities
 (no gold row is judged by a model that saw its label), ranked by self-confidence.
@@ -60,6 +60,18 @@ def text_features(texts: list[str], seed: int, dims: int = 64) -> np.ndarray:
     hashed = HashingVectorizer(ngram_range=(1, 2), n_features=2 ** 18, alternate_sign=False).transform(texts)
     svd = TruncatedSVD(n_components=min(dims, max(1, hashed.shape[0] - 1)), random_state=seed)
     return svd.fit_transform(hashed)
+
+
+def diversity_features(fm, texts: list[str], fm_may_see: np.ndarray, seed: int):
+    """rows -> the features the queue clusters those candidate rows on: the FM's embeddings where it has them and
+    fm.budget let it see every one of those rows (`fm_may_see`), else text_features: the queue never makes the
+    FM encode a row its budget left out (`fmops plan` counts none)."""
+    def features(rows: np.ndarray) -> np.ndarray:
+        chosen = [texts[i] for i in rows]
+        if hasattr(fm, "embed") and fm_may_see[rows].all():
+            return fm.embed(chosen)
+        return text_features(chosen, seed)
+    return features
 
 
 def _describe(label_names: list[str], members: dict[str, np.ndarray], i: int, disagree: bool, margin: float) -> str:
@@ -117,6 +129,7 @@ def build_queue(model, fm, splits: pd.DataFrame, training_labels: pd.DataFrame, 
     """One round's queue from a lifecycle run's outputs: `model` (the specialist) scores the pool; the label model
     `label_model_kind` and the gold teacher join its committee; `exclude`: rows a person already answered or
     still has in an open round."""
+    from fmops_pipelines.data.fm_budget import asked
     from fmops_pipelines.supervision.gold_teacher import gold_oof, pool_labels
     from fmops_pipelines.supervision.label_models import labels_of, prob_columns
 
@@ -127,12 +140,7 @@ def build_queue(model, fm, splits: pd.DataFrame, training_labels: pd.DataFrame, 
                         ("gold teacher", pool_labels(gold_teacher) if len(gold_teacher) else None)):
         if frame is not None and len(frame):
             members[name] = frame.set_index(frame["id"].astype(str))[cols].reindex(pool["id"].astype(str)).to_numpy()
-    texts = pool["text"].tolist()
-
-    def features(rows: np.ndarray) -> np.ndarray:  # the candidates' only
-        chosen = [texts[i] for i in rows]
-        return fm.embed(chosen) if hasattr(fm, "embed") else text_features(chosen, seed)
-
+    features = diversity_features(fm, pool["text"].tolist(), asked(pool), seed)
     new = new_label_rows(pool, members, features, label_names, budget, candidates, seed)
     gold = splits[(splits["split"] == "dev") & ~splits["id"].astype(str).isin(exclude)]
     oof = gold_oof(gold_teacher) if len(gold_teacher) else None

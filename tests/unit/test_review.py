@@ -18,6 +18,7 @@ from fmops_pipelines.review.queue import (
     LABEL,
     committee_priority,
     diverse_top,
+    diversity_features,
     new_label_rows,
     recheck_rows,
     text_features,
@@ -67,6 +68,31 @@ def test_a_round_is_spread_over_the_pool_not_fifty_near_duplicates(sms):
     diverse = diverse_top(priority, text_features(texts, seed=0), budget=20, candidates=10, seed=0)
     assert len(set(diverse)) == 20 and set(plain) <= set(block)
     assert len(set(diverse) & set(block)) <= 2
+
+
+class _Recording:
+    """An embedding FM stand-in that records which texts it was asked to encode."""
+
+    def __init__(self):
+        self.asked: list[str] = []
+
+    def embed(self, texts):
+        self.asked += texts
+        return np.ones((len(texts), 4))
+
+
+def test_the_queue_clusters_on_the_fm_only_within_its_budget(sms):
+    _, _, splits = sms
+    texts = splits.loc[splits["split"] == "train", "text"].tolist()[:60]
+    rows = np.arange(0, 60, 3)
+    fm = _Recording()
+    assert diversity_features(fm, texts, np.ones(60, dtype=bool), 0)(rows).shape == (20, 4)
+    assert fm.asked == [texts[i] for i in rows]
+    fm_may_see = np.arange(60) < 30  # fm.budget's sample: the first half
+    fm.asked = []
+    outside = diversity_features(fm, texts, fm_may_see, 0)(rows)  # some candidates outside it: no FM call at all
+    assert fm.asked == [] and np.allclose(outside, text_features([texts[i] for i in rows], 0))
+    assert diversity_features(fm, texts, fm_may_see, 0)(rows[rows < 30]).shape == (10, 4) and len(fm.asked) == 10
 
 
 def test_the_queue_holds_pool_rows_with_reasons_and_never_a_test_row(sms):
