@@ -177,7 +177,7 @@ def test_a_candidate_just_short_of_min_throughput_is_timed_again_and_keeps_its_b
     busy.texts_per_s = measure_throughput(busy.model, texts, CANDIDATE_TIMING_S, cpu_time=True)
     floor = busy.texts_per_s * 1.5  # within RETIME_BAND of the first timing
     word = _candidate("ngram", 0.85, 10 * floor)
-    assert not select([word, busy], "macro_f1", floor).chosen is busy  # without the texts to time it again
+    assert select([word, busy], "macro_f1", floor).chosen is not busy  # without the texts to time it again
     picked = select([word, busy], "macro_f1", floor, timing_texts=texts)
     assert busy.texts_per_s >= floor and busy.eligible and picked.chosen is busy
     # far below the floor (more than RETIME_BAND short): not timed again
