@@ -22,11 +22,11 @@ from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
 CODE_VERSION = "10"  # 10: a candidate just short of min_throughput is timed again, the teaching finding says
-# "within 0.01 of its teacher" where it is below it, the review queue embeds no row outside fm.budget's sample; 9: the gold teacher's richest kind kept within two standard
-# errors; 8: a sampled refit keeps the sample's self-training verdict; 7: the convex student's gold weight chosen
-# out of fold; 6: the gold teacher's kind is the richest within noise; 5: the TF-IDF convex student, the label
-# model's recipes cross-fitted per gold fold; 4: every gold row teaches (gold_teacher, gold rows in the student);
-# 3: streamed batch lineage
+# "within 0.01 of its teacher" where it is below it, the review queue embeds no row outside fm.budget's sample;
+# 9: the gold teacher's richest kind kept within two standard errors; 8: a sampled refit keeps the sample's
+# self-training verdict; 7: the convex student's gold weight chosen out of fold; 6: the gold teacher's kind is the
+# richest within noise; 5: the TF-IDF convex student, the label model's recipes cross-fitted per gold fold; 4: every
+# gold row teaches (gold_teacher, gold rows in the student); 3: streamed batch lineage
 
 # Every asset of a task, in lifecycle order, with its stage (the asset's `stage` tag). The asset group is the
 # task: in the UI's lineage each group is one task's whole path, so tasks are told apart at a glance, and
