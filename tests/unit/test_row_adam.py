@@ -77,3 +77,30 @@ def test_row_adam_refuses_a_dense_gradient():
     net(torch.ones(1, 3)).sum().backward()
     with pytest.raises(RuntimeError, match="sparse gradients"):
         opt.step()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_coalesced_sums_each_row_in_lookup_order_on_either_path(threads, monkeypatch):
+    """sparse_state.coalesced: the rows `coalesce()` gives, each row's lookups summed in the order they came, the
+    same bits whether the rows were marked (a table near the batch's size) or sorted (a much larger one), at any
+    thread count, so a compact table and the whole table train alike."""
+    from fmops_pipelines.specialist import sparse_state
+
+    torch.manual_seed(0)
+    lookups = torch.randint(0, 300, (4000,)) * 7  # most rows looked up many times
+    values = torch.randn(4000, 16) * torch.logspace(-4, 4, 4000).unsqueeze(1)  # sums whose order shows in the bits
+    grad = torch.sparse_coo_tensor(lookups.unsqueeze(0), values, (2100, 16))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        marked = sparse_state.coalesced(grad)
+        monkeypatch.setattr(sparse_state, "MASK_ROWS_PER_LOOKUP", 0)
+        sorted_ = sparse_state.coalesced(grad)
+    finally:
+        torch.set_num_threads(previous)
+    reference = grad.coalesce()
+    for out in (marked, sorted_):
+        assert out.is_coalesced() and torch.equal(out._indices(), reference._indices())
+    expected = torch.stack([sum(values[lookups == row], torch.zeros(16)) for row in reference._indices()[0].tolist()])
+    assert torch.equal(marked._values(), expected) and torch.equal(sorted_._values(), expected)
+    assert torch.equal(sparse_state.coalesced(marked)._values(), expected)  # already coalesced: as it is
