@@ -62,16 +62,28 @@ def sst2_reviews(rows: int = 600, labelled: int = 300) -> pd.DataFrame:
     return out
 
 
-def small_sms_spec(**overrides) -> dict:
-    """The shipped sms_spam spec on a stratified 700-row slice with a 60-row dev split."""
+def small_sms_spec(fixed_method: bool = False, **overrides) -> dict:
+    """The shipped sms_spam spec on a stratified 700-row slice with a 60-row dev split. `fixed_method`: the
+    label model kept by its own dev score and the specialist's recipe fixed (FIXED_METHOD)."""
     spec = shipped_spec("sms_spam")
     spec["splits"] = {"dev_size": 60, "test_fraction": 0.25, "seed": 0, "max_rows": 700}
     spec["prompts"]["templates"] = spec["prompts"]["templates"][:2]
     spec["prompts"]["max_labelers"] = 4
     small = {"learning_rate": 0.01, "batch_size": 32}  # a few hundred rows: larger steps
     spec["specialist"] = {"ngram": small, "ngram_char": small}
+    if fixed_method:
+        spec["label_model"] = {**spec.get("label_model", {}), **FIXED_METHOD["label_model"]}
+        spec["specialist"].update(FIXED_METHOD["specialist"])
     spec.update(overrides)
     return spec
+
+
+# What tests of the machinery around the method run (promotion, Postgres instances, secrets, batch inference, the
+# deployment's second task): the label model chosen by its own dev score rather than by a student trained on each
+# kind's labels, no light fit, no cross-fitted gold rows' recipe, a dozen trainings fewer per run (a 700-row run:
+# 41 s against 49 s). test_lifecycle, the session's finished run (small_run_env: the crash tests, the UI and review
+# rounds read it) and the unit tests run the whole method.
+FIXED_METHOD = {"label_model": {"select_by": "label_model"}, "specialist": {"gold_rows": False, "light_fit": None}}
 
 
 SMALL_RUN_GATES = [{"metric": "test_macro_f1", "min": 0.5}, {"metric": "speedup_over_fm", "min": 10},

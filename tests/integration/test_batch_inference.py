@@ -38,7 +38,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
     os.environ["FMOPS_ASSETS_DIR"] = str(root / "assets")
     spec = load_spec(write_task(root / "assets", TASK, small_sms_spec(
-        gates=GATES, inference={"settle_seconds": 0, "drift": {"retrain": True}})))
+        fixed_method=True, gates=GATES, inference={"settle_seconds": 0, "drift": {"retrain": True}})))
     assert run_job(spec, lifecycle_job_name(TASK)).exit_code == 0
     used = set(stored(TASK, "splits")["id"])
     everything = load_dataset(spec.model_copy(update={"splits": spec.splits.model_copy(update={"max_rows": None})}))

@@ -64,7 +64,7 @@ def stack(tmp_path_factory):
         env.pop(name, None)
     # a second task on the same data (other split seed): its run shares the workers with sms_spam's
     write_task(root / "assets", "sms_spam_b", small_sms_spec(
-        splits={"dev_size": 60, "test_fraction": 0.25, "seed": 1, "max_rows": 700},
+        fixed_method=True, splits={"dev_size": 60, "test_fraction": 0.25, "seed": 1, "max_rows": 700},
         gates=[{"metric": "test_macro_f1", "min": 0.5}]))
     printed = subprocess.run(["bash", "-c", f"source {REPO}/deploy/local/env.sh && env -0"], env=env,
                              capture_output=True, check=True).stdout.decode()

@@ -22,7 +22,7 @@ def files_containing(root: Path, needle: bytes) -> list[str]:
 def test_the_fm_api_key_is_used_and_never_written_down(tmp_path):
     httpd, url = fake_openai.serve()
     key = f"sk-fmops-canary-{uuid.uuid4().hex}"
-    spec = small_sms_spec(fm={"backend": "openai", "model": "tiny", "base_url": url, "timeout_s": 2},
+    spec = small_sms_spec(fixed_method=True, fm={"backend": "openai", "model": "tiny", "base_url": url, "timeout_s": 2},
                           prompts={"templates": ["Message: {text}"], "max_labelers": 2},
                           labels=[{"name": "ham", "verbalizers": ["ham"]}, {"name": "spam", "verbalizers": ["spam"]}],
                           gates=[{"metric": "test_macro_f1", "min": 0.0}])
