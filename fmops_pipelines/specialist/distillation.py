@@ -33,6 +33,7 @@ from fmops_pipelines.specialist.selection import (
     train_student,
 )
 from fmops_pipelines.specialist.training_data import training_rows
+from fmops_pipelines.specialist.training_loop import resumes_recorded
 from fmops_pipelines.supervision.label_models import FittedLabelModel, LabelModelCandidates, labels_of
 
 
@@ -43,7 +44,7 @@ class Distilled:
     # on the label models' own dev scores)
     selection: Selection
     texts: list[str]  # the training texts (an input example for the registry)
-    resumed_after_epoch: int = 0  # >0: a training of this step (a teacher's student included) resumed a checkpoint
+    resumed_after_epoch: int = 0  # >0: a training of this step (any: a dropped student's too) resumed a checkpoint
     anchor_rows: dict | None = None  # whether the rows only an anchor labelled were learned, each way's dev score
     encoder_teacher: dict | None = None  # with specialist.teacher: encoder, what the teacher scored and cost
     gold_rows: dict | None = None  # whether the gold rows taught the shipped student: each recipe's out-of-fold score
@@ -57,7 +58,18 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
             matrix: pd.DataFrame | None = None, anchors: Sequence[str] = ()) -> Distilled:
     """spec: a TaskSpec (its specialist section may carry per-run overrides); teacher_labels: the gold teacher's
     (supervision.gold_teacher), None or empty for none; `matrix` (the weak label matrix) and its `anchors`: to
-    relabel the pool per gold fold where the gold teacher votes in it (fold_pools)."""
+    relabel the pool per gold fold where the gold teacher votes in it (fold_pools). Its resumed_after_epoch is
+    the latest epoch any training of the step resumed after (training_loop.resumes_recorded)."""
+    with resumes_recorded() as resumed:
+        out = _distill(spec, candidates, labels_frame, splits, checkpoint_dir, device, on_epoch, teacher_labels,
+                       matrix, anchors)
+    out.resumed_after_epoch = max(resumed, default=0)
+    return out
+
+
+def _distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, splits: pd.DataFrame,
+             checkpoint_dir: Path | None, device: str | None, on_epoch: Callable[[str, dict], None] | None,
+             teacher_labels: pd.DataFrame | None, matrix: pd.DataFrame | None, anchors: Sequence[str]) -> Distilled:
     s, names = spec.specialist, spec.label_names
     dev = part(splits, "dev")
     dev_texts, y_dev = dev["text"].tolist(), label_indices(dev["label"], names)
@@ -71,18 +83,16 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
                                                  taught.get(teacher.kind), checkpoint_dir, device)
     texts, targets, unlabeled = training_rows(spec.name, labels, trial, names, prior, anchor_rows)
     direct = {"ngram": student} if student else {}
-    # trainings done before the candidates' (the teacher choice's students are dropped here: only scores remain)
-    earlier = max([0] + [t.resumed_after_epoch for t in [*taught.values(), *direct.values()]])
-    del taught, student
+    del taught, student  # the teacher choice's students: only their scores remain
     if s.teacher == "encoder":
-        selection, encoder, resumed = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, direct,
+        selection, encoder, _ = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, direct,
                                                       checkpoint_dir, on_epoch, device)
         from fmops_pipelines.specialist.encoder_teacher import TEACHER
 
         # every student here learned the label model's labels, directly or through the encoder
         read_gold = labels_read_gold(matrix, teacher_labels)
         flag_dev_read_gold(selection.candidates, read_gold, taught_by=("label_model", TEACHER))
-        return Distilled(teacher, scores, selection, encoder.texts, max(resumed, earlier), rows_dev,
+        return Distilled(teacher, scores, selection, encoder.texts, 0, rows_dev,
                          encoder.summary(y_dev), dev_reads_gold=read_gold)
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
                                  device, trained=direct or None)
@@ -109,8 +119,7 @@ def distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame, 
         sampled.update(refit_on_pool(spec, selection, gold_refit, texts, targets, unlabeled, dev, teacher_labels,
                                      splits, checkpoint_dir, device, on_epoch))
     selection.release()
-    resumed = max([c.resumed_after_epoch for c in selection.candidates] + [earlier])
-    return Distilled(teacher, scores, selection, texts, resumed, rows_dev, gold_rows=gold, sampled=sampled,
+    return Distilled(teacher, scores, selection, texts, 0, rows_dev, gold_rows=gold, sampled=sampled,
                      dev_reads_gold=read_gold)
 
 

@@ -161,6 +161,22 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     tmp.replace(path)  # atomic: a crash mid-save keeps the previous epoch's checkpoint
 
 
+_resume_logs: list[list[int]] = []  # one per open resumes_recorded() block
+
+
+@contextmanager
+def resumes_recorded():
+    """The epochs after which trainings inside the block resumed a checkpoint, whichever code path trained them
+    and whether or not their student was kept: what a step reports (a killed run's last training may be one
+    whose student a later choice drops)."""
+    log: list[int] = []
+    _resume_logs.append(log)
+    try:
+        yield log
+    finally:
+        _resume_logs.remove(log)
+
+
 def fit(net: torch.nn.Module, optimizers: list | Callable[[], list], schedulers: list, n_rows: int,
         batch_loss: Callable[[np.ndarray], torch.Tensor], predict_dev: Callable[[], np.ndarray], y_dev: np.ndarray,
         n_classes: int, train_cfg: TrainConfig, device: torch.device, fingerprint_: str = "",
@@ -230,6 +246,8 @@ def _epochs(net, optimizers, schedulers, n_rows, batch_loss, predict_dev, y_dev,
             history.epochs, history.best_epoch, history.best_dev_macro_f1 = (
                 state["epochs"], state["best_epoch"], state["best_dev_macro_f1"])
             history.resumed_after_epoch = state["epoch"]
+            for log in _resume_logs:
+                log.append(state["epoch"])
     start = last_saved = time.perf_counter()
     every_s = checkpoint_every_s()
     # at most this many samples: early stopping ends most trainings sooner, so the ETA is an upper bound
