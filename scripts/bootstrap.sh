@@ -18,11 +18,12 @@ for arg in "$@"; do
 done
 PYTHON="${PYTHON:-python3}"
 if [[ "$label_studio" == 1 ]]; then
-  LS_VENV="${FMOPS_LS_VENV:-.labelstudio-venv}" LS_SPEC="label-studio==1.23.2"
+  # sentry-sdk 3.0 (2026-12) rejects an option Label Studio 1.23 passes it at start: the server never answers
+  LS_VENV="${FMOPS_LS_VENV:-.labelstudio-venv}" LS_SPEC="label-studio==1.23.2 sentry-sdk<3"
   if [[ "$(cat "$LS_VENV/.fmops-installed" 2>/dev/null)" != "$LS_SPEC" ]]; then
     [[ -x "$LS_VENV/bin/python" ]] || "$PYTHON" -m venv "$LS_VENV"
     "$LS_VENV/bin/python" -m pip install --quiet --upgrade pip \
-      && "$LS_VENV/bin/python" -m pip install --quiet "$LS_SPEC" && echo "$LS_SPEC" > "$LS_VENV/.fmops-installed" \
+      && "$LS_VENV/bin/python" -m pip install --quiet $LS_SPEC && echo "$LS_SPEC" > "$LS_VENV/.fmops-installed" \
       || echo "note: Label Studio could not be installed into $LS_VENV; the Label Studio tests will skip"
   fi
 fi

@@ -86,7 +86,7 @@ def _distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame,
     del taught, student  # the teacher choice's students: only their scores remain
     if s.teacher == "encoder":
         selection, encoder, _ = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, direct,
-                                                      checkpoint_dir, on_epoch, device)
+                                                checkpoint_dir, on_epoch, device)
         from fmops_pipelines.specialist.encoder_teacher import TEACHER
 
         # every student here learned the label model's labels, directly or through the encoder
