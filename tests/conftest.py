@@ -62,6 +62,14 @@ def sst2_reviews(rows: int = 600, labelled: int = 300) -> pd.DataFrame:
     return out
 
 
+# What tests of the machinery around the method run (promotion, Postgres instances, secrets, batch inference, the
+# deployment's second task): the label model chosen by its own dev score rather than by a student trained on each
+# kind's labels, no light fit, no cross-fitted gold rows' recipe, a dozen trainings fewer per run (a 700-row run:
+# 41 s against 49 s). test_lifecycle, the session's finished run (small_run_env: the crash tests, the UI and review
+# rounds read it) and the unit tests run the whole method.
+FIXED_METHOD = {"label_model": {"select_by": "label_model"}, "specialist": {"gold_rows": False, "light_fit": None}}
+
+
 def small_sms_spec(fixed_method: bool = False, **overrides) -> dict:
     """The shipped sms_spam spec on a stratified 700-row slice with a 60-row dev split. `fixed_method`: the
     label model kept by its own dev score and the specialist's recipe fixed (FIXED_METHOD)."""
@@ -76,14 +84,6 @@ def small_sms_spec(fixed_method: bool = False, **overrides) -> dict:
         spec["specialist"].update(FIXED_METHOD["specialist"])
     spec.update(overrides)
     return spec
-
-
-# What tests of the machinery around the method run (promotion, Postgres instances, secrets, batch inference, the
-# deployment's second task): the label model chosen by its own dev score rather than by a student trained on each
-# kind's labels, no light fit, no cross-fitted gold rows' recipe, a dozen trainings fewer per run (a 700-row run:
-# 41 s against 49 s). test_lifecycle, the session's finished run (small_run_env: the crash tests, the UI and review
-# rounds read it) and the unit tests run the whole method.
-FIXED_METHOD = {"label_model": {"select_by": "label_model"}, "specialist": {"gold_rows": False, "light_fit": None}}
 
 
 SMALL_RUN_GATES = [{"metric": "test_macro_f1", "min": 0.5}, {"metric": "speedup_over_fm", "min": 10},

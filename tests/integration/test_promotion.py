@@ -21,8 +21,8 @@ GATES = [{"metric": "test_macro_f1", "min": 0.6}, {"metric": "regression_vs_cham
 @pytest.fixture()
 def project(tmp_path, monkeypatch):
     monkeypatch.setenv("FMOPS_ASSETS_DIR", str(tmp_path / "assets"))
-    write_task(tmp_path / "assets", TASK, small_sms_spec(fixed_method=True, gates=GATES, slices=[{"name": "length",
-                                                                               "length_buckets": [40]}]))
+    write_task(tmp_path / "assets", TASK, small_sms_spec(fixed_method=True, gates=GATES,
+                                                         slices=[{"name": "length", "length_buckets": [40]}]))
 
 
 def alias_version(task: str, alias: str) -> str | None:
