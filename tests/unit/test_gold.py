@@ -451,6 +451,39 @@ def test_the_gold_classifier_takes_sparse_features_of_more_than_two_labels():
     assert model.predict_proba(X).shape == (60, 4) and (model.predict(X) == y).mean() > 0.9
 
 
+@pytest.mark.parametrize("task", ["sms_spam", "ag_news"])
+def test_the_grid_search_chooses_and_fits_what_scikit_learns_grid_search_does(task, tmp_path):
+    """gold_teacher.grid_search against GridSearchCV(scoring="f1_macro") on real gold-sized slices: dense and
+    sparse features, two labels and four (one-vs-rest): the same parameters and the same coefficients."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.multiclass import OneVsRestClassifier
+
+    from fmops_pipelines.supervision.gold_teacher import C_GRID, grid_search
+
+    spec = load_spec(write_task(tmp_path, task, shipped_spec(task)))
+    df = load_dataset(spec)
+    df = df[df["label"].isin(spec.label_names)].groupby("label").sample(30, random_state=0)
+    y = label_indices(df["label"], spec.label_names)
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2).fit_transform(df["text"])
+    dense = np.hstack([tfidf[:, :40].toarray(), np.random.default_rng(0).normal(size=(len(y), 8))])
+    grid = {"C": C_GRID, "class_weight": [None, "balanced"]}
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    liblinear = LogisticRegression(max_iter=3000, solver="liblinear")
+    sparse_model = OneVsRestClassifier(liblinear) if len(spec.label_names) > 2 else liblinear
+    sparse_grid = {f"estimator__{k}": v for k, v in grid.items()} if len(spec.label_names) > 2 else grid
+    for model, g, X in ((LogisticRegression(max_iter=3000), grid, dense), (sparse_model, sparse_grid, tfidf)):
+        theirs = GridSearchCV(model, g, scoring="f1_macro", cv=folds).fit(X, y)
+        ours = grid_search(model, g, X, y, folds)
+        assert ours.best_params_ == theirs.best_params_ and sparse.issparse(X) == (X is tfidf)
+        coef = [e.coef_ for e in getattr(ours, "estimators_", [ours])]
+        assert all(np.array_equal(a, b.coef_) for a, b in zip(coef, getattr(theirs.best_estimator_, "estimators_",
+                                                                          [theirs.best_estimator_])))
+        assert np.array_equal(ours.predict_proba(X), theirs.predict_proba(X))
+
+
 @pytest.mark.parametrize("labels", [2, 4])
 def test_self_training_gives_weight_to_words_only_the_pool_has(labels):
     """Gold-only, a word no gold row has weighs nothing; one self-training round labels the pool rows that hold it
