@@ -43,7 +43,7 @@ class RowAdam(torch.optim.SparseAdam):
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["step"] += 1  # counted for an empty gradient too, as SparseAdam does
         grad = -grad if group.get("maximize", False) else grad
-        if not grad.is_coalesced():  # coalesce() copies even a coalesced gradient: 0.3 ms a step
+        if not grad.is_coalesced() and not _ascending(grad._indices()[0]):
             grad = grad.coalesce()
         values = grad._values()
         if values.numel() == 0:
@@ -62,3 +62,11 @@ class RowAdam(torch.optim.SparseAdam):
         step = state["step"]
         step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
         param.index_copy_(0, rows, param.index_select(0, rows).add_(-step_size * avg.div_(denom)))
+
+
+def _ascending(rows: torch.Tensor) -> bool:
+    """Whether a gradient's rows are each once and in order, i.e. it is coalesced whatever its flag says: autograd
+    accumulates a hook's coalesced gradient (sparse_state.InitialWeights) into `.grad` without the flag, and
+    `coalesce()` would sort and copy it again (2.3 s of sms_spam's 51 s specialist step, 0.2 ms a step), to the same
+    values."""
+    return len(rows) < 2 or bool((rows[1:] > rows[:-1]).all())

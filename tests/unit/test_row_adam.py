@@ -104,3 +104,21 @@ def test_coalesced_sums_each_row_in_lookup_order_on_either_path(threads, monkeyp
     expected = torch.stack([sum(values[lookups == row], torch.zeros(16)) for row in reference._indices()[0].tolist()])
     assert torch.equal(marked._values(), expected) and torch.equal(sorted_._values(), expected)
     assert torch.equal(sparse_state.coalesced(marked)._values(), expected)  # already coalesced: as it is
+
+
+def test_a_gradient_coalesced_before_autograd_dropped_its_flag_is_not_sorted_again(monkeypatch):
+    """Autograd stores a hook's coalesced gradient in `.grad` without the coalesced flag; RowAdam sees its rows are
+    each once and ascending and skips `coalesce()` (a sort and a copy), and still coalesces a gradient with repeats."""
+    net = _net(0)
+    net.bag.weight.register_hook(lambda g: g.coalesce())
+    opt = RowAdam(net.bag.parameters(), lr=0.05)
+    net.head(net.bag(torch.tensor([1, 2, 2, 7]), torch.tensor([0, 2]))).sum().backward()
+    assert not net.bag.weight.grad.is_coalesced() and net.bag.weight.grad._indices()[0].tolist() == [1, 2, 7]
+    calls = []
+    real = torch.Tensor.coalesce
+    monkeypatch.setattr(torch.Tensor, "coalesce", lambda self: calls.append(1) or real(self))
+    opt.step()
+    assert calls == []
+    net.bag.weight.grad = torch.sparse_coo_tensor(torch.tensor([[7, 2, 7]]), torch.ones(3, 4), (50, 4))
+    opt.step()
+    assert calls == [1]

@@ -731,3 +731,22 @@ def test_a_gold_recipe_chosen_on_the_sample_is_refitted_on_the_whole_pool(tmp_pa
     # its temperature is the one fitted on the folds' out-of-fold logits pooled, not one of the fold students' own
     recipe = out.gold_rows["label_model+gold"]
     assert len(recipe["fold_temperatures"]) >= 3 and chosen.model.cfg.temperature == recipe["temperature"]
+
+
+def test_a_compact_table_remaps_columns_alike_by_lookup_table_and_by_binary_search(tmp_path, monkeypatch):
+    """CompactTable.remap over real SMS texts' word+char n-grams: the lookup-table path and the binary search it
+    replaced give the same matrix, rows' held entries in order and the columns outside the table dropped."""
+    from fmops_pipelines.specialist import ngram
+
+    data = sms_student_data(tmp_path)
+    featurizer = Featurizer(NgramConfig(labels=data["labels"], architecture="ngram_char", char_ngrams=(2, 4)))
+    table = ngram.CompactTable.touched_by(featurizer.transform(data["texts"][:150]))
+    X = featurizer.transform(data["texts"][:300])  # the table's texts, every row of it, and others beside them
+    by_lookup = table.remap(X)
+    monkeypatch.setattr(ngram, "REMAP_LOOKUP_MAX_COLUMNS", 0)
+    by_search = table.remap(X)
+    assert 0 < by_lookup.nnz < X.nnz and by_lookup.shape == (X.shape[0], len(table.rows))
+    assert (by_lookup != by_search).nnz == 0 and np.array_equal(by_lookup.indptr, by_search.indptr)
+    assert np.array_equal(by_lookup.indices, by_search.indices) and by_lookup.indices.dtype == np.int32
+    kept = np.isin(X.indices, table.rows)
+    assert np.array_equal(table.rows[by_lookup.indices], X.indices[kept])
