@@ -79,7 +79,11 @@ def _net_logits(net: NgramNet, X: sp.csr_matrix, device: torch.device, batch_siz
     return np.concatenate(out) if out else np.zeros((0, net.head.out_features), dtype=np.float32)
 
 
-REMAP_LOOKUP_MAX_COLUMNS = 1 << 23  # CompactTable.remap reads a lookup table up to this many columns (32 MB)
+# CompactTable.remap reads a lookup table over X's columns up to this many of them (32 MB), where X has at least one
+# entry per REMAP_LOOKUP_COLUMNS_PER_ENTRY columns: below that (a few dozen texts) building the table (~0.5 ms over
+# word and char n-grams' 2**21 columns) costs more than the binary search it saves (even at ~5,000 entries)
+REMAP_LOOKUP_MAX_COLUMNS = 1 << 23
+REMAP_LOOKUP_COLUMNS_PER_ENTRY = 256
 
 
 class CompactTable:
@@ -102,10 +106,10 @@ class CompactTable:
         return cls(rows if len(rows) else np.zeros(1, dtype=np.int64))  # an EmbeddingBag needs a row
 
     def remap(self, X: sp.csr_matrix) -> sp.csr_matrix:
-        """X over the compact rows (its dtype kept); columns outside `rows` are dropped. Each column's compact row
-        is read from a lookup table over X's columns (a few MB, built per call): a binary search of the sorted rows
-        per entry took ~12 ms a call on sms_spam's char n-grams, 2 s of a specialist step."""
-        if X.shape[1] <= REMAP_LOOKUP_MAX_COLUMNS:
+        """X over the compact rows (its dtype kept); columns outside `rows` are dropped. Past a few dozen texts each
+        column's compact row is read from a lookup table over X's columns (a few MB, built per call): a binary search
+        of the sorted rows per entry took ~12 ms a call on sms_spam's char n-grams, 2 s of a specialist step."""
+        if X.shape[1] <= min(REMAP_LOOKUP_MAX_COLUMNS, X.nnz * REMAP_LOOKUP_COLUMNS_PER_ENTRY):
             lookup = np.full(X.shape[1], -1, dtype=np.int32)
             lookup[self.rows[self.rows < X.shape[1]]] = np.arange(len(self.rows), dtype=np.int32)
             pos = lookup[X.indices]
