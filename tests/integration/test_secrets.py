@@ -22,7 +22,9 @@ def files_containing(root: Path, needle: bytes) -> list[str]:
 def test_the_fm_api_key_is_used_and_never_written_down(tmp_path):
     httpd, url = fake_openai.serve()
     key = f"sk-fmops-canary-{uuid.uuid4().hex}"
-    spec = small_sms_spec(fixed_method=True, fm={"backend": "openai", "model": "tiny", "base_url": url, "timeout_s": 2},
+    # one retry: the run against the endpoint that went down stops after ~1 s of backoff per row, not 7.5 s
+    fm = {"backend": "openai", "model": "tiny", "base_url": url, "timeout_s": 2, "max_retries": 1}
+    spec = small_sms_spec(fixed_method=True, fm=fm,
                           prompts={"templates": ["Message: {text}"], "max_labelers": 2},
                           labels=[{"name": "ham", "verbalizers": ["ham"]}, {"name": "spam", "verbalizers": ["spam"]}],
                           gates=[{"metric": "test_macro_f1", "min": 0.0}])
