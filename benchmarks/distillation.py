@@ -64,7 +64,7 @@ def run_task(task: str, args: argparse.Namespace) -> None:
                                                "min_throughput": None,
                                                "encoder": spec.specialist.encoder.model_copy(update=encoder)})
         began = time.perf_counter()
-        selection, teacher, _ = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, device=args.device)
+        selection, teacher = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, device=args.device)
         by_key = {c.key: c for c in selection.candidates}
         ngrams = [by_key["ngram"], by_key["ngram<-encoder"]]
         chosen = select(ngrams, s.objective, None, y_dev).chosen  # what ships: the encoder is too slow

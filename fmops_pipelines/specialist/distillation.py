@@ -85,15 +85,15 @@ def _distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame,
     direct = {"ngram": student} if student else {}
     del taught, student  # the teacher choice's students: only their scores remain
     if s.teacher == "encoder":
-        selection, encoder, _ = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, direct,
-                                                checkpoint_dir, on_epoch, device)
+        selection, encoder = through_encoder(s, names, texts, targets, unlabeled, dev_texts, y_dev, direct,
+                                             checkpoint_dir, on_epoch, device)
         from fmops_pipelines.specialist.encoder_teacher import TEACHER
 
         # every student here learned the label model's labels, directly or through the encoder
         read_gold = labels_read_gold(matrix, teacher_labels)
         flag_dev_read_gold(selection.candidates, read_gold, taught_by=("label_model", TEACHER))
-        return Distilled(teacher, scores, selection, encoder.texts, 0, rows_dev,
-                         encoder.summary(y_dev), dev_reads_gold=read_gold)
+        return Distilled(teacher, scores, selection, encoder.texts, anchor_rows=rows_dev,
+                         encoder_teacher=encoder.summary(y_dev), dev_reads_gold=read_gold)
     selection = train_and_select(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch,
                                  device, trained=direct or None)
     del direct
@@ -119,7 +119,7 @@ def _distill(spec, candidates: LabelModelCandidates, labels_frame: pd.DataFrame,
         sampled.update(refit_on_pool(spec, selection, gold_refit, texts, targets, unlabeled, dev, teacher_labels,
                                      splits, checkpoint_dir, device, on_epoch))
     selection.release()
-    return Distilled(teacher, scores, selection, texts, 0, rows_dev, gold_rows=gold, sampled=sampled,
+    return Distilled(teacher, scores, selection, texts, anchor_rows=rows_dev, gold_rows=gold, sampled=sampled,
                      dev_reads_gold=read_gold)
 
 
@@ -326,11 +326,10 @@ def through_encoder(s, names: list[str], texts: Sequence[str], targets: np.ndarr
     its noise, the directly taught student counting as the simpler: the distilled one ships when dev shows
     it better beyond noise (on sms_spam the encoder learned the label model's mistakes, 0.71 dev macro-F1
     against its own n-gram student's 0.92, and its distilled student was 0.025 worse on test).
-    Returns (selection, the EncoderTeacher, the latest epoch a training resumed after)."""
+    Returns (selection, the EncoderTeacher)."""
     from fmops_pipelines.specialist.encoder_teacher import TEACHER, teach
 
     encoder = teach(s, names, texts, targets, unlabeled, dev_texts, y_dev, checkpoint_dir, on_epoch, device)
-    trainings: list[Trained] = [encoder.trained]
     candidates = []
     for arch in s.architectures:
         if arch == TEACHER:
@@ -345,8 +344,7 @@ def through_encoder(s, names: list[str], texts: Sequence[str], targets: np.ndarr
                                 on_epoch, device)
         elif on_epoch:
             replay(own, on_epoch)
-        trainings += [own, distilled]
         candidates += [candidate_of(own, dev_texts, y_dev, encoder.texts),
                        candidate_of(distilled, dev_texts, y_dev, encoder.texts, taught_by=TEACHER)]
     selection = select(candidates, s.objective, s.min_throughput, y_dev, encoder.texts)
-    return selection, encoder, max(t.resumed_after_epoch for t in trainings)
+    return selection, encoder

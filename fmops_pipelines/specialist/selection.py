@@ -31,7 +31,6 @@ class Candidate:
     dev: dict[str, float]
     texts_per_s: float
     eligible: bool = True
-    resumed_after_epoch: int = 0  # >0: a training of this step picked up a killed run's checkpoint there
     noise: dict | None = None  # its dev interval and shortfall against the best (noisy_choice), when compared
     dev_pred: np.ndarray | None = None  # its predicted class per dev row (what `dev` and the noise are computed from)
     taught_by: str = "label_model"  # whose labels it learned: the label model's, or the encoder teacher's
@@ -132,7 +131,6 @@ class Trained:
     model: Student
     history: TrainHistory  # of the round that was kept
     self_training: SelfTrainingReport
-    resumed_after_epoch: int = 0
 
 
 def train_student(spec, labels: list[str], arch: str, texts: Sequence[str], soft_labels: np.ndarray,
@@ -155,7 +153,7 @@ def train_student(spec, labels: list[str], arch: str, texts: Sequence[str], soft
 
     model, history, report = self_train(train, texts, soft_labels, unlabeled if spec.self_training else [],
                                         spec.self_training_threshold, keep)
-    return Trained(arch, model, history, report, max(h.resumed_after_epoch for h in histories))
+    return Trained(arch, model, history, report)
 
 
 def train_and_select(spec, labels: list[str], texts: Sequence[str], soft_labels: np.ndarray,
@@ -243,7 +241,7 @@ def candidate_of(done: Trained, dev_texts: Sequence[str], y_dev: np.ndarray, tim
     speed = measure_throughput(done.model, timing_texts, CANDIDATE_TIMING_S, cpu_time=True)  # per core-second
     return Candidate(done.architecture, done.model, done.history, done.self_training,
                      dev_scores(pred, y_dev, len(done.model.cfg.labels)), speed,
-                     resumed_after_epoch=done.resumed_after_epoch, dev_pred=pred, taught_by=taught_by, fit=fit)
+                     dev_pred=pred, taught_by=taught_by, fit=fit)
 
 
 def choose_teacher(spec, task: str, label_names: list[str], candidates, labels_frame, splits,

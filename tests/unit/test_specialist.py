@@ -742,7 +742,7 @@ def test_a_compact_table_remaps_columns_alike_by_lookup_table_and_by_binary_sear
     featurizer = Featurizer(NgramConfig(labels=data["labels"], architecture="ngram_char", char_ngrams=(2, 4)))
     table = ngram.CompactTable.touched_by(featurizer.transform(data["texts"][:150]))
     X = featurizer.transform(data["texts"][:300])  # the table's texts, every row of it, and others beside them
-    monkeypatch.setattr(ngram, "REMAP_LOOKUP_COLUMNS_PER_ENTRY", X.shape[1])  # 300 texts would read the search
+    monkeypatch.setattr(ngram, "REMAP_LOOKUP_COLUMNS_PER_ENTRY", X.shape[1])  # else 300 texts take the search
     by_lookup = table.remap(X)
     monkeypatch.setattr(ngram, "REMAP_LOOKUP_MAX_COLUMNS", 0)
     by_search = table.remap(X)
