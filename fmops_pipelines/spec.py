@@ -106,9 +106,9 @@ class FMSpec(_Strict):
     # embedding backend: torch, or onnx (ONNX Runtime on CPU, the model converted from its local weights at
     # first use and kept under the model home); answers of each runtime and precision are cached apart
     runtime: Literal["torch", "onnx"] = "torch"
-    # pool rows the FM labels per run (null: every row): past it, a sample chosen to cover the pool
-    # (data/fm_budget.py), the rest left to the labeling functions, the mined rules and the student's
-    # self-training, so FM calls stop growing with the pool; `fmops plan TASK` shows both before a run
+    # rows the FM labels per run (null: every row): gold and test first, then a sample chosen to cover the pool
+    # with the rest (data/fm_budget.py); the pool's other rows are left to the labeling functions, the mined
+    # rules and the student's self-training, so FM calls stop growing with the pool; `fmops plan TASK` shows both
     budget: int | None = Field(default=None, ge=100)
     # a priced endpoint's USD per million input tokens, for `fmops plan`'s cost (tokens estimated from characters)
     usd_per_million_tokens: float | None = Field(default=None, ge=0)

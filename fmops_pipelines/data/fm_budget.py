@@ -1,11 +1,12 @@
 """The FM budget: which unlabelled rows the foundation model labels this run (`fm.budget`).
 
 Without a budget the FM labels every row of the pool, so its cost grows with the pool (an embedding FM: one
-encoding per row; a generative one: one call per prompt per row). With one, it labels a sample of `budget` pool
-rows chosen to cover the pool, plus gold and test (fixed, small); the rest of the pool gets only the cheap
-labelers (the user's labeling functions and the keyword rules mined from the FM's own votes on the sample), and
+encoding per row; a generative one: one call per prompt per row). With one, it labels at most `budget` rows in
+all: gold and test first (every prompt is calibrated, chosen and scored on them), and with what is left a sample
+of the pool chosen to cover it; the rest of the pool gets only the cheap labelers (the user's labeling functions and the keyword rules mined from the FM's own votes on the sample), and
 the student's self-training carries the labels to what is still uncovered. FM calls then stay flat as the pool
-grows (Evaporate's point: FM cost fixed with respect to the data).
+grows (Evaporate's point: FM cost fixed with respect to the data), and the budget is a ceiling a user can price:
+gold rows added by review rounds come out of the pool's share, not on top of it.
 
 Coverage sample: the pool's texts as hashed word n-grams (TF-IDF weighted, no vocabulary to hold), reduced by
 truncated SVD and clustered by mini-batch k-means; each cluster gets a share of the budget proportional to its
@@ -21,9 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fmops_pipelines.errors import SpecError
+
 FM_SAMPLE = "fm_sample"  # the splits column: True where the FM labels the row
 MAX_CLUSTERS = 64
 SVD_DIMS = 32
+MIN_POOL_SAMPLE = 100  # pool rows the budget must leave after gold and test: calibration and the votes need some
 
 
 def coverage_sample(texts: Sequence[str], budget: int, seed: int = 0) -> np.ndarray:
@@ -83,13 +87,21 @@ def _quota(sizes: np.ndarray, budget: int) -> np.ndarray:
 
 
 def with_fm_sample(splits: pd.DataFrame, budget: int | None, seed: int = 0) -> pd.DataFrame:
-    """The splits with an `fm_sample` column when the spec sets fm.budget (gold and test always True; pool rows
-    True in the coverage sample); unchanged without a budget, where the FM labels every row."""
+    """The splits with an `fm_sample` column when the spec sets fm.budget: gold and test always True, and a
+    coverage sample of the pool with the rest of the budget, so at most `budget` rows are True; unchanged without a
+    budget, where the FM labels every row. A budget that gold and test leave under MIN_POOL_SAMPLE pool rows is
+    refused (SpecError), since the prompts would then vote on no unlabelled row."""
     if budget is None:
         return splits
     pool = (splits["split"] == "train").to_numpy()
+    fixed = int((~pool).sum())
+    room = budget - fixed
+    if room < min(MIN_POOL_SAMPLE, int(pool.sum())):
+        raise SpecError(f"fm.budget {budget:,}: the FM labels the {fixed:,} gold and test rows first, which leaves "
+                        f"{max(room, 0):,} pool rows (at least {MIN_POOL_SAMPLE} are needed); raise it to "
+                        f"{fixed + MIN_POOL_SAMPLE:,} or more, or lower splits.dev_size / test_fraction")
     mask = np.ones(len(splits), dtype=bool)
-    mask[pool] = coverage_sample(splits.loc[pool, "text"].tolist(), budget, seed)
+    mask[pool] = coverage_sample(splits.loc[pool, "text"].tolist(), room, seed)
     return splits.assign(**{FM_SAMPLE: mask})
 
 

@@ -2,6 +2,7 @@
 says so before a run."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -69,8 +70,8 @@ def test_under_a_budget_prompts_vote_on_the_sampled_rows_only(minilm):
     texts = sst2_texts(700)
     splits = pd.DataFrame({"id": [f"r{i}" for i in range(700)], "text": texts,
                            "split": ["dev"] * 50 + ["test"] * 50 + ["train"] * 600, "label": None})
-    budgeted = with_fm_sample(splits, 150, seed=0)
-    assert budgeted[FM_SAMPLE].sum() == 250 and budgeted.loc[:99, FM_SAMPLE].all()  # gold and test always
+    budgeted = with_fm_sample(splits, 250, seed=0)
+    assert budgeted[FM_SAMPLE].sum() == 250 and budgeted.loc[:99, FM_SAMPLE].all()  # gold and test first
     prompt = CalibratedPrompt(Prompt("{label}", ("negative", "positive")), center=(0.0, 0.0), temperature=1.0,
                               threshold=0.0)
     before = minilm.stats.calls
@@ -81,20 +82,38 @@ def test_under_a_budget_prompts_vote_on_the_sampled_rows_only(minilm):
     assert minilm.stats.calls - before <= 250 + 2  # the sampled texts and the label prompts, nothing else
 
 
+def test_the_budget_is_a_ceiling_on_every_row_the_fm_labels_gold_and_test_included():
+    """Gold and test come out of the budget, so the FM's rows do not grow with them (nor with review rounds' gold);
+    a budget they would leave under MIN_POOL_SAMPLE pool rows is refused with one line and the numbers."""
+    from fmops_pipelines.data.fm_budget import FM_SAMPLE, MIN_POOL_SAMPLE, with_fm_sample
+    from fmops_pipelines.errors import SpecError
+
+    texts = sst2_texts(2000)
+    for gold in (100, 400):  # a review round added 300 gold rows: the pool's share shrinks by as many
+        splits = pd.DataFrame({"id": [f"r{i}" for i in range(2000)], "text": texts, "label": None,
+                               "split": ["dev"] * gold + ["test"] * 300 + ["train"] * (1700 - gold)})
+        asked = with_fm_sample(splits, 1000, seed=0)[FM_SAMPLE].to_numpy()
+        assert asked.sum() == 1000 and asked[:gold + 300].all()
+        assert asked[gold + 300:].sum() == 1000 - gold - 300
+    assert with_fm_sample(splits, 5000, seed=0)[FM_SAMPLE].all()  # a budget above the task: every row
+    with pytest.raises(SpecError, match=r"^fm.budget 750: the FM labels the 700 gold and test rows first, which "
+                                        r"leaves 50 pool rows .* raise it to 800 or more"):
+        with_fm_sample(splits, 700 + MIN_POOL_SAMPLE // 2, seed=0)
+
+
 def test_plan_prints_fm_calls_with_and_without_the_budget(tmp_path):
     spec = small_sms_spec()
     spec["splits"]["max_rows"] = 1500
     write_task(tmp_path / "assets", "sms_plan", spec)
     env = {**__import__("os").environ, "FMOPS_ASSETS_DIR": str(tmp_path / "assets"), "FMOPS_HOME": str(tmp_path / "h")}
-    done = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "plan", "sms_plan", "--budget", "300",
+    done = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "plan", "sms_plan", "--budget", "700",
                            "--json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     plan = json.loads(done.stdout)
     without, with_budget = plan["plans"]
-    assert without["budget"] is None and with_budget["budget"] == 300
-    assert without["rows"] == with_budget["rows"] == without["fm_rows"]
-    gold_and_test = without["rows"] - (with_budget["fm_rows"] - 300) - 300  # pool rows the FM does not label
-    assert with_budget["fm_rows"] < without["fm_rows"] and gold_and_test > 0
+    assert without["budget"] is None and with_budget["budget"] == 700
+    assert without["rows"] == with_budget["rows"] == without["fm_rows"] == 1500
+    assert with_budget["fm_rows"] == 700  # gold and test inside the budget, the pool's sample the rest
     assert with_budget["fm_calls"] <= with_budget["fm_rows"] < without["fm_calls"] + 1
     assert plan["probe_calls_per_s"] > 0 and with_budget["fm_seconds"] < without["fm_seconds"]
     assert with_budget["usd"] is None  # no price in the spec
@@ -102,3 +121,8 @@ def test_plan_prints_fm_calls_with_and_without_the_budget(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "plan", "sms_plan", "--budget", "5",
                           "--no-probe"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert bad.returncode != 0 and "--budget 5: fm.budget is at least 100 rows" in bad.stderr
+    short = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "plan", "sms_plan", "--budget", "400",
+                            "--no-probe"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    said = re.search(r"fm.budget 400: the FM labels the (\d+) gold and test rows first, which leaves 0 pool rows "
+                     r".*raise it to (\d+) or more", short.stderr)
+    assert short.returncode == 2 and said and int(said[2]) == int(said[1]) + 100, short.stderr
