@@ -21,7 +21,8 @@ from fmops_pipelines.memory import FULL_COLLECTION_AFTER_S, give_back_freed_memo
 from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
-CODE_VERSION = "12"  # 12: fm.budget counts gold and test inside it (the pool's sample gets the rest);
+CODE_VERSION = "12"  # 12: fm.budget counts gold and test inside it (the pool's sample gets the rest), the
+# queue's text features project only the n-grams its candidates use;
 # 11: an n-gram student's sparse gradient is summed in its lookups' order (sparse_state.coalesced),
 # the specialist's resumed_after_epoch counts every training of the step;
 # 10: a candidate just short of min_throughput is timed again, the teaching finding says

@@ -81,6 +81,25 @@ class _Recording:
         return np.ones((len(texts), 4))
 
 
+def test_text_features_project_the_n_grams_the_texts_use_not_every_hashed_column(sms):
+    """The SVD over only the used columns finds the same spectrum as over all 2**18, without a random projection
+    as wide as the hashing space (measured: ~450 MB and ~4 s for 500 texts, the peak of a 67k-row run's queue)."""
+    import tracemalloc
+
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    texts = sms[2]["text"].head(500).tolist()
+    tracemalloc.start()
+    Z = text_features(texts, seed=0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert Z.shape == (500, 64) and peak < 60 * 2 ** 20, peak
+    full = TruncatedSVD(64, random_state=0).fit(
+        HashingVectorizer(ngram_range=(1, 2), n_features=2 ** 18, alternate_sign=False).transform(texts))
+    assert np.allclose(np.linalg.norm(Z, axis=0)[:8], full.singular_values_[:8], rtol=1e-3)
+
+
 def test_the_queue_clusters_on_the_fm_only_within_its_budget(sms):
     _, _, splits = sms
     texts = splits.loc[splits["split"] == "train", "text"].tolist()[:60]
