@@ -308,7 +308,7 @@ def _execute(spec: TaskSpec, job, job_name: str, defs, out: TextIO, partition_ke
             result = _execute_on_workers(spec, job, job_name, instance, run_id, run_config, tags, partition_key)
     else:
         instance.add_event_listener(run_id, progress.handle)  # every event is stored by this process
-        result = _execute_here(spec, job, job_name, instance, run_id, run_config, tags, partition_key)
+        result = _execute_here(job, instance, run_id, run_config, tags, partition_key)
     outcome = progress.outcome
     outcome.run_id, outcome.success, outcome.seconds = run_id, result.success, time.perf_counter() - start
     return outcome
@@ -337,37 +337,36 @@ def _watching(instance, run_id: str, progress: _Progress, drain_s: float = 30) -
         storage.end_watch(run_id, on_event)
 
 
-def _execute_here(spec: TaskSpec, job, job_name: str, instance, run_id: str, run_config: dict, tags: dict,
-                  partition_key: str | None):
-    """Every step in this process, one after another (Dagster's in_process executor). Not through
-    `execute_in_process`: that keeps every step's output in memory until the run ends, for its result object
-    (Dagster's output capture), which fmops never reads (outputs go to the asset storage and each step loads its
-    inputs from there): at a 67k-row pool the splits, label matrices and label frames it held raised every later
+def _execute_here(job, instance, run_id: str, run_config: dict, tags: dict, partition_key: str | None):
+    """Every step in this process, one after another (Dagster's in_process executor), on the job as built here.
+    Not through `execute_in_process`: that keeps every step's output in memory until the run ends, for its result
+    object (Dagster's output capture), which fmops never reads (outputs go to the asset storage and each step loads
+    its inputs from there): at a 67k-row pool the splits, label matrices and label frames it held raised every later
     step's peak (docs/measurements.md, "Memory at 67k rows")."""
-    _WORKER_JOBS.setdefault((job_name, spec.model_dump_json()), job)  # the reconstructed job is this one
-    return _execute_run(spec, job, job_name, instance, run_id,
-                        {**run_config, "execution": {"config": {"in_process": {}}}}, tags, partition_key)
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import execute_run
+
+    run = instance.create_run_for_job(job_def=job, run_id=run_id, tags=_with_partition(tags, partition_key),
+                                      run_config={**run_config, "execution": {"config": {"in_process": {}}}})
+    return execute_run(InMemoryJob(job), run, instance, raise_on_error=False)
 
 
 def _execute_on_workers(spec: TaskSpec, job, job_name: str, instance, run_id: str, run_config: dict, tags: dict,
                         partition_key: str | None):
-    """The job's executor (Celery) runs each step on a worker, which rebuilds the job through `task_job`."""
-    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")  # dagster-celery's
-    return _execute_run(spec, job, job_name, instance, run_id, run_config, tags, partition_key)
-
-
-def _execute_run(spec: TaskSpec, job, job_name: str, instance, run_id: str, run_config: dict, tags: dict,
-                 partition_key: str | None):
-    """Run the job through its reconstructable form (what workers load); the run is created first so its id is
-    known to the progress listener."""
+    """The job's executor (Celery) runs each step on a worker, which rebuilds the job through
+    `task_job`; the run is created first so its id is known to the progress listener."""
     from dagster._core.execution.api import execute_run
 
     recon = reconstructable_task_job(spec.name, job_name)
-    if partition_key is not None:
-        tags = {**tags, "dagster/partition": partition_key}
-    run = instance.create_run_for_job(job_def=job, run_id=run_id, run_config=run_config, tags=tags,
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")  # dagster-celery's
+    run = instance.create_run_for_job(job_def=job, run_id=run_id, run_config=run_config,
+                                      tags=_with_partition(tags, partition_key),
                                       job_code_origin=recon.get_python_origin())
     return execute_run(recon, run, instance, raise_on_error=False)
+
+
+def _with_partition(tags: dict, partition_key: str | None) -> dict:
+    return tags if partition_key is None else {**tags, "dagster/partition": partition_key}
 
 
 def fail_orphaned_runs(instance) -> list[str]:
