@@ -70,7 +70,7 @@ def main() -> None:
         reference, base_rate = None, None
         for name in runtimes:
             runtime, precision = name.split(":")
-            fm = EmbeddingFM(spec.fm.model, cache=cache, batch_size=spec.fm.batch_size or 64,
+            fm = EmbeddingFM(spec.fm.model, cache=cache, batch_size=spec.fm.batch_size,
                              precision=precision, runtime=runtime)
             rate = fm.measure_throughput(timing)  # warmed up, every text timed, nothing cached
             v = votes(fm, texts, prompts, labelers)

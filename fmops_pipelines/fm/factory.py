@@ -13,7 +13,7 @@ def build_fm(backend: str, model: str, cache: FMCache | None, batch_size: int | 
     if backend == "embedding":
         from fmops_pipelines.fm.embedding import EmbeddingFM
 
-        return EmbeddingFM(model, cache=cache, batch_size=batch_size or 64,
+        return EmbeddingFM(model, cache=cache, batch_size=batch_size,  # None: by device (fm/embedding.py)
                            precision=fm_spec.precision if fm_spec is not None else "fp32",
                            runtime=fm_spec.runtime if fm_spec is not None else "torch")
     if backend == "hf-generative":
