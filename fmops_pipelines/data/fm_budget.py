@@ -3,8 +3,9 @@
 Without a budget the FM labels every row of the pool, so its cost grows with the pool (an embedding FM: one
 encoding per row; a generative one: one call per prompt per row). With one, it labels at most `budget` rows in
 all: gold and test first (every prompt is calibrated, chosen and scored on them), and with what is left a sample
-of the pool chosen to cover it; the rest of the pool gets only the cheap labelers (the user's labeling functions and the keyword rules mined from the FM's own votes on the sample), and
-the student's self-training carries the labels to what is still uncovered. FM calls then stay flat as the pool
+of the pool chosen to cover it; the rest of the pool gets only the cheap labelers (the user's labeling functions
+and the keyword rules mined from the FM's own votes on the sample), and the student's self-training carries the
+labels to what is still uncovered. FM calls then stay flat as the pool
 grows (Evaporate's point: FM cost fixed with respect to the data), and the budget is a ceiling a user can price:
 gold rows added by review rounds come out of the pool's share, not on top of it.
 

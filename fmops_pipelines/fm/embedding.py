@@ -67,6 +67,7 @@ class EmbeddingFM:
 
     @property
     def batch(self) -> int:
+        """Texts per forward pass: the spec's fm.batch_size, else CPU_BATCH or GPU_BATCH by the model's device."""
         if self.batch_size:
             return self.batch_size
         return GPU_BATCH if self.runtime == "torch" and self.model.device.type == "cuda" else CPU_BATCH
