@@ -5,9 +5,9 @@
 
 Each (batch size, repeat) encodes the same texts of the task, uncached, in a fresh child process (so one run's
 freed heap is not the next one's head room), in alternating order, after a warm-up; it reports texts/s and the
-peak RSS above the loaded model (sampled every 5 ms). Attention's memory grows with batch x length squared, so
-the task's longest texts set the peak; what fmops uses when fm.batch_size is unset is fm/embedding.py's
-CPU_BATCH / GPU_BATCH.
+peak RSS above the loaded model (first_mile_scale's sampler, every 5 ms). Attention's memory grows with batch x
+length squared, so the task's longest texts set the peak; what fmops uses when fm.batch_size is unset is
+fm/embedding.py's CPU_BATCH / GPU_BATCH.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,12 +25,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def rss_mb() -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
-
-
 def child(task: str, n: int, batch_size: int) -> dict:
+    import psutil
+    from first_mile_scale import RssSampler
+
     from fmops_pipelines.data.readers import load_dataset
     from fmops_pipelines.fm.embedding import EmbeddingFM
     from fmops_pipelines.spec import get_spec
@@ -39,19 +36,14 @@ def child(task: str, n: int, batch_size: int) -> dict:
     texts = load_dataset(get_spec(task, REPO / "assets"))["text"].sample(n, random_state=0).tolist()
     fm = EmbeddingFM(batch_size=batch_size)
     fm._encode_uncached(texts[:64])  # the weights, kernels and tokenizer warmed up
-    loaded, peak = rss_mb(), [0]
-
-    def sample() -> None:
-        while True:
-            peak[0] = max(peak[0], rss_mb())
-            time.sleep(0.005)
-
-    threading.Thread(target=sample, daemon=True).start()
-    start = time.perf_counter()
+    loaded = round(psutil.Process().memory_info().rss / 2**20)
+    rss = RssSampler(every_s=0.005)
+    start, began = time.time(), time.perf_counter()
     fm._encode_uncached(texts)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
+    rss.stop.set()
     return {"batch_size": batch_size, "texts_per_s": round(n / seconds, 1), "loaded_mb": loaded,
-            "transient_mb": peak[0] - loaded}
+            "transient_mb": rss.peak_mb(start, time.time()) - loaded}
 
 
 def main() -> None:

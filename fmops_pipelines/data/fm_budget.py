@@ -5,9 +5,9 @@ encoding per row; a generative one: one call per prompt per row). With one, it l
 all: gold and test first (every prompt is calibrated, chosen and scored on them), and with what is left a sample
 of the pool chosen to cover it; the rest of the pool gets only the cheap labelers (the user's labeling functions
 and the keyword rules mined from the FM's own votes on the sample), and the student's self-training carries the
-labels to what is still uncovered. FM calls then stay flat as the pool
-grows (Evaporate's point: FM cost fixed with respect to the data), and the budget is a ceiling a user can price:
-gold rows added by review rounds come out of the pool's share, not on top of it.
+labels to what is still uncovered. FM calls then stay flat as the pool grows (Evaporate's point: FM cost fixed
+with respect to the data), and the budget is a ceiling a user can price: gold rows added by review rounds come out
+of the pool's share, not on top of it.
 
 Coverage sample: the pool's texts as hashed word n-grams (TF-IDF weighted, no vocabulary to hold), reduced by
 truncated SVD and clustered by mini-batch k-means; each cluster gets a share of the budget proportional to its
