@@ -40,20 +40,13 @@ def gold_only_baselines(fm, gold_texts: Sequence[str], y_gold: np.ndarray, test_
     if hasattr(fm, "embed"):
         embedded = fm.embed(list(gold_texts)), fm.embed(list(test_texts))
         features = {EMBEDDINGS: embedded, **features,
-                    JOINED: tuple(joined(e, t) for e, t in zip(embedded, features[TFIDF], strict=True))}
+                    JOINED: tuple(SideBySide([e], t).joined() for e, t in zip(embedded, features[TFIDF], strict=True))}
         if hasattr(fm, "embed_tokens"):  # the gold teacher's candidate of that kind, on these rows
             features[WITH_TOKENS] = tuple(
                 SideBySide([e, fm.embed_tokens(list(texts))], t, 1 / np.sqrt(2)).joined()
                 for e, texts, t in zip(embedded, (gold_texts, test_texts), features[TFIDF], strict=True))
     return [{"kind": kind, **headline(y_test, tune(X_gold, y_gold).predict(X_test), k), **rows}
             for kind, (X_gold, X_test) in features.items()]
-
-
-def joined(embeddings: np.ndarray, tfidf):
-    """The embeddings beside the TF-IDF vectors, one sparse matrix (the TF-IDF half is what makes it sparse)."""
-    from scipy import sparse
-
-    return sparse.hstack([sparse.csr_matrix(embeddings), tfidf], format="csr")
 
 
 def best_macro_f1(gold_only: list[dict]) -> float:
