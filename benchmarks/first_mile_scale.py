@@ -37,7 +37,7 @@ import yaml
 
 LABELLED = 4000
 STEPS = ["dataset", "splits", "prompt_scores", "weak_label_matrix", "label_model", "gold_teacher",
-         "training_labels", "specialist", "evaluation", "review_queue"]
+         "training_labels", "specialist", "evaluation", "review_queue", "champion"]
 
 
 def task_spec(data: Path, budget: int | None) -> dict:
