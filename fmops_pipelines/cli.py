@@ -286,16 +286,22 @@ def cmd_plan(args) -> int:
     store = GoldStore()
     splits, _ = task_splits(unbudgeted, load_dataset(spec), store.reviewed(spec.name), store.picked(spec.name))
     budgeted = with_fm_sample(splits, budget, spec.splits.seed) if budget is not None else None
-    rate = None
+    rate, warnings = None, []
+    fm = fm_from_spec(spec.fm, cache=None) if spec.fm.backend == "embedding" or not args.no_probe else None
+    if fm is not None and (slow := getattr(fm, "precision_warning", lambda: None)()):
+        warnings.append(slow)
     if not args.no_probe:
         texts = splits["text"].sample(min(len(splits), 48), random_state=spec.splits.seed).tolist()
-        rate = probe_rate(fm_from_spec(spec.fm, cache=None), texts)
+        rate = probe_rate(fm, texts)
     items = plans(spec, splits, budgeted, rate, len(candidates_for(spec)), CALIBRATION_POOL, budget)
     if args.json:
         print(json.dumps({"task": spec.name, "backend": spec.fm.backend, "model": spec.fm.model,
-                          "probe_calls_per_s": rate, "plans": [p.as_dict() for p in items]}, indent=2))
+                          "probe_calls_per_s": rate, "plans": [p.as_dict() for p in items], "warnings": warnings},
+                         indent=2))
     else:
         print(render(spec.name, f"{spec.fm.backend} {spec.fm.model}", rate, items))
+        for line in warnings:
+            print(f"warning: {line}")
     return EXIT_OK
 
 

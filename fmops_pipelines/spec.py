@@ -100,8 +100,9 @@ class FMSpec(_Strict):
     timeout_s: float = Field(default=30.0, gt=0)  # openai: per request
     max_retries: int = Field(default=4, ge=0)  # openai: before a row abstains
     # embedding backend: "bf16" encodes under bfloat16 autocast, ~2x MiniLM's texts/s on a CPU with AMX or
-    # AVX512-BF16 (slower where the CPU emulates bf16) and embeddings within cosine 0.9999 of fp32's; cached
-    # apart from fp32's. A faster FM also lowers the specialist's measured speedup_over_fm.
+    # AVX512-BF16 and embeddings within cosine 0.9999 of fp32's, but 0.14x where the CPU emulates bf16 (a 2-core
+    # AVX2 host: `fmops plan` and the prompt_scores step warn there); cached apart from fp32's. A faster FM also
+    # lowers the specialist's measured speedup_over_fm.
     # int8 (runtime onnx only): MatMul weights quantised per channel; on a 2-core AVX2 host 1.3-1.7x fp32's
     # texts/s, but it changed a twentieth of the votes, about half the rows' (benchmarks/fm_runtimes.py)
     precision: Literal["fp32", "bf16", "int8"] = "fp32"

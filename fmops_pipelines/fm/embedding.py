@@ -29,6 +29,15 @@ TRIM_EVERY = 256  # texts encoded between heap trims: the peak grew ~130 MB per 
 CPU_BATCH, GPU_BATCH = 16, 64
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN, which autocast runs on, sees it.
+    Without it autocast emulates bf16: MiniLM at 0.14x fp32's texts/s on a 2-core AVX2 host (21 against 153 on
+    SMS texts, batch 16; benchmarks/fm_runtimes.py, 2026-12-07), where a host with it ran 1.73x."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 class EmbeddingFM:
     backend = "embedding"
 
@@ -64,6 +73,19 @@ class EmbeddingFM:
             device = self.device or ("cuda" if gpu else "cpu")
             self._model = SentenceTransformer(str(self.path), device=device)
         return self._model
+
+    def precision_warning(self) -> str | None:
+        """One line for a spec asking bf16 where the FM would run emulated bf16 on a CPU (None where it would not):
+        the spec's choice is kept (its answers are cached apart), the user told what it costs. Loads no model."""
+        if self.precision != "bf16" or self.runtime != "torch":
+            return None
+        import torch
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device != "cpu" or native_bf16():
+            return None
+        return ("fm.precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so autocast emulates it, "
+                "several times slower than fp32 (0.14x on a 2-core AVX2 host); set fm.precision: fp32 on this machine")
 
     @property
     def batch(self) -> int:

@@ -20,6 +20,8 @@ def build(spec: TaskSpec) -> list:
     def prompt_scores(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
                       splits: pd.DataFrame) -> dg.Output:
         model = fm.for_spec(spec.fm)
+        if slow := getattr(model, "precision_warning", lambda: None)():
+            context.log.warning(f"{spec.name}: {slow}")
         dev, train = part(splits, "dev"), part(fm_rows(splits), "train")  # calibrate within the FM's budget
         pool = train["text"].sample(min(CALIBRATION_POOL, len(train)), random_state=spec.splits.seed).tolist()
         table = explore_prompts(model, candidates_for(spec), pool, dev["text"].tolist(),

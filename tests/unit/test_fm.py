@@ -206,3 +206,18 @@ def test_a_few_shot_probe_labels_held_out_rows_and_is_scored_out_of_fold(minilm,
     table = explore_prompts(minilm, [], train["text"].tolist()[:200], dev["text"].tolist(), y_dev, spec.label_names,
                             max_labelers=2, min_coverage=0.3, few_shot=True, few_shot_labeler="probe")
     assert table["template"].tolist() == [PROBE_TEMPLATE]
+
+
+def test_bf16_where_the_cpu_would_emulate_it_is_named_without_loading_the_model():
+    """A spec asking bf16 keeps it, but on a CPU without native bfloat16 autocast ran MiniLM at 0.14x fp32's
+    texts/s (a 2-core AVX2 host): the FM says so in one line, before any text is encoded."""
+    from fmops_pipelines.fm.embedding import EmbeddingFM, native_bf16
+
+    assert EmbeddingFM(precision="fp32").precision_warning() is None
+    assert EmbeddingFM(precision="bf16", device="cuda").precision_warning() is None  # a GPU's bf16 is native
+    on_cpu = EmbeddingFM(precision="bf16", device="cpu")
+    said = on_cpu.precision_warning()
+    assert (said is None) == native_bf16()
+    assert said is None or ("fm.precision bf16" in said and "fm.precision: fp32" in said)
+    assert on_cpu._model is None
+

@@ -117,6 +117,16 @@ def test_plan_prints_fm_calls_with_and_without_the_budget(tmp_path):
     assert with_budget["fm_calls"] <= with_budget["fm_rows"] < without["fm_calls"] + 1
     assert plan["probe_calls_per_s"] > 0 and with_budget["fm_seconds"] < without["fm_seconds"]
     assert with_budget["usd"] is None  # no price in the spec
+    assert plan["warnings"] == []  # fp32: nothing to warn about
+
+    spec["fm"] = {"precision": "bf16"}  # where this CPU would emulate bf16, plan says so before anything runs
+    write_task(tmp_path / "assets", "sms_plan_bf16", spec)
+    slow = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "plan", "sms_plan_bf16", "--no-probe"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    from fmops_pipelines.fm.embedding import native_bf16
+
+    assert slow.returncode == 0, slow.stderr[-2000:]
+    assert ("warning: fm.precision bf16: this CPU has no native bfloat16" in slow.stdout) != native_bf16(), slow.stdout
 
     bad = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "plan", "sms_plan", "--budget", "5",
                           "--no-probe"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
