@@ -51,15 +51,16 @@ class NgramScorer:
 
     @staticmethod
     def export(student, directory: Path) -> Path:
-        """Write a trained NgramSpecialist's config and weights as arrays."""
+        """Write a trained NgramSpecialist's config and weights as arrays (the bag table a block at a time)."""
+        from dataclasses import asdict
+
         directory.mkdir(parents=True, exist_ok=True)
-        scorer = NgramScorer.from_student(student)
-        arrays = (scorer.bag, scorer.head_weight.T, scorer.head_bias)
-        for name, array in zip(ARRAYS, arrays, strict=True):
-            np.save(directory / f"{name}.npy", np.ascontiguousarray(array))
-        if scorer.featurizer.idf is not None:  # whole, as the bag: memory-mapped, shared by forked workers
-            np.save(directory / IDF_FILE, scorer.featurizer.idf)
-        (directory / "config.json").write_text(json.dumps(scorer.cfg, indent=2))
+        student.write_bag_table(directory / f"{ARRAYS[0]}.npy")
+        for name in ARRAYS[1:]:  # head.weight [k, d] as the scorer's files hold it, head.bias [k]
+            np.save(directory / f"{name}.npy", student.net.state_dict()[name.replace("_", ".")].detach().float().cpu().numpy())
+        if student.featurizer.idf is not None:  # whole, as the bag: memory-mapped, shared by forked workers
+            np.save(directory / IDF_FILE, student.featurizer.idf)
+        (directory / "config.json").write_text(json.dumps(asdict(student.cfg), indent=2))
         return directory
 
     @classmethod
