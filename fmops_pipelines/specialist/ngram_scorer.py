@@ -55,9 +55,10 @@ class NgramScorer:
         from dataclasses import asdict
 
         directory.mkdir(parents=True, exist_ok=True)
-        student.write_bag_table(directory / f"{ARRAYS[0]}.npy")
-        for name in ARRAYS[1:]:  # head.weight [k, d] as the scorer's files hold it, head.bias [k]
-            np.save(directory / f"{name}.npy", student.net.state_dict()[name.replace("_", ".")].detach().float().cpu().numpy())
+        student.write_bag_table(directory / "bag.npy")
+        state = student.net.state_dict()
+        for name, key in (("head_weight", "head.weight"), ("head_bias", "head.bias")):  # [k, d] and [k]
+            np.save(directory / f"{name}.npy", state[key].detach().float().cpu().numpy())
         if student.featurizer.idf is not None:  # whole, as the bag: memory-mapped, shared by forked workers
             np.save(directory / IDF_FILE, student.featurizer.idf)
         (directory / "config.json").write_text(json.dumps(asdict(student.cfg), indent=2))
