@@ -87,9 +87,10 @@ class SideBySide:
 
     def joined(self):
         """The rows as one float64 CSR matrix, written in place: scipy's route (csr_matrix of the dense blocks, then
-        hstack) passed through COO's row and column arrays and three copies of the values, ~370 MB at the peak of
-        the gold teacher's self-training on 10,000 rows of 640 dense columns (docs/measurements.md). The dense
-        columns keep their zeros, which change no product a linear model takes."""
+        hstack) passed through COO's row and column arrays and copies of the values, 3x the result at its peak; at
+        10,000 rows of 640 dense columns, the gold teacher's self-training, that was ~130 MB of the 67k-row run's
+        peak (docs/measurements.md). The dense columns keep their zeros, which change no product a linear model
+        takes."""
         from scipy import sparse
 
         rows = slice(None) if self.rows is None else self.rows

@@ -571,7 +571,7 @@ def test_side_by_side_features_join_only_the_rows_read_and_predict_as_the_joined
 
 def test_side_by_side_rows_join_without_a_copy_of_the_rows_beside_the_result():
     """The self-training refit joins 10,000 pool rows of 640 dense columns at once; scipy's route to that matrix
-    (csr_matrix of the dense blocks, then hstack) peaked at 3x the result (COO's row and column arrays), ~370 MB
+    (csr_matrix of the dense blocks, then hstack) peaked at 3x the result (COO's row and column arrays), ~130 MB
     of the 67k-row run's peak. Written in place, the peak stays near the result's own size, rows without a TF-IDF
     entry and chunk boundaries (gt.JOIN_CHUNK) inside the rows included, and the matrix is the same."""
     import tracemalloc
