@@ -287,7 +287,9 @@ def cmd_plan(args) -> int:
     splits, _ = task_splits(unbudgeted, load_dataset(spec), store.reviewed(spec.name), store.picked(spec.name))
     budgeted = with_fm_sample(splits, budget, spec.splits.seed) if budget is not None else None
     rate, warnings = None, []
-    fm = fm_from_spec(spec.fm, cache=None) if spec.fm.backend == "embedding" or not args.no_probe else None
+    # the FM is built to probe it, or to ask whether a bf16 spec would run emulated here; --no-probe otherwise
+    # builds none (no model folder hashed, no registry model fetched)
+    fm = fm_from_spec(spec.fm, cache=None) if not args.no_probe or spec.fm.precision == "bf16" else None
     if fm is not None and (slow := getattr(fm, "precision_warning", lambda: None)()):
         warnings.append(slow)
     if not args.no_probe:
