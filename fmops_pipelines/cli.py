@@ -272,6 +272,7 @@ def cmd_plan(args) -> int:
     from fmops_pipelines.data.fm_budget import with_fm_sample
     from fmops_pipelines.data.readers import load_dataset
     from fmops_pipelines.data.splits import task_splits
+    from fmops_pipelines.fm.base import precision_warning
     from fmops_pipelines.fm.exploration import CALIBRATION_POOL, candidates_for
     from fmops_pipelines.fm.factory import fm_from_spec
     from fmops_pipelines.fm.plan import plans, probe_rate, render
@@ -290,7 +291,7 @@ def cmd_plan(args) -> int:
     # the FM is built to probe it, or to ask whether a bf16 spec would run emulated here; --no-probe otherwise
     # builds none (no model folder hashed, no registry model fetched)
     fm = fm_from_spec(spec.fm, cache=None) if not args.no_probe or spec.fm.precision == "bf16" else None
-    if fm is not None and (slow := getattr(fm, "precision_warning", lambda: None)()):
+    if fm is not None and (slow := precision_warning(fm)):
         warnings.append(slow)
     if not args.no_probe:
         texts = splits["text"].sample(min(len(splits), 48), random_state=spec.splits.seed).tolist()

@@ -54,6 +54,13 @@ class FMStats:
                 "fm_abstains": dict(sorted(self.abstains.items()))}
 
 
+def precision_warning(fm) -> str | None:
+    """What the FM says its precision costs on this machine, in one line (None: nothing, or a backend without
+    precisions): fm.embedding.EmbeddingFM.precision_warning."""
+    warn = getattr(fm, "precision_warning", None)
+    return warn() if warn is not None else None
+
+
 def with_fm_usage(frame, stats: FMStats):
     """Attach what producing this frame cost in FM calls; it travels with the stored asset (Parquet keeps
     DataFrame.attrs), so a later stage reads it as an input instead of from another asset's metadata."""

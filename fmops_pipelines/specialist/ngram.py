@@ -180,14 +180,17 @@ class NgramSpecialist(Student):
         X = self.featurizer.transform(list(texts), np.float32)
         return self.table.remap(X) if self.table is not None else X
 
+    def _bag(self) -> np.ndarray:
+        return self.net.bag.weight.detach().float().cpu().numpy()
+
     def bag_table(self) -> np.ndarray:
         """The bag as a table of all the featuriser's rows (zero where the model holds none): what serving reads."""
-        bag = self.net.bag.weight.detach().float().cpu().numpy()
+        bag = self._bag()
         return self.table.whole(bag, self.featurizer.n_features) if self.table is not None else bag
 
     def write_bag_table(self, path: Path) -> None:
         """bag_table() as a .npy file, written without holding it whole."""
-        bag = self.net.bag.weight.detach().float().cpu().numpy()
+        bag = self._bag()
         if self.table is None:
             np.save(path, bag)
         else:

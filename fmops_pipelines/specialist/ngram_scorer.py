@@ -55,9 +55,10 @@ class NgramScorer:
         from dataclasses import asdict
 
         directory.mkdir(parents=True, exist_ok=True)
-        student.write_bag_table(directory / "bag.npy")
+        bag, head_weight, head_bias = ARRAYS
+        student.write_bag_table(directory / f"{bag}.npy")
         state = student.net.state_dict()
-        for name, key in (("head_weight", "head.weight"), ("head_bias", "head.bias")):  # [k, d] and [k]
+        for name, key in ((head_weight, "head.weight"), (head_bias, "head.bias")):  # [k, d] and [k]
             np.save(directory / f"{name}.npy", state[key].detach().float().cpu().numpy())
         if student.featurizer.idf is not None:  # whole, as the bag: memory-mapped, shared by forked workers
             np.save(directory / IDF_FILE, student.featurizer.idf)

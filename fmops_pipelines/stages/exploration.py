@@ -5,7 +5,7 @@ import pandas as pd
 
 from fmops_pipelines.data.fm_budget import fm_rows
 from fmops_pipelines.data.splits import label_indices, part
-from fmops_pipelines.fm.base import with_fm_usage
+from fmops_pipelines.fm.base import precision_warning, with_fm_usage
 from fmops_pipelines.fm.exploration import CALIBRATION_POOL, candidates_for, explore_prompts
 from fmops_pipelines.resources import FoundationModelResource
 from fmops_pipelines.spec import TaskSpec
@@ -20,7 +20,7 @@ def build(spec: TaskSpec) -> list:
     def prompt_scores(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
                       splits: pd.DataFrame) -> dg.Output:
         model = fm.for_spec(spec.fm)
-        if slow := getattr(model, "precision_warning", lambda: None)():
+        if slow := precision_warning(model):
             context.log.warning(f"{spec.name}: {slow}")
         dev, train = part(splits, "dev"), part(fm_rows(splits), "train")  # calibrate within the FM's budget
         pool = train["text"].sample(min(CALIBRATION_POOL, len(train)), random_state=spec.splits.seed).tolist()
