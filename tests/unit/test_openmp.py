@@ -44,6 +44,8 @@ def test_a_process_that_waits_after_torch_stops_spinning():
     assert bounded["policy"] == "ACTIVE" and bounded["spins"] == "1000000"
     assert bounded["cpu_s"] < 0.4, bounded
     unbounded = idle_cpu(OMP_WAIT_POLICY="ACTIVE", GOMP_SPINCOUNT="30000000000")  # a user's own count is kept
-    assert unbounded["spins"] == "30000000000" and unbounded["cpu_s"] > 1.0, unbounded
+    # > 0.5 of 2 idle seconds, not ~2: the suite runs on two pytest workers (README), so the spinning thread may
+    # share the cores with a whole run beside it; the bounded count burns ~0.02 s whatever the load
+    assert unbounded["spins"] == "30000000000" and unbounded["cpu_s"] > 0.5, unbounded
     passive = idle_cpu(OMP_WAIT_POLICY="PASSIVE", FMOPS_GOMP_SPINCOUNT="auto", GOMP_SPINCOUNT="1000000")
     assert passive["spins"] is None  # a count fmops set for a parent's ACTIVE would make PASSIVE spin
