@@ -115,7 +115,7 @@ def coalesced(grad: torch.Tensor) -> torch.Tensor:
         rows, position = torch.unique(lookups, sorted=True, return_inverse=True)
     summed = values.new_zeros((len(rows), *values.shape[1:])).index_add_(0, position, values)
     # rows are unique and sorted by construction, so the invariants hold: opting out says so (torch warns when the
-    # choice is left implicit, and checking would cost a sort per step)
+    # choice is left implicit, and checking would cost a pass over the indices every step)
     return torch.sparse_coo_tensor(rows.unsqueeze(0), summed, grad.shape, is_coalesced=True, check_invariants=False)
 
 
