@@ -126,13 +126,17 @@ class Contrastive:
 
     def fitted(self, rows: np.ndarray, y: np.ndarray):
         import tempfile
+        import warnings
 
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
 
         model = SetFitModel.from_pretrained(self.model_path)
         data = Dataset.from_dict({"text": [self.texts[i] for i in rows], "label": [int(v) for v in y]})
-        with tempfile.TemporaryDirectory() as out:  # SetFit writes nothing we keep; no tracker, no checkpoints
+        with tempfile.TemporaryDirectory() as out, warnings.catch_warnings():  # SetFit writes nothing we keep
+            # its trainer's DataLoader pins memory, a switch its TrainingArguments do not expose; on a CPU torch then
+            # warns on every fit that there is nothing to pin it for
+            warnings.filterwarnings("ignore", "'pin_memory' argument is set as true but no accelerator", UserWarning)
             args = TrainingArguments(output_dir=out, num_iterations=self.iterations, num_epochs=1, batch_size=16,
                                      seed=self.seed, report_to="none", save_strategy="no", show_progress_bar=False)
             Trainer(model=model, args=args, train_dataset=data).train()
