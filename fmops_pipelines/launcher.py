@@ -125,16 +125,21 @@ def step_labels(defs) -> dict[str, str]:
 
 class _Progress:
     """Turns the run's Dagster events, as the instance stores them, into one line per step with its seconds;
-    the checks a step evaluated follow its line (a check that is its own step goes on that step's line)."""
+    the checks a step evaluated follow its line (a check that is its own step goes on that step's line), then
+    the warnings it logged: a step that went on without something (no gold teacher, an unused split column)
+    says so where the user reads, not only in the Dagster UI's log."""
 
     def __init__(self, out: TextIO, gate_names: set[str], labels: dict[str, str]):
         self.out, self.gate_names, self.labels = out, gate_names, labels
         self.show_progress = progress.terminal_printer(out)
         self.started: dict[str, float] = {}
         self.checks: dict[str, list[tuple[str, str]]] = {}  # step -> (check name, verdict and detail)
+        self.warnings: dict[str, list[str]] = {}  # step -> what it logged at WARNING or above
         self.outcome = RunOutcome(run_id="", success=False)
 
     def handle(self, entry) -> None:
+        import logging
+
         from dagster import AssetCheckSeverity, DagsterEventType
 
         event = entry.dagster_event
@@ -142,6 +147,9 @@ class _Progress:
             message = entry.user_message or ""
             if message.startswith(progress.PREFIX):
                 self.show_progress(message)
+            elif entry.level >= logging.WARNING and entry.step_key:
+                step = self.labels.get(entry.step_key, entry.step_key)
+                self.warnings.setdefault(step, []).append(message)
             return
         progress.clear_line(self.out)
         step = self.labels.get(event.step_key or "", event.step_key or "")
@@ -157,6 +165,8 @@ class _Progress:
             for name, verdict in checks:
                 if not step.endswith(f":{name}"):
                     print(f"         check {name:<45} {verdict}", file=self.out, flush=True)
+            for message in self.warnings.pop(step, []):
+                print(f"         warning: {message}", file=self.out, flush=True)
             if kind == DagsterEventType.STEP_FAILURE:
                 cls, message = _root_error(event.step_failure_data.error)
                 if cls != "DagsterAssetCheckFailedError":

@@ -64,3 +64,22 @@ def test_progress_goes_to_the_run_log_and_the_console_prints_it(tmp_path):
         for entry in instance.all_logs(result.run_id):
             printer.handle(entry)
     assert [line for line in console.getvalue().splitlines() if line.startswith("progress:")] == shown
+
+
+def test_what_a_step_warns_of_follows_its_line_in_the_console_and_its_info_does_not():
+    @dg.asset
+    def partial_asset(context: dg.AssetExecutionContext) -> int:
+        context.log.info("fitted 3 models")
+        context.log.warning("demo: no gold teacher: some label has under 2 gold rows to cross-fit on")
+        return 3
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([partial_asset], instance=instance)
+        console = io.StringIO()
+        printer = _Progress(console, set(), {})
+        for entry in instance.all_logs(result.run_id):
+            printer.handle(entry)
+    lines = console.getvalue().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  [ok ] partial_asset"))
+    assert lines[at + 1:] == ["         warning: demo: no gold teacher: some label has under 2 gold rows to cross-fit on"]
+    assert not any("fitted 3 models" in line for line in lines)
