@@ -388,7 +388,7 @@ def cmd_models(args) -> int:
 
 def cmd_init(args) -> int:
     """Draft assets/TASK/task.yaml from a data file, then say what was found and what to run next."""
-    from fmops_pipelines.scaffold import inspect, task_file, write_task
+    from fmops_pipelines.scaffold import FEW_PER_LABEL, inspect, task_file, write_task
 
     task_file(args.task, paths.assets_dir())  # a bad or taken name fails before the file is read
     labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
@@ -401,8 +401,13 @@ def cmd_init(args) -> int:
           (f", split column '{found.split_column}'" if found.split_column else ""))
     width = max(len(name) for name in found.label_counts)
     for name, count in found.label_counts.items():
-        print(f"  {name:<{width}}  {count:>8,} labelled rows")
+        print(f"  {name:<{width}}  {count:>8,} labelled row{'' if count == 1 else 's'}")
     print(f"  {'(none)':<{width}}  {found.unlabelled:>8,} unlabelled rows: the pool the specialist learns from")
+    for name, count in found.label_counts.items():
+        if count < FEW_PER_LABEL:
+            print(f"note: {name} has {count} labelled row{'' if count == 1 else 's'}: the gold teacher is fitted on "
+                  f"2 or more of each label outside the test split, so with under {FEW_PER_LABEL} the run may go "
+                  f"without one; label a few more")
     print(f"wrote {target}; look at its verbalizers and templates (marked LOOK), then run:\n"
           f"  fmops run {args.task}")
     return EXIT_OK

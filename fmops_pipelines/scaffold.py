@@ -23,6 +23,8 @@ ID_NAMES = ("id", "uid", "uuid", "key", "row_id", "doc_id")
 SPLIT_NAMES = ("split", "fold", "set", "subset", "partition")
 MAX_LABELS = 50
 MIN_LABELLED = 40  # dev (>= 10 rows), test and 10 to spare: what the splits stage needs at the least
+FEW_PER_LABEL = 4  # a label with fewer labelled rows may leave under 2 in gold once test has its share: no gold
+# teacher then (gold is cross-fitted, data.splits.gold_folds); `fmops init` says so
 
 
 @dataclass

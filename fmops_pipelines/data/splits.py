@@ -188,6 +188,15 @@ def picked_gold(splits: pd.DataFrame) -> np.ndarray | None:
     return splits.loc[splits["split"] == "dev", PICKED].fillna(False).to_numpy(dtype=bool)
 
 
+def thin_gold_labels(splits: pd.DataFrame, label_names: list[str], least: int = 2) -> dict[str, int]:
+    """Each label with under `least` gold rows that a fold can score (gold a queue picked trains, never scores),
+    and its count: what keeps gold_folds from cross-fitting, named for the user."""
+    gold = splits[splits["split"] == "dev"]
+    picked = picked_gold(splits)
+    counts = (gold[~picked] if picked is not None else gold)["label"].value_counts()
+    return {name: int(counts.get(name, 0)) for name in label_names if counts.get(name, 0) < least}
+
+
 def split_summary(splits: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Row counts per split and per gold label (train shows only its size)."""
     summary: dict[str, dict[str, int]] = {}

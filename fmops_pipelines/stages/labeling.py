@@ -106,6 +106,7 @@ def build(spec: TaskSpec) -> list:
                                        "out of fold, the pool also once per fold.")
     def gold_teacher(context: dg.AssetExecutionContext, mlflow: MlflowTracking, fm: FoundationModelResource,
                      compute: ComputeResource, splits: pd.DataFrame) -> dg.Output:
+        from fmops_pipelines.data.splits import thin_gold_labels
         from fmops_pipelines.supervision.gold_teacher import contrastive_encoder, empty_labels, teach_splits
 
         model = fm.for_spec(spec.fm)
@@ -115,7 +116,11 @@ def build(spec: TaskSpec) -> list:
         teacher = teach_splits(model, fm_rows(splits), spec.label_names, spec.splits.seed, encoder,
                                spec.gold_teacher.contrastive_iterations)
         if teacher is None:
-            context.log.warning(f"{spec.name}: no gold teacher: some label has under 2 gold rows to cross-fit on")
+            thin = ", ".join(f"{n} row{'' if n == 1 else 's'} labelled {label}"
+                             for label, n in thin_gold_labels(splits, spec.label_names).items())
+            context.log.warning(f"{spec.name}: no gold teacher: it is cross-fitted on gold rows, at least 2 of each "
+                                f"label, and the gold split has {thin} (label more in the data file, or with "
+                                f"`fmops review {spec.name}`)")
             return mlflow.record(context, spec.name, dg.Output(empty_labels(spec.label_names),
                                                                metadata={"kind": "none"}))
         return mlflow.record(context, spec.name, dg.Output(with_fm_usage(teacher.labels, model.stats), metadata={

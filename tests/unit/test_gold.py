@@ -602,3 +602,21 @@ def test_side_by_side_rows_join_without_a_copy_of_the_rows_beside_the_result():
     assert (np.diff(tfidf[rows].indptr) == 0).any()  # some rows have nothing on the sparse side
     whole = sparse.hstack([sparse.csr_matrix(np.hstack(dense) * 0.7), tfidf], format="csr")[rows]
     assert out.dtype == np.float64 and out.shape == whole.shape and abs(out - whole).max() == 0
+
+
+def test_the_labels_too_thin_to_cross_fit_gold_on_are_named_with_their_counts(gold_slice):
+    """Where gold cannot be cross-fitted (no gold teacher), the run names which labels lack rows: gold a queue picked
+    trains and never scores, so it does not count."""
+    from fmops_pipelines.data.splits import PICKED, thin_gold_labels
+    from fmops_pipelines.supervision.gold_teacher import FULL
+
+    _, splits = gold_slice
+    assert thin_gold_labels(splits, LABELS) == {}
+    spam = splits.index[(splits["split"] == "dev") & (splits["label"] == "spam")]
+    one_spam = splits.drop(spam[1:]).reset_index(drop=True)
+    assert thin_gold_labels(one_spam, LABELS) == {"spam": 1}
+    assert thin_gold_labels(one_spam, [*LABELS, "other"]) == {"spam": 1, "other": 0}
+    gold = one_spam["split"] == "dev"
+    assert (gold_folds(label_indices(one_spam.loc[gold, "label"], LABELS), 2, seed=0) == FULL).all()
+    picked = splits.assign(**{PICKED: splits.index.isin(spam[1:])})  # all spam rows but one came from a queue
+    assert thin_gold_labels(picked, LABELS) == {"spam": 1}

@@ -17,7 +17,7 @@ def test_init_finds_the_columns_and_writes_a_spec_that_loads(assets_dir, tmp_pat
     assert main(["init", "movie_reviews", "--data", str(tmp_path / "reviews.csv")]) == 0
     out = capsys.readouterr().out
     assert "text column 'review', label column 'sentiment', id column 'review_id'" in out
-    assert "fmops run movie_reviews" in out and "300 unlabelled rows" in out
+    assert "fmops run movie_reviews" in out and "300 unlabelled rows" in out and "note:" not in out
     spec = get_spec("movie_reviews")
     assert spec.label_names == ["negative", "positive"]
     assert (spec.dataset.text_column, spec.dataset.label_column, spec.dataset.id_column) == ("review", "sentiment",
@@ -27,11 +27,13 @@ def test_init_finds_the_columns_and_writes_a_spec_that_loads(assets_dir, tmp_pat
     assert "LOOK" in raw and len(re.findall(r"# \d+ labelled rows", raw)) == 2  # what to look at, label counts
 
 
-def test_init_takes_the_columns_and_the_label_set_as_given_in_parquet(assets_dir, tmp_path):
+def test_init_takes_the_columns_and_the_label_set_as_given_in_parquet(assets_dir, tmp_path, capsys):
     frame = reviews().rename(columns={"review": "body_text", "sentiment": "y_true"})
     frame.to_parquet(tmp_path / "r.parquet")
     assert main(["init", "r", "--data", str(tmp_path / "r.parquet"), "--text-column", "body_text",
                  "--label-column", "y_true", "--labels", "positive,negative,neutral"]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith("note: neutral has 0 labelled rows: the gold teacher")
     spec = get_spec("r")
     assert spec.label_names == ["positive", "negative", "neutral"]  # the order given, a label with no rows yet
     assert spec.dataset.text_column == "body_text"
