@@ -177,6 +177,13 @@ def _read_local_file(ds: DatasetSpec, path: Path, base: Path, labels_optional: b
     return pd.concat([out, df[extra].reset_index(drop=True)], axis=1).rename(columns=str)
 
 
+def _shown(path, base: Path) -> str:
+    """A data file's path as an error names it: the file itself, not the spec's path relative to the task folder
+    ("../../data.csv" means nothing where the user runs fmops)."""
+    path = Path(path)
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
 def load_dataset(spec: TaskSpec, data_home: Path | None = None) -> pd.DataFrame:
     """The task's dataset with labels mapped to the spec's label names and basic integrity enforced."""
     ds = spec.dataset
@@ -189,7 +196,8 @@ def load_dataset(spec: TaskSpec, data_home: Path | None = None) -> pd.DataFrame:
         source = ds.registry
     else:
         df = read_local(ds, spec.root)
-        source = str(ds.path) + (f" (+ gold {', '.join(ds.gold_files)})" if ds.gold_files else "")
+        source = _shown(ds.path, spec.root) + (f" (+ gold {', '.join(_shown(f, spec.root) for f in ds.gold_files)})"
+                                               if ds.gold_files else "")
     if df.empty:
         raise DataError(f"{source}: dataset is empty (0 rows)")
     df["text"] = df["text"].astype("string")

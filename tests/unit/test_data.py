@@ -79,6 +79,7 @@ def test_bad_local_data_is_one_line(tmp_path, csv_text, dataset, message):
     with pytest.raises(DataError, match=message) as info:
         load_dataset(_local_spec(tmp_path, csv_text, **dataset))
     assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{(tmp_path / 'mine' / 'data.csv').resolve()}: ")  # the file, wherever it is
 
 
 def test_an_unlabelled_copy_of_a_gold_or_test_text_takes_its_label():
