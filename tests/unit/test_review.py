@@ -182,10 +182,11 @@ def test_a_csv_round_trips_and_unlabelled_rows_are_skipped(tmp_path, sms):
     _, _, splits = sms
     pool = splits[splits["split"] == "train"].head(3)
     queue = pd.DataFrame({"id": pool["id"], "text": pool["text"], "kind": LABEL, "reason": "r", "prediction": "ham",
-                          "confidence": 0.6, "current_label": None, "round": 4})
+                          "confidence": np.float32(0.462), "current_label": None, "round": 4})
     path = tmp_path / "round.csv"
     write_csv(queue, path)
     filled = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert (filled["confidence"] == "0.4620").all() and (filled["round"] == "4").all()  # as a person reads them
     filled.loc[0, "label"], filled.loc[1, "label"], filled.loc[1, "annotator"] = "spam", "ham", "kim@x"
     filled.to_csv(path, index=False)
     got = read_csv(path)
