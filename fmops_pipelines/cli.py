@@ -276,9 +276,11 @@ def cmd_plan(args) -> int:
     from fmops_pipelines.fm.exploration import CALIBRATION_POOL, candidates_for
     from fmops_pipelines.fm.factory import fm_from_spec
     from fmops_pipelines.fm.plan import plans, probe_rate, render
+    from fmops_pipelines.launcher import quiet_libraries
     from fmops_pipelines.review.store import GoldStore
     from fmops_pipelines.spec import get_spec
 
+    quiet_libraries()  # the probe loads the FM: no progress bar of its weights above the plan
     spec = get_spec(args.task)
     budget = args.budget if args.budget is not None else spec.fm.budget
     if budget is not None and budget < 100:

@@ -106,9 +106,11 @@ def test_plan_prints_fm_calls_with_and_without_the_budget(tmp_path):
     spec["splits"]["max_rows"] = 1500
     write_task(tmp_path / "assets", "sms_plan", spec)
     env = {**__import__("os").environ, "FMOPS_ASSETS_DIR": str(tmp_path / "assets"), "FMOPS_HOME": str(tmp_path / "h")}
+    env.pop("TQDM_DISABLE")  # the suite's own quiet (tests/conftest.py): plan must keep the libraries quiet itself
     done = subprocess.run([sys.executable, "-m", "fmops_pipelines.cli", "plan", "sms_plan", "--budget", "700",
                            "--json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "Loading weights" not in done.stderr, done.stderr[-2000:]  # no progress bar of the FM's load
     plan = json.loads(done.stdout)
     without, with_budget = plan["plans"]
     assert without["budget"] is None and with_budget["budget"] == 700
