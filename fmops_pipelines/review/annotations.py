@@ -66,7 +66,10 @@ def _problem(a: Annotation, rows: pd.DataFrame, label_names: list[str]) -> str |
     if a.label is None or not a.label.strip():
         return f"row {a.row_id}: empty label"
     if a.label.strip() not in label_names:
-        return f"row {a.row_id}: label '{a.label.strip()}' is not one of {', '.join(label_names)}"
+        # a label typed in another case is named, not taken: the label set is the spec's, exactly
+        near = [n for n in label_names if n.casefold() == a.label.strip().casefold()]
+        return (f"row {a.row_id}: label '{a.label.strip()}' is not one of {', '.join(label_names)}"
+                + (f" (did you mean '{near[0]}'?)" if near else ""))
     if a.row_id not in rows.index:
         return f"row {a.row_id} no longer exists in the task's data"
     if rows.at[a.row_id, "split"] == "test":

@@ -158,7 +158,8 @@ def test_the_gold_store_is_append_only_latest_wins_and_the_same_import_twice_add
 
 
 @pytest.mark.parametrize("label, row, text, message", [
-    ("eggs", "pool", None, "label 'eggs' is not one of ham, spam"),
+    ("eggs", "pool", None, "label 'eggs' is not one of ham, spam (nothing was imported)"),
+    ("Spam", "pool", None, "label 'Spam' is not one of ham, spam (did you mean 'spam'?) (nothing was imported)"),
     ("  ", "pool", None, "empty label"),
     ("spam", "sms-99999", None, "no longer exists"),
     ("spam", "test", None, "is a test row"),
