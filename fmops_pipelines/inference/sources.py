@@ -120,7 +120,8 @@ def read_batches(path: Path, text_column: str = "text", batch_rows: int = 65536)
     rows, schema = 0, None
     for batch in batches:
         if text_column not in batch.schema.names:
-            raise DataError(f"{path}: missing column '{text_column}'; columns are {batch.schema.names}")
+            raise DataError(f"{path}: missing column '{text_column}'; columns are {batch.schema.names} (name the "
+                            f"text column with inference.text_column, or fmops predict --text-column)")
         if batch.num_rows == 0:
             continue
         batch = with_text_as_string(batch, text_column, path, rows)

@@ -92,7 +92,8 @@ def test_a_bad_row_late_in_the_file_leaves_the_previous_output_untouched(trained
 
 
 @pytest.mark.parametrize("name,content,reason", [
-    ("no_text.csv", b"message\nhello\n", "missing column 'text'; columns are ['message']"),
+    ("no_text.csv", b"message\nhello\n", ("missing column 'text'; columns are ['message'] (name the text column "
+                                          "with inference.text_column, or fmops predict --text-column)")),
     ("empty.csv", b"", "empty file"),
     ("header_only.csv", b"text\n", "no rows to predict"),
     ("latin1.csv", "text\nok\ncaf\u00e9 au lait\n".encode("latin-1"), "line 3: not valid UTF-8 text"),
