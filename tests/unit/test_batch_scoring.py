@@ -62,6 +62,21 @@ def test_streaming_matches_the_in_memory_model_with_lineage(trained, tmp_path, s
     assert footer["fmops.model_version"] == "7" and footer["fmops.rows"] == str(len(frame))
 
 
+def test_texts_that_span_lines_are_one_row_each_across_the_reader_s_blocks(trained, tmp_path):
+    """Quoted texts with newlines (emails, reviews) in a CSV larger than one read block: every row scored, each
+    text whole (such a file stopped with "CSV parser got out of sync with chunker")."""
+    from fmops_pipelines.inference.sources import BLOCK_BYTES
+
+    _, scorer, d = trained
+    texts = [f"{t}\n\nsecond paragraph, \"quoted\", row {i}" for i, t in enumerate((d["texts"] * 40)[:8000])]
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts})
+    frame.to_csv(tmp_path / "mail.csv", index=False)
+    assert (tmp_path / "mail.csv").stat().st_size > 3 * BLOCK_BYTES
+    stats = score_file(scorer, tmp_path / "mail.csv", tmp_path / "out.parquet", LINEAGE, Settings(batch_size=256))
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert stats.rows == len(frame) and out["text"].tolist() == texts
+
+
 def test_csv_and_jsonl_outputs_and_columns_the_input_already_has(trained, tmp_path):
     _, scorer, d = trained
     pd.DataFrame({"text": d["texts"][:20], "label": "gold"}).to_json(tmp_path / "in.jsonl", orient="records",
@@ -99,6 +114,8 @@ def test_a_bad_row_late_in_the_file_leaves_the_previous_output_untouched(trained
     ("latin1.csv", "text\nok\ncaf\u00e9 au lait\n".encode("latin-1"), "line 3: not valid UTF-8 text"),
     ("fake.parquet", b"text\nhello\n", "not a Parquet file"),
     ("broken.jsonl", b'{"text": "a"}\n{"text": \n', "line 2: not a JSON object"),
+    ("unclosed.csv", b'id,text\n1,first\n2,"never closed, ""so"" the rest\n3,third\n4,fourth\n',
+     "line 3: a quoted field opens there and is never closed"),
     ("notes.txt", b"text\nhello\n", "unsupported format '.txt'"),
 ])
 def test_bad_inputs_fail_with_one_line_naming_the_file(trained, tmp_path, name, content, reason):
