@@ -115,7 +115,7 @@ def cmd_run(args) -> int:
     if outcome.failed_gates:
         print(f"gates failed: {', '.join(outcome.failed_gates)}; champion left unchanged", file=sys.stderr)
     elif outcome.exit_code == EXIT_OK:
-        print(f"batch inference: put CSV / Parquet / JSONL files in {spec.inbox()} (the inbox sensor scores each "
+        print(f"batch inference: put CSV / TSV / Parquet / JSONL files in {spec.inbox()} (the inbox sensor scores each "
               f"one under `fmops ui`) or run `fmops batch {spec.name}`", file=sys.stderr)
     print(f"run {outcome.run_id} finished in {outcome.seconds:.0f}s (see it with `fmops ui`)", file=sys.stderr)
     return outcome.exit_code
@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=lambda prog: argparse.HelpFormatter(prog, width=120))
     parser.add_argument("--version", action="version", version=f"fmops {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("init", help="draft assets/TASK/task.yaml from your own CSV / Parquet / JSONL file")
+    p = sub.add_parser("init", help="draft assets/TASK/task.yaml from your own CSV / TSV / Parquet / JSONL file")
     p.add_argument("task")
     p.add_argument("--data", required=True, help="the data file: a text column and a label column (some rows "
                    "labelled, the rest empty)")
@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--json", action="store_true", help="print the evaluation summary as JSON")
     p.set_defaults(fn=cmd_evaluate)
-    p = sub.add_parser("predict", help="label a CSV / Parquet / JSONL file with the champion (streamed, tuned)")
+    p = sub.add_parser("predict", help="label a CSV / TSV / Parquet / JSONL file with the champion (streamed, tuned)")
     p.add_argument("task")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True, help=".parquet, .csv or .jsonl")

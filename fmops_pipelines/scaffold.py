@@ -153,7 +153,7 @@ def inspect(path: Path, text_column: str | None = None, label_column: str | None
             sources = [(gold, _strings(gold_frame, label))] if gold_frame is not None else []
             file, rows = next((f, v) for f, v in [*sources, (data_path, pool)] if (v == unknown[0]).any())
             row = int((rows == unknown[0]).fillna(False).to_numpy().argmax())
-            raise DataError(f"{file}: row {row + 2 if file.suffix.lower() == '.csv' else row}: label "
+            raise DataError(f"{file}: row {row + 2 if file.suffix.lower() in ('.csv', '.tsv') else row}: label "
                             f"'{unknown[0]}' in column '{label}' is not one of --labels {labels}")
         label_counts = {name: int(counts.get(name, 0)) for name in labels}
     else:

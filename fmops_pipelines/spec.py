@@ -39,10 +39,10 @@ class LabelSpec(_Strict):
 
 
 class DatasetSpec(_Strict):
-    """Either a registry dataset (pinned URL + sha256) or a local CSV / Parquet / JSONL file."""
+    """Either a registry dataset (pinned URL + sha256) or a local CSV / TSV / Parquet / JSONL file."""
 
     registry: str | None = None  # a dataset fmops pins (sms_spam_uci, ...); or `path`
-    path: str | None = None  # your CSV / Parquet / JSONL file, relative to the task folder; or `registry`
+    path: str | None = None  # your CSV / TSV / Parquet / JSONL file, relative to the task folder; or `registry`
     text_column: str = "text"  # the column holding the text
     label_column: str | None = "label"  # gold labels; an empty cell is an unlabelled row; null: none
     id_column: str | None = None  # stable row ids (kept in outputs); default: row numbers

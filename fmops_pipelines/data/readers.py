@@ -19,6 +19,8 @@ from fmops_pipelines.errors import DataError
 from fmops_pipelines.spec import DatasetSpec, TaskSpec
 
 CORE_COLUMNS = ["id", "text", "label"]
+DELIMITERS = {".csv": ",", ".tsv": "\t"}  # delimited text files by suffix
+SEPARATOR_NAMES = {",": "commas", "\t": "tabs", ";": "semicolons"}
 
 
 def _clean(text: str) -> str:
@@ -83,11 +85,12 @@ def _check_text_file(path: Path) -> None:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise DataError(f"{path}: line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8") from None
-    if path.suffix.lower() == ".csv":
+    if path.suffix.lower() in DELIMITERS:
         import csv
         import io
 
-        reader, last = csv.reader(io.StringIO(text, newline=""), strict=True), 0
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITERS[path.suffix.lower()], strict=True)
+        last = 0
         try:
             for _ in reader:
                 last = reader.line_num
@@ -96,22 +99,28 @@ def _check_text_file(path: Path) -> None:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A CSV / Parquet / JSONL file as strings where the format allows; errors name the file."""
+    """A CSV / TSV / Parquet / JSONL file as strings where the format allows; errors name the file."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".jsonl", ".ndjson"):
+    if suffix in (*DELIMITERS, ".jsonl", ".ndjson"):
         _check_text_file(path)
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        if suffix in DELIMITERS:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=DELIMITERS[suffix])
+            other = next((c for c in SEPARATOR_NAMES if c in frame.columns[0]), None)
+            if len(frame.columns) == 1 and other is not None:  # one column: the file is not split as it was saved
+                raise DataError(f"{path}: the header is one column {frame.columns[0]!r}: fmops reads {suffix} files "
+                                f"separated by {SEPARATOR_NAMES[DELIMITERS[suffix]]}, and this one looks separated "
+                                f"by {SEPARATOR_NAMES[other]} (save it as .csv with commas, or as .tsv with tabs)")
+            return frame
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix in (".jsonl", ".ndjson"):
             return pd.read_json(path, lines=True, dtype=False)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from None
-    raise DataError(f"{path}: unsupported format '{suffix}' (use .csv, .parquet or .jsonl)")
+    raise DataError(f"{path}: unsupported format '{suffix}' (use .csv, .tsv, .parquet or .jsonl)")
 
 
 def read_wrench(paths: list[Path]) -> pd.DataFrame:

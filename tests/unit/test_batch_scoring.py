@@ -77,6 +77,15 @@ def test_texts_that_span_lines_are_one_row_each_across_the_reader_s_blocks(train
     assert stats.rows == len(frame) and out["text"].tolist() == texts
 
 
+def test_a_tab_separated_input_scores_as_its_csv_does(trained, tmp_path):
+    _, scorer, d = trained
+    frame, source = _inputs(d, tmp_path, n=200)
+    frame.to_csv(tmp_path / "in.tsv", index=False, sep="\t")
+    score_file(scorer, source, tmp_path / "csv.parquet", LINEAGE, Settings(batch_size=64))
+    score_file(scorer, tmp_path / "in.tsv", tmp_path / "tsv.parquet", LINEAGE, Settings(batch_size=64))
+    assert pd.read_parquet(tmp_path / "tsv.parquet").equals(pd.read_parquet(tmp_path / "csv.parquet"))
+
+
 def test_csv_and_jsonl_outputs_and_columns_the_input_already_has(trained, tmp_path):
     _, scorer, d = trained
     pd.DataFrame({"text": d["texts"][:20], "label": "gold"}).to_json(tmp_path / "in.jsonl", orient="records",

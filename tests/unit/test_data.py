@@ -82,6 +82,20 @@ def test_bad_local_data_is_one_line(tmp_path, csv_text, dataset, message):
     assert str(info.value).startswith(f"{(tmp_path / 'mine' / 'data.csv').resolve()}: ")  # the file, wherever it is
 
 
+def test_a_tab_separated_file_reads_as_its_csv_would_and_a_file_split_otherwise_is_named(tmp_path):
+    (tmp_path / "mine").mkdir(parents=True)
+    rows = "text\tlabel\nwin cash, now\tspam\n\"see you\tat 5\"\tham\n"
+    (tmp_path / "mine" / "data.tsv").write_text(rows)
+    spec = load_spec(write_task(tmp_path, "mine", shipped_spec("sms_spam") | {"dataset": {"path": "data.tsv"}}))
+    df = load_dataset(spec)
+    assert df[["text", "label"]].values.tolist() == [["win cash, now", "spam"], ["see you\tat 5", "ham"]]
+    (tmp_path / "mine" / "data.csv").write_text("text;label\nwin cash now;spam\n")
+    spec = load_spec(write_task(tmp_path, "mine", shipped_spec("sms_spam") | {"dataset": {"path": "data.csv"}}))
+    with pytest.raises(DataError, match=r"data.csv: the header is one column 'text;label': fmops reads .csv files "
+                                        r"separated by commas, and this one looks separated by semicolons"):
+        load_dataset(spec)
+
+
 def test_an_unlabelled_copy_of_a_gold_or_test_text_takes_its_label():
     """SST-2's phrases repeat: a text labelled once and exported again without a label lands in the labelled
     row's split, and in gold or test it carries that label (the evaluation reads every test row's label)."""
