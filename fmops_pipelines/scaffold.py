@@ -98,12 +98,12 @@ def _find_id(frame: pd.DataFrame, taken: set[str]) -> str | None:
 
 
 def _find_split(frame: pd.DataFrame, taken: set[str]) -> str | None:
-    from fmops_pipelines.data.readers import DECLARED_SPLITS
+    from fmops_pipelines.data.readers import DECLARED_SPLITS, declared_split_values
 
     named = _named([c for c in frame.columns if c not in taken], SPLIT_NAMES)
     if named is None:
         return None
-    values = set(_strings(frame, named).str.lower().dropna())
+    values = set(declared_split_values(_strings(frame, named)).dropna())
     return named if "test" in values and values <= set(DECLARED_SPLITS) else None
 
 

@@ -231,19 +231,26 @@ def load_dataset(spec: TaskSpec, data_home: Path | None = None) -> pd.DataFrame:
 
 
 DECLARED_SPLITS = ("train", "dev", "test")
+# what other tools call them (Hugging Face datasets: validation; WRENCH: valid), read as fmops's names
+SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev", "training": "train", "testing": "test"}
+
+
+def declared_split_values(values: pd.Series) -> pd.Series:
+    """A split column's values as fmops names them: stripped, lower case, aliases mapped (SPLIT_ALIASES)."""
+    return values.astype("string").str.strip().str.lower().replace(SPLIT_ALIASES)
 
 
 def _check_declared_split(df: pd.DataFrame, column: str, source: str) -> None:
-    """dataset.split_column: present, only train/dev/test, a test split with gold on every row; the column is
-    normalised in place (stripped, lower case) so the splits stage reads exactly those three values."""
+    """dataset.split_column: present, only train/dev/test (or their aliases), a test split with gold on every row;
+    the column is normalised in place (declared_split_values) so the splits stage reads exactly those three values."""
     if column not in df.columns:
         raise DataError(f"{source}: dataset.split_column: no column '{column}'; columns are {list(df.columns)}")
-    values = df[column].astype("string").str.strip().str.lower()
+    values = declared_split_values(df[column])
     bad = ~values.isin(DECLARED_SPLITS)
     if bad.any():
         row = df.loc[bad].iloc[0]
         raise DataError(f"{source}: column '{column}' (dataset.split_column), row id={row['id']}: "
-                        f"'{row[column]}' is not one of {list(DECLARED_SPLITS)}")
+                        f"'{row[column]}' is not one of {list(DECLARED_SPLITS)} (or validation / valid / val for dev)")
     test = values == "test"
     if not test.any():
         raise DataError(f"{source}: column '{column}' (dataset.split_column) declares no test rows")

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from fmops_pipelines.data.fm_budget import asked
-from fmops_pipelines.data.readers import load_dataset
+from fmops_pipelines.data.readers import DECLARED_SPLITS, declared_split_values, load_dataset
 from fmops_pipelines.data.splits import split_summary, task_splits
 from fmops_pipelines.review.store import GoldStore
 from fmops_pipelines.spec import TaskSpec
@@ -36,7 +36,7 @@ def build(spec: TaskSpec) -> list:
         store = GoldStore()
         out, extra = task_splits(spec, dataset, store.reviewed(spec.name), store.picked(spec.name))
         if not spec.dataset.declared_split_column and "split" in dataset.columns and \
-                dataset["split"].astype(str).str.lower().isin(["train", "dev", "test"]).all():
+                declared_split_values(dataset["split"]).isin(DECLARED_SPLITS).all():
             context.log.warning(f"{spec.name}: the dataset has a 'split' column that was not used; set "
                                 "dataset.split_column: split in task.yaml to keep its test rows as test")
         summary = split_summary(out)

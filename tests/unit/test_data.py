@@ -161,6 +161,13 @@ def test_declared_test_rows_are_the_test_split_and_their_texts_leave_train_and_d
     assert out.equals(declared_splits(df, spec.splits, "part")[0])
 
 
+def test_other_tools_split_names_are_read_as_fmops_s(tmp_path, sms):
+    """Hugging Face datasets say validation, WRENCH valid: the dev split, as declared."""
+    parts = [" TEST "] * 100 + ["Validation"] * 50 + ["val"] * 50 + ["training"] * 300
+    df = load_dataset(_declared(tmp_path, sms, parts))
+    assert df["part"].tolist() == ["test"] * 100 + ["dev"] * 100 + ["train"] * 300
+
+
 def test_without_declared_dev_the_dev_rows_come_from_labelled_train(tmp_path, sms):
     spec = _declared(tmp_path, sms, ["test"] * 100 + ["train"] * 300)
     df = load_dataset(spec)
@@ -181,7 +188,8 @@ def test_the_wrench_registry_splits_can_be_declared(tmp_path):
 @pytest.mark.parametrize(("parts", "dataset", "message"), [
     (["train"] * 60, {}, r"data.csv: column 'part' \(dataset.split_column\) declares no test rows"),
     (["test"] * 30 + ["holdout"] * 30, {}, (r"data.csv: column 'part' \(dataset.split_column\), row id=sms-00030: "
-                                            r"'holdout' is not one of \['train', 'dev', 'test'\]")),
+                                            r"'holdout' is not one of \['train', 'dev', 'test'\] \(or validation / "
+                                            r"valid / val for dev\)")),
     (["test"] * 30 + ["train"] * 30, {"split_column": "fold"}, r"data.csv: dataset.split_column: no column 'fold'"),
     (["test"] * 30 + ["train"] * 30, {"label_map": {"ham": "eggs"}},
      r"data.csv: row id=sms-00000: label 'eggs' in column 'label' \(dataset.label_column\)"),

@@ -27,6 +27,16 @@ def test_init_finds_the_columns_and_writes_a_spec_that_loads(assets_dir, tmp_pat
     assert "LOOK" in raw and len(re.findall(r"# \d+ labelled rows", raw)) == 2  # what to look at, label counts
 
 
+def test_init_finds_a_split_column_named_as_hugging_face_names_its_splits(assets_dir, tmp_path, capsys):
+    frame = reviews()
+    frame["split"] = ["test" if i % 4 == 0 else "validation" for i in range(len(frame))]
+    frame.loc[frame["sentiment"] == "", "split"] = "train"
+    frame.to_csv(tmp_path / "hf.csv", index=False)
+    assert main(["init", "hf", "--data", str(tmp_path / "hf.csv")]) == 0
+    assert "split column 'split'" in capsys.readouterr().out
+    assert get_spec("hf").dataset.split_column == "split"
+
+
 def test_init_takes_the_columns_and_the_label_set_as_given_in_parquet(assets_dir, tmp_path, capsys):
     frame = reviews().rename(columns={"review": "body_text", "sentiment": "y_true"})
     frame.to_parquet(tmp_path / "r.parquet")
