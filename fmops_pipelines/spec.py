@@ -46,7 +46,7 @@ class DatasetSpec(_Strict):
     text_column: str = "text"  # the column holding the text
     label_column: str | None = "label"  # gold labels; an empty cell is an unlabelled row; null: none
     id_column: str | None = None  # stable row ids (kept in outputs); default: row numbers
-    split_column: str | None = None  # train / dev / test (validation, valid, val: dev): its own splits, test as declared
+    split_column: str | None = None  # train / dev / test (validation, valid, val: dev): its splits, test as declared
     split_files: dict[Literal["test", "dev"], str] = Field(default_factory=dict)  # or one file per split
     # labelled files beside `path` (the same columns): their rows are gold, dev and test drawn from them as from
     # labelled rows of `path`, which may then hold only unlabelled text (no label column needed there)
