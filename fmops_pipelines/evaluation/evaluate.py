@@ -31,6 +31,7 @@ from fmops_pipelines.supervision.label_matrix import (
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba, prob_columns
 from fmops_pipelines.votes import ABSTAIN
 
+LABEL_MODEL_TAUGHT = ("label_model", "label_model+gold", "both_teachers+gold")  # recipes reading its labels
 THROUGHPUT_FM_TEXTS = 256  # at most
 THROUGHPUT_FM_SECONDS = 1.0  # the FM is timed on the first test texts that take about this long
 
@@ -153,7 +154,11 @@ def evaluate(model: Student, fm: FoundationModel, splits: pd.DataFrame, prompt_s
         # what batch inference compares each partition with (drift): predicted classes and confidence on test
         "reference": reference_profile(probs),
     }
-    base = baselines(fm, prompt_scores, matrix, label_model, test, y_test, dev["label"], label_names, teacher)
+    # the label models' teacher row only where their labels taught the specialist: beside a student of the gold
+    # teacher alone, "teacher (majority_vote)" named a model it never learned from
+    taught_by_label_model = taught is None or taught.taught_by in LABEL_MODEL_TAUGHT
+    base = baselines(fm, prompt_scores, matrix, label_model, test, y_test, dev["label"], label_names,
+                     teacher if taught_by_label_model else None)
     base["gold_only"] = gold_only_baselines(fm, dev["text"].tolist(), y_dev, texts, y_test, k)
     if taught is not None:
         gold_teacher = gold_teacher_baseline(taught.teacher_labels, test, y_test, label_names)

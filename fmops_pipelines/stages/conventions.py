@@ -21,7 +21,9 @@ from fmops_pipelines.memory import FULL_COLLECTION_AFTER_S, give_back_freed_memo
 from fmops_pipelines.spec import TaskSpec
 
 # Bump when asset logic changes, so Dagster marks materializations from older code as stale.
-CODE_VERSION = "12"  # 12: fm.budget counts gold and test inside it (the pool's sample gets the rest), the
+CODE_VERSION = "13"  # 13: the evaluation's label-model "teacher" row only where its labels taught the
+# specialist; a declared split column's validation / valid / val read as dev;
+# 12: fm.budget counts gold and test inside it (the pool's sample gets the rest), the
 # queue's text features project only the n-grams its candidates use, the embedding FM encodes 16 texts a pass on CPU;
 # 11: an n-gram student's sparse gradient is summed in its lookups' order (sparse_state.coalesced),
 # the specialist's resumed_after_epoch counts every training of the step;

@@ -13,6 +13,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from fmops_pipelines import paths
+from fmops_pipelines.evaluation.evaluate import LABEL_MODEL_TAUGHT
 from fmops_pipelines.inference.tuning import Overrides, cache_path
 from fmops_pipelines.launcher import run_job, stored
 from fmops_pipelines.spec import load_spec
@@ -153,6 +154,9 @@ def test_cli_evaluate_predict_and_warm_rerun(project, tmp_path):
         "logreg_fm_embeddings", "tfidf_logreg", "logreg_fm_embeddings_tokens_tfidf")
     assert {b["kind"] for b in summary["baselines"]["gold_only"]} == {
         "logreg_fm_embeddings", "tfidf_logreg", "logreg_fm_embeddings_tfidf", "logreg_fm_embeddings_tokens_tfidf"}
+    # a label model's "teacher" row only where its labels taught the specialist
+    taught_by = stored("sms_spam", "specialist")["taught_by"]
+    assert ("teacher" in summary["baselines"]) <= (taught_by in LABEL_MODEL_TAUGHT), (taught_by, summary["baselines"])
     teaching = summary["teaching"]
     assert 0 <= teaching["student_pool_agreement"] <= 1 and teaching["finding"]
     # the specialist's figure is the serving scorer's as batch inference tunes it, cached for `fmops predict`
