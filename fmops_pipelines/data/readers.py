@@ -108,7 +108,7 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if suffix in DELIMITERS:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=DELIMITERS[suffix])
-            other = next((c for c in SEPARATOR_NAMES if c in frame.columns[0]), None)
+            other = next((c for c in SEPARATOR_NAMES if c != DELIMITERS[suffix] and c in frame.columns[0]), None)
             if len(frame.columns) == 1 and other is not None:  # one column: the file is not split as it was saved
                 raise DataError(f"{path}: the header is one column {frame.columns[0]!r}: fmops reads {suffix} files "
                                 f"separated by {SEPARATOR_NAMES[DELIMITERS[suffix]]}, and this one looks separated "

@@ -31,7 +31,9 @@ from fmops_pipelines.supervision.label_matrix import (
 from fmops_pipelines.supervision.label_models import FittedLabelModel, majority_vote_proba, prob_columns
 from fmops_pipelines.votes import ABSTAIN
 
-LABEL_MODEL_TAUGHT = ("label_model", "label_model+gold", "both_teachers+gold")  # recipes reading its labels
+# what taught the specialist through a label model's labels: its own recipes, the two-teacher average, and the
+# encoder teacher (specialist.teacher: encoder), itself trained on them
+LABEL_MODEL_TAUGHT = ("label_model", "label_model+gold", "both_teachers+gold", "encoder")
 THROUGHPUT_FM_TEXTS = 256  # at most
 THROUGHPUT_FM_SECONDS = 1.0  # the FM is timed on the first test texts that take about this long
 

@@ -620,3 +620,13 @@ def test_the_labels_too_thin_to_cross_fit_gold_on_are_named_with_their_counts(go
     assert (gold_folds(label_indices(one_spam.loc[gold, "label"], LABELS), 2, seed=0) == FULL).all()
     picked = splits.assign(**{PICKED: splits.index.isin(spam[1:])})  # all spam rows but one came from a queue
     assert thin_gold_labels(picked, LABELS) == {"spam": 1}
+
+
+def test_the_label_models_teacher_row_names_the_recipes_that_read_its_labels():
+    """The evaluation shows the label model that taught the specialist only for recipes reading its labels: the
+    names it checks are the recipes' own (a renamed recipe would otherwise hide or show the row silently)."""
+    from fmops_pipelines.evaluation.evaluate import LABEL_MODEL_TAUGHT
+    from fmops_pipelines.specialist.encoder_teacher import TEACHER
+    from fmops_pipelines.specialist.gold_rows import BOTH, GOLD_TEACHER, LABEL_MODEL, OWN
+
+    assert set(LABEL_MODEL_TAUGHT) == {OWN, LABEL_MODEL, BOTH, TEACHER} and GOLD_TEACHER not in LABEL_MODEL_TAUGHT
