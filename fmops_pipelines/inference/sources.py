@@ -117,15 +117,20 @@ def _jsonl_batches(path: Path, text_column: str) -> Iterator[pa.RecordBatch]:
                                    pjson.ParseOptions(explicit_schema=pa.schema([(text_column, pa.string())]),
                                                       unexpected_field_behavior="infer"))
     except pa.ArrowInvalid as exc:
-        with path.open("rb") as f:  # the error path only: find the first line that is not a JSON object
-            for number, line in enumerate(f, start=1):
+        with path.open("rb") as f:  # the error path only: the first line that is not a JSON object, or whose
+            for number, line in enumerate(f, start=1):  # text is not a string (Arrow's message names neither)
                 try:
-                    if line.strip() and not isinstance(json.loads(line), dict):
-                        raise ValueError("not a JSON object")
+                    row = json.loads(line) if line.strip() else {}
                 except UnicodeDecodeError:
                     raise DataError(f"{path}: line {number}: not valid UTF-8 text") from None
                 except ValueError as bad:
                     raise DataError(f"{path}: line {number}: not a JSON object ({str(bad).splitlines()[0]})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}: line {number}: not a JSON object (a JSON {type(row).__name__})")
+                value = row.get(text_column)
+                if value is not None and not isinstance(value, str):
+                    raise DataError(f"{path}: line {number}: '{text_column}' is {json.dumps(value)[:40]}, not a "
+                                    f"string (write it in quotes)") from None
         if path.stat().st_size == 0:
             raise DataError(f"{path}: empty file") from None
         raise DataError(f"{path}: cannot be read as JSON lines: {str(exc).splitlines()[0]}") from None

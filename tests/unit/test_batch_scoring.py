@@ -123,6 +123,7 @@ def test_a_bad_row_late_in_the_file_leaves_the_previous_output_untouched(trained
     ("latin1.csv", "text\nok\ncaf\u00e9 au lait\n".encode("latin-1"), "line 3: not valid UTF-8 text"),
     ("fake.parquet", b"text\nhello\n", "not a Parquet file"),
     ("broken.jsonl", b'{"text": "a"}\n{"text": \n', "line 2: not a JSON object"),
+    ("number.jsonl", b'{"text": "a"}\n{"text": 12}\n', "line 2: 'text' is 12, not a string (write it in quotes)"),
     ("unclosed.csv", b'id,text\n1,first\n2,"never closed, ""so"" the rest\n3,third\n4,fourth\n',
      "line 3: a quoted field opens there and is never closed"),
     ("notes.txt", b"text\nhello\n", "unsupported format '.txt'"),
