@@ -76,7 +76,7 @@ def measure(task: str, gold: int, seed: int, fm) -> dict:
     row = {"task": task, "gold": len(gold_rows), "seed": seed, "pool": len(pool), "test": len(test)}
     features = gold_teacher.Features.build(texts, split != "test", embeddings, None, tokens)
     folds = gold_folds(y[gold_rows], k, spec.splits.seed)
-    teacher = gold_teacher.teach(features, splits[["id", "split"]], y[gold_rows], folds, names, seed)
+    teacher = gold_teacher.teach(features, splits[["id", "split"]], y[gold_rows], folds, names, spec.splits.seed)
     full = teacher.labels[teacher.labels["fold"] == gold_teacher.FULL].set_index("id")
     probs = full.reindex(splits["id"])[[f"p_{n}" for n in names]].to_numpy()
     row["teacher_kind"] = teacher.labels["teacher"].iloc[0]
