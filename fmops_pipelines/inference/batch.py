@@ -12,7 +12,7 @@ from fmops_pipelines import paths
 from fmops_pipelines.errors import StateError
 from fmops_pipelines.inference.bundle import Bundle, load_bundle
 from fmops_pipelines.inference.drift import assess_drift
-from fmops_pipelines.inference.engine import ScoreStats, score_file
+from fmops_pipelines.inference.engine import ScoreStats, not_the_input, score_file
 from fmops_pipelines.inference.inbox import output_path
 from fmops_pipelines.inference.lineage import Lineage
 from fmops_pipelines.inference.tuning import Overrides, Tuned, sample_of, tuned_settings
@@ -71,6 +71,7 @@ def predict_file(task: str, source: Path, target: Path, *, text_column: str = "t
                  run_id: str = "", fixed: Overrides | None = None, device: str = "auto",
                  drift: DriftSpec | None = None, version: str | None = None) -> BatchResult:
     fixed, drift = fixed or Overrides(), drift or DriftSpec()
+    not_the_input(source, target)  # before the model loads and tunes
     bundle = load_bundle(task, version)
     info = bundle.info
     device = resolve_device(device, info["architecture"])

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from fmops_pipelines import progress
-from fmops_pipelines.errors import StateError
+from fmops_pipelines.errors import DataError, StateError
 from fmops_pipelines.inference.drift import PredictionProfile
 from fmops_pipelines.inference.lineage import Lineage
 from fmops_pipelines.inference.scorers import Settings
@@ -152,10 +152,18 @@ class ScoreStats:
         return self.predicted.as_dict()
 
 
+def not_the_input(source: Path, target: Path) -> None:
+    """A DataError where the output path is the input file: the atomic write would replace the input, whole."""
+    if Path(source).resolve() == Path(target).resolve():
+        raise DataError(f"{target}: the output is the input file; choose another output path (predictions never "
+                        f"overwrite their input)")
+
+
 def score_file(scorer, source: Path, target: Path, lineage: Lineage, settings: Settings, text_column: str = "text",
                footer: dict[str, str] | None = None) -> ScoreStats:
     """Score `source` into `target` (format by extension) with lineage columns; nothing at `target` changes
     unless every row was scored. The Parquet footer gets the lineage, `footer` and the run's figures."""
+    not_the_input(source, target)
     start = time.perf_counter()
     stats = ScoreStats(scorer.labels)
     tracker = progress.track(f"scoring {source.name}", None, "rows")

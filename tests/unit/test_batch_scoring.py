@@ -77,6 +77,17 @@ def test_texts_that_span_lines_are_one_row_each_across_the_reader_s_blocks(train
     assert stats.rows == len(frame) and out["text"].tolist() == texts
 
 
+def test_an_output_path_that_is_the_input_file_is_refused_and_the_input_kept(trained, tmp_path):
+    _, scorer, d = trained
+    _, source = _inputs(d, tmp_path, n=50)
+    before = source.read_bytes()
+    (tmp_path / "link.csv").symlink_to(source)
+    for target in (source, tmp_path / "link.csv", tmp_path / "." / "in.csv"):
+        with pytest.raises(DataError, match="the output is the input file"):
+            score_file(scorer, source, target, LINEAGE, Settings(batch_size=16))
+    assert source.read_bytes() == before
+
+
 def test_a_tab_separated_input_scores_as_its_csv_does(trained, tmp_path):
     _, scorer, d = trained
     frame, source = _inputs(d, tmp_path, n=200)
