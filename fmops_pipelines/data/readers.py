@@ -149,6 +149,13 @@ def read_wrench(paths: list[Path]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def local_path(path, base: Path) -> Path:
+    """A spec's data file: relative to the task folder `base`, resolved, so that reads and errors name the file
+    itself ("../../data.csv" means nothing where the user runs fmops)."""
+    path = Path(path)
+    return path if path.is_absolute() else (base / path).resolve()
+
+
 def read_local(ds: DatasetSpec, base: Path) -> pd.DataFrame:
     """A user's dataset file (or one per split: dataset.split_files); paths are relative to the task folder."""
     if ds.split_files:
@@ -168,7 +175,7 @@ def read_local(ds: DatasetSpec, base: Path) -> pd.DataFrame:
 
 
 def _read_local_file(ds: DatasetSpec, path: Path, base: Path, labels_optional: bool = False) -> pd.DataFrame:
-    path = path if path.is_absolute() else (base / path)
+    path = local_path(path, base)
     df = read_table(path)
     if labels_optional and ds.label_column not in df.columns:  # the unlabelled pool beside gold_files
         ds = ds.model_copy(update={"label_column": None})
@@ -186,13 +193,6 @@ def _read_local_file(ds: DatasetSpec, path: Path, base: Path, labels_optional: b
     return pd.concat([out, df[extra].reset_index(drop=True)], axis=1).rename(columns=str)
 
 
-def _shown(path, base: Path) -> str:
-    """A data file's path as an error names it: the file itself, not the spec's path relative to the task folder
-    ("../../data.csv" means nothing where the user runs fmops)."""
-    path = Path(path)
-    return str(path if path.is_absolute() else (base / path).resolve())
-
-
 def load_dataset(spec: TaskSpec, data_home: Path | None = None) -> pd.DataFrame:
     """The task's dataset with labels mapped to the spec's label names and basic integrity enforced."""
     ds = spec.dataset
@@ -205,8 +205,8 @@ def load_dataset(spec: TaskSpec, data_home: Path | None = None) -> pd.DataFrame:
         source = ds.registry
     else:
         df = read_local(ds, spec.root)
-        source = _shown(ds.path, spec.root) + (f" (+ gold {', '.join(_shown(f, spec.root) for f in ds.gold_files)})"
-                                               if ds.gold_files else "")
+        gold = ", ".join(str(local_path(f, spec.root)) for f in ds.gold_files)
+        source = str(local_path(ds.path, spec.root)) + (f" (+ gold {gold})" if ds.gold_files else "")
     if df.empty:
         raise DataError(f"{source}: dataset is empty (0 rows)")
     df["text"] = df["text"].astype("string")

@@ -126,7 +126,7 @@ def _jsonl_batches(path: Path, text_column: str) -> Iterator[pa.RecordBatch]:
                 except ValueError as bad:
                     raise DataError(f"{path}: line {number}: not a JSON object ({str(bad).splitlines()[0]})") from None
                 if not isinstance(row, dict):
-                    raise DataError(f"{path}: line {number}: not a JSON object (a JSON {type(row).__name__})")
+                    raise DataError(f"{path}: line {number}: not a JSON object (a JSON {type(row).__name__})") from None
                 value = row.get(text_column)
                 if value is not None and not isinstance(value, str):
                     raise DataError(f"{path}: line {number}: '{text_column}' is {json.dumps(value)[:40]}, not a "
